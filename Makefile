@@ -1,0 +1,32 @@
+# leadstage — every target works on a fresh clone (Python 3.11+, Java 17+, Maven).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: .venv test lint unit integration demo bench faults fuzz clean
+
+# Re-installs only when pyproject.toml changed since the last install.
+.venv: $(STAMP)
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+lint: .venv
+	$(BIN)/ruff check streams tests bench
+
+# Integration tests start the local broker through `streams.broker` (or use
+# KAFKA_BOOTSTRAP_SERVERS) and stop it again if they started it.
+test: .venv lint
+	$(BIN)/python -m pytest
+
+unit: .venv
+	$(BIN)/python -m pytest tests/unit
+
+integration: .venv
+	$(BIN)/python -m pytest tests/integration
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

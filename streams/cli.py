@@ -1,0 +1,57 @@
+"""The `leadstage` command line (DESIGN §7)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from streams import broker as local_broker
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """leadstage: objective lead stages, live from Kafka."""
+
+
+@main.group()
+def broker() -> None:
+    """The local single-node KRaft Apache Kafka broker (jars from Maven Central)."""
+
+
+@broker.command("start")
+@click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for clients.")
+def broker_start(timeout: float) -> None:
+    """Start the broker (or find it running) and print its bootstrap address last."""
+    cfg = local_broker.BrokerConfig.from_env()
+    try:
+        address, started = local_broker.start(
+            cfg, timeout_s=timeout, echo=lambda m: click.echo(m, err=True)
+        )
+    except local_broker.BrokerError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if not started:
+        click.echo("The broker is already running.", err=True)
+    click.echo(address)
+
+
+@broker.command("stop")
+def broker_stop() -> None:
+    """Stop the broker started from this checkout, by its process id."""
+    if local_broker.stop():
+        click.echo("Broker stopped.")
+    else:
+        click.echo("No broker of ours was running.")
+
+
+@broker.command("status")
+def broker_status() -> None:
+    """Say whether the broker runs and accepts clients (exit 0 only if it does)."""
+    cfg = local_broker.BrokerConfig.from_env()
+    pid, ready = local_broker.status(cfg)
+    if pid is None:
+        click.echo("stopped")
+        sys.exit(1)
+    click.echo(f"{'running' if ready else 'starting'} (pid {pid}) on {cfg.bootstrap}")
+    sys.exit(0 if ready else 1)
