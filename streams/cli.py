@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+from pathlib import Path
 
 import click
 
 from streams import broker as local_broker
+from streams.config import Settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,3 +59,46 @@ def broker_status() -> None:
         sys.exit(1)
     click.echo(f"{'running' if ready else 'starting'} (pid {pid}) on {cfg.bootstrap}")
     sys.exit(0 if ready else 1)
+
+
+@main.group()
+def definitions() -> None:
+    """The agreed lead-stage definitions: check them, compare them."""
+
+
+def _definitions_path(file: str | None) -> Path:
+    if file:
+        return Path(file)
+    return Path(os.environ.get("LEADSTAGE_DEFINITIONS") or Settings().definitions)
+
+
+@definitions.command("check")
+@click.argument("file", required=False)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def definitions_check(file: str | None, fmt: str) -> None:
+    """Prove FILE gives every lead in the population exactly one stage (exit 1 if not).
+
+    FILE defaults to $LEADSTAGE_DEFINITIONS, else definitions/lead-stages.yaml.
+    """
+    from rich.console import Console
+
+    from streams.definitions.checker import check
+    from streams.definitions.loader import DefinitionsError, load_file
+    from streams.definitions_report import as_json, print_report
+
+    path = _definitions_path(file)
+    result, problems = None, []
+    try:
+        result = check(load_file(path))
+    except DefinitionsError as exc:
+        problems = exc.problems
+    if fmt == "json":
+        click.echo(json.dumps(as_json(str(path), result, problems), indent=2))
+    else:
+        print_report(Console(), str(path), result, problems)
+    sys.exit(0 if result is not None and result.valid else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The definitions language: loading, type checking, compiling and proving (pure core)."""
