@@ -100,5 +100,15 @@ def definitions_check(file: str | None, fmt: str) -> None:
     sys.exit(0 if result is not None and result.valid else 1)
 
 
+@main.command()
+@click.option("--file", "file", required=True, help="JSON-lines file of LeadActivity events.")
+@click.option("--topic", default=None, help="Topic (default $LEADSTAGE_TOPIC_ACTIVITY).")
+def produce(file: str, topic: str | None) -> None:
+    """Validate, encode and send lead activities; bad lines are reported and not sent."""
+    from streams.produce_command import run
+
+    sys.exit(run(file, topic))
+
+
 if __name__ == "__main__":
     main()

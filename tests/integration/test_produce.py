@@ -1,0 +1,96 @@
+"""`leadstage produce` and the producer SDK against the real broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from streams.activity_validation import InvalidEvent
+from streams.avro_codec import SCHEMA_DIR
+from streams.config import Settings
+from streams.producer_sdk import LeadActivityProducer
+from tests.integration.kafka_helpers import create_topics, read_topic
+from tests.unit.avro_spec import read_with_avro_package
+
+NOW = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 3600))
+
+
+def line(i: int, **extra: object) -> str:
+    event = {"event_id": f"e{i}", "lead_id": f"L{i % 3}", "occurred_at": NOW,
+             "source": "WEB", "activity": "PRICING_VIEWED", **extra}
+    return json.dumps(event)
+
+
+def test_produce_sends_good_lines_and_reports_bad_ones(kafka_bootstrap, unique_name, tmp_path):
+    topic = unique_name("activity")
+    create_topics(kafka_bootstrap, [topic], partitions=4)
+    lines = [
+        line(1),
+        "{this is not json",
+        line(2, activity="DANCED"),
+        line(3, activity="DECISION_TIMELINE_PROVIDED", decision_by="2027-03-01"),
+        line(4, activity="DECISION_TIMELINE_PROVIDED"),  # no decision_by
+        "",
+        line(6, lead_id=""),
+        line(7, occurred_at="1999-05-01T00:00:00+00:00"),
+        line(8, amount=12.5, currency="EUR", activity="BUDGET_CONFIRMED"),
+    ]
+    file = tmp_path / "events.jsonl"
+    file.write_text("\n".join(lines) + "\n")
+    exe = Path(sys.executable).parent / "leadstage"
+    result = subprocess.run([str(exe), "produce", "--file", str(file), "--topic", topic],
+                            env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    rejected = {int(msg.split(":")[1]) for msg in result.stderr.splitlines()
+                if ": rejected: " in msg}
+    assert rejected == {2, 3, 5, 7, 8}
+    assert f"{file}:3: rejected: unknown activity 'DANCED'" in result.stderr
+    assert "sent 3" in result.stderr and "rejected 5" in result.stderr
+
+    records = read_topic(kafka_bootstrap, topic, want=4, timeout_s=5)  # exactly 3 arrive
+    decoded = [read_with_avro_package(SCHEMA_DIR / "LeadActivity.avsc", r.value)
+               for r in records]
+    assert sorted(d["event_id"] for d in decoded) == ["e1", "e3", "e8"]
+    assert all(r.key == d["lead_id"].encode() for r, d in zip(records, decoded, strict=True))
+    e3 = next(d for d in decoded if d["event_id"] == "e3")
+    assert e3["decision_by"].isoformat() == "2027-03-01"
+
+
+def test_produce_exit_0_when_every_line_is_good(kafka_bootstrap, unique_name, tmp_path):
+    topic = unique_name("activity")
+    create_topics(kafka_bootstrap, [topic])
+    file = tmp_path / "good.jsonl"
+    file.write_text("\n".join(line(i) for i in range(50)) + "\n")
+    exe = Path(sys.executable).parent / "leadstage"
+    result = subprocess.run([str(exe), "produce", "--file", str(file), "--topic", topic],
+                            env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert len(read_topic(kafka_bootstrap, topic, want=50)) == 50
+
+
+def test_sdk_send_many_reports_rejections_and_delivers_the_rest(kafka_bootstrap, unique_name):
+    topic = unique_name("activity")
+    create_topics(kafka_bootstrap, [topic], partitions=2)
+    settings = Settings.from_env({"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap})
+    events = [json.loads(line(i)) for i in range(10)]
+    events[4]["lead_id"] = "someone@example.com"
+    with LeadActivityProducer(settings, topic=topic) as producer:
+        report = producer.send_many(events)
+        try:
+            producer.send({"event_id": "x", "lead_id": "L", "activity": "CONTACTED"})
+            raise AssertionError("an event without occurred_at was accepted")
+        except InvalidEvent as exc:
+            assert "occurred_at" in str(exc)
+    assert report.sent == 9
+    assert [i for i, _ in report.failed] == [4] and "e-mail" in report.failed[0][1]
+    records = read_topic(kafka_bootstrap, topic, want=9)
+    by_key: dict[bytes, set[int]] = {}
+    for r in records:
+        by_key.setdefault(r.key, set()).add(r.partition)
+    assert all(len(p) == 1 for p in by_key.values())  # one lead, one partition
