@@ -303,9 +303,15 @@ class NameInfo:
     is_condition: bool = False
 
 
+def closest(name: str, known: list[str] | tuple[str, ...]) -> str | None:
+    """The known name a typo most likely meant, if any is close."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return close[0] if close else None
+
+
 def _suggest(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    return f" (did you mean `{close[0]}`?)" if close else ""
+    close = closest(name, known)
+    return f" (did you mean `{close}`?)" if close else ""
 
 
 def check(node: Node, lookup: Callable[[str], NameInfo | None], known: list[str]) -> list[str]:

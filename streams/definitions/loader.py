@@ -212,8 +212,8 @@ class _Loader:
             self.problem(line, f"fact `{fact}`: {value!r} is not an activity name")
             return None
         if value not in self.catalog.activities:
-            close = [a for a in self.catalog.activities if a.startswith(value[:4].upper())]
-            hint = f" (did you mean {close[0]}?)" if close else ""
+            close = ex.closest(value.upper(), self.catalog.activities)
+            hint = f" (did you mean {close}?)" if close else ""
             self.problem(line, f"fact `{fact}` reads `{value}`, which is not an activity in the "
                                f"event schema{hint}")
             return None

@@ -46,13 +46,18 @@ def events(draw: st.DrawFn) -> list[dict]:
     return out
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(events(), st.integers(0, 400 * MS_PER_DAY))
-def test_exactly_one_stage_for_every_lead_in_the_population(evs, after):
+def replayed(evs: list[dict], after: int) -> tuple[LeadHistory, int]:
+    """The lead's history and an evaluation time `after` ms past its latest event."""
     h = LeadHistory()
     for e in evs:
         h.apply(e)
-    now = max(h.max_occurred_at, START) + after
+    return h, max(h.max_occurred_at, START) + after
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events(), st.integers(0, 400 * MS_PER_DAY))
+def test_exactly_one_stage_for_every_lead_in_the_population(evs, after):
+    h, now = replayed(evs, after)
     for compiled in COMPILED:
         facts = compiled.compute_facts(h, now)
         population, holds = compiled.all_stages(facts, now)
@@ -63,10 +68,7 @@ def test_exactly_one_stage_for_every_lead_in_the_population(evs, after):
 @settings(max_examples=300, deadline=None)
 @given(events(), st.integers(0, 400 * MS_PER_DAY))
 def test_facts_equal_a_naive_replay_of_the_distinct_events(evs, after):
-    h = LeadHistory()
-    for e in evs:
-        h.apply(e)
-    now = max(h.max_occurred_at, START) + after
+    h, now = replayed(evs, after)
     distinct = list({e["event_id"]: e for e in reversed(evs)}.values())  # first arrival wins
     interest = {"DETAILS_PROVIDED", "PRICING_VIEWED", "CONTENT_DOWNLOADED", "WEBINAR_ATTENDED",
                 "DEMO_REQUESTED", "MEETING_HELD"}
