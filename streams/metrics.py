@@ -1,0 +1,45 @@
+"""Every Prometheus metric of DESIGN §6, with exactly those names and labels (never a lead id)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_SECONDS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 2 * 86400, 4 * 86400,
+            7 * 86400, 30 * 86400, 90 * 86400)
+_LAG = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events = Counter("leadstage_events", "Input events by outcome.",
+                              ["source", "activity", "outcome"], registry=r)
+        self.dead_letters = Counter("leadstage_dead_letters", "Records sent to the DLQ.",
+                                    ["reason"], registry=r)
+        self.stage_changes = Counter("leadstage_stage_changes", "Published stage changes.",
+                                     ["from_stage", "to_stage", "cause"], registry=r)
+        self.leads = Gauge("leadstage_leads", "Leads per current stage.", ["stage"], registry=r)
+        self.time_in_stage = Histogram("leadstage_time_in_stage_seconds",
+                                       "Time a lead spent in a stage it left.", ["stage"],
+                                       buckets=_SECONDS, registry=r)
+        self.assessments = Counter("leadstage_assessments", "Team opinions vs objective stage.",
+                                   ["team", "assessed_stage", "objective_stage", "verdict"],
+                                   registry=r)
+        self.sales_decisions = Counter("leadstage_sales_decisions",
+                                       "Sales accept/reject decisions.", ["stage", "decision"],
+                                       registry=r)
+        self.handoff_response = Histogram("leadstage_handoff_response_seconds",
+                                          "Time from entering the handoff stage to first touch.",
+                                          ["stage"], buckets=_SECONDS, registry=r)
+        self.sla_breaches = Counter("leadstage_handoff_sla_breaches",
+                                    "Handoffs without follow-up in time.", ["stage"], registry=r)
+        self.deals_closed = Counter("leadstage_deals_closed", "Deals won or lost.",
+                                    ["stage", "outcome"], registry=r)
+        self.deal_amount = Counter("leadstage_deal_amount", "Amount of won deals.", ["stage"],
+                                   registry=r)
+        self.event_lag = Histogram("leadstage_event_lag_seconds",
+                                   "Processing time minus occurred_at.", buckets=_LAG, registry=r)
+        self.definitions_info = Gauge("leadstage_definitions_info",
+                                      "The definitions version in force.", ["version"],
+                                      registry=r)
