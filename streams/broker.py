@@ -248,12 +248,21 @@ def _start_lock(cfg: BrokerConfig) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def new_cluster_id() -> str:
+    """A Kafka cluster id (url-safe base64 of a random UUID). Like Kafka's Uuid.randomUuid(), never
+    one starting with '-', which command-line parsers take for an option."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _format_storage(cfg: BrokerConfig, libs: Path) -> None:
     if (cfg.data_dir / "meta.properties").exists():
         return
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    cmd = _java_cmd(cfg, libs, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                    "-c", str(cfg.directory / "server.properties"))  # fmt: skip
+    cmd = _java_cmd(cfg, libs, "kafka.tools.StorageTool", "format",
+                    f"--cluster-id={new_cluster_id()}",
+                    f"--config={cfg.directory / 'server.properties'}")  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise BrokerError(f"Formatting the broker storage failed:\n{proc.stdout}{proc.stderr}")

@@ -42,3 +42,11 @@ def test_port_in_use_detects_a_listener():
         s.bind(("127.0.0.1", 0))
         s.listen()
         assert broker._port_in_use(s.getsockname()[1])
+
+
+def test_cluster_ids_never_look_like_options():
+    # About 1 in 64 random ids would start with '-' and break `kafka-storage format`.
+    ids = {broker.new_cluster_id() for _ in range(3000)}
+    assert len(ids) == 3000
+    assert not any(i.startswith("-") for i in ids)
+    assert all(len(i) == 22 for i in ids)
