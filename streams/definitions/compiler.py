@@ -204,17 +204,19 @@ class Compiled:
             rule = next(s.when for s in d.stages if s.name == stage)
             text = f"{stage}: {rule.source}"
             names = ex.names_in(rule.tree)  # type: ignore[arg-type]
-        shown: list[str] = []
-        for name in _expand(d, names):
-            if name in d.conditions:
-                shown.append(f"{name} means {d.conditions[name].source}")
-        uses_today = any("today" in r for r in [rule.source if rule else ""] +
-                         [d.conditions[n].source for n in _expand(d, names) if n in d.conditions])
-        fact_names = [n for n in _expand(d, names) if n in d.facts]
-        shown += [f"{n} = {format_value(d.facts[n].type, values[n])}" for n in fact_names]
-        if uses_today:
+        used = _expand(d, names)
+        trees = [rule.tree] if rule else []
+        trees += [d.conditions[n].tree for n in used if n in d.conditions]
+        shown = [f"{n} means {d.conditions[n].source}" for n in used if n in d.conditions]
+        shown += [f"{n} = {format_value(d.facts[n].type, values[n])}" for n in used
+                  if n in d.facts]
+        if any(_mentions_today(t) for t in trees):  # type: ignore[arg-type]
             shown.append(f"today = {format_date(now // MS_PER_DAY)}")
         return text + (f" (where {'; '.join(shown)})" if shown else "")
+
+
+def _mentions_today(node: ex.Node) -> bool:
+    return isinstance(node, ex.Today) or any(_mentions_today(c) for c in ex.children(node))
 
 
 def _expand(d: Definitions, names: list[str]) -> list[str]:
