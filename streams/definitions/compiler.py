@@ -144,6 +144,31 @@ class _Codegen:
         return (f"_v = [x for x in ({', '.join(f'{table}.get({a!r})' for a in acts)}) "
                 f"if x is not None]\n    {var} = {pick}(_v) if _v else None")
 
+    def time_pairs(self) -> list[tuple[str, bool, bool]]:
+        """(code, reads only `today`, exactly one side depends on time) for every comparison of
+        two operands where time appears; == and != are split into <= and >=, each monotone."""
+        pairs: list[tuple[str, bool, bool]] = []
+        trees = [r.tree for r in self.d.conditions.values()]
+        trees += [self.d.population.tree] if self.d.population else []
+        trees += [s.when.tree for s in self.d.stages]
+
+        def visit(n: ex.Node) -> None:
+            if isinstance(n, ex.Compare):
+                for a, op, b in zip(n.operands, n.ops, n.operands[1:], strict=False):
+                    ta, tb = _reads_time(a), _reads_time(b)
+                    if not (ta or tb):
+                        continue
+                    today_only = not (_reads_now(a) or _reads_now(b))
+                    for split in (("<=", ">=") if op in ("==", "!=") else (op,)):
+                        pair = ex.Compare(operands=[a, b], ops=[split])
+                        pairs.append((self.boolean(pair), today_only, ta != tb))
+            for child in ex.children(n):
+                visit(child)
+
+        for tree in trees:
+            visit(tree)  # type: ignore[arg-type]
+        return pairs
+
     def source(self) -> str:
         d = self.d
         fact_names = list(d.facts)
@@ -169,7 +194,19 @@ class _Codegen:
         stage_codes = ", ".join(self.boolean(s.when.tree) for s in d.stages)  # type: ignore[arg-type]
         lines += ["", "def all_stages(facts, now):", unpack, *head,
                   f"    return {population}, ({stage_codes},)"]
+        for i, (code, _, _) in enumerate(self.time_pairs()):
+            lines += ["", f"def _pair{i}(facts, now):", unpack,
+                      "    today = now // 86400000", f"    return {code}"]
         return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class TimePair:
+    """One comparison that reads the clock: its truth at time t, for the next review time."""
+
+    holds: Callable[[tuple[Any, ...], int], bool]
+    today_only: bool  # changes only at UTC midnight
+    monotone: bool  # one side depends on time, so its truth flips at most once
 
 
 @dataclass(frozen=True)
@@ -179,6 +216,7 @@ class Compiled:
     compute_facts: Callable[[LeadHistory, int], tuple[Any, ...]]
     stage_of: Callable[[tuple[Any, ...], int], int]
     all_stages: Callable[[tuple[Any, ...], int], tuple[bool, tuple[bool, ...]]]
+    time_pairs: tuple[TimePair, ...] = ()
 
     def evaluate(self, history: LeadHistory, now: int) -> tuple[str | None, tuple[Any, ...]]:
         """(stage name or None when outside the population, fact values) at `now` (ms)."""
@@ -215,6 +253,14 @@ class Compiled:
         return text + (f" (where {'; '.join(shown)})" if shown else "")
 
 
+def _reads_now(node: ex.Node) -> bool:
+    return isinstance(node, ex.Now) or any(_reads_now(c) for c in ex.children(node))
+
+
+def _reads_time(node: ex.Node) -> bool:
+    return isinstance(node, ex.Now | ex.Today) or any(_reads_time(c) for c in ex.children(node))
+
+
 def _mentions_today(node: ex.Node) -> bool:
     return isinstance(node, ex.Today) or any(_mentions_today(c) for c in ex.children(node))
 
@@ -249,8 +295,11 @@ def format_value(kind: Type, value: Any) -> str:
 
 
 def compile_definitions(definitions: Definitions) -> Compiled:
-    source = _Codegen(definitions).source()
+    gen = _Codegen(definitions)
+    source = gen.source()
     namespace: dict[str, Any] = dict(_RUNTIME)
     exec(compile(source, f"<definitions v{definitions.version}>", "exec"), namespace)
+    pairs = tuple(TimePair(namespace[f"_pair{i}"], today_only, monotone)
+                  for i, (_, today_only, monotone) in enumerate(gen.time_pairs()))
     return Compiled(definitions, source, namespace["compute_facts"], namespace["stage_of"],
-                    namespace["all_stages"])
+                    namespace["all_stages"], pairs)

@@ -1,0 +1,74 @@
+"""Everything the worker keeps about one lead, and its compact serialised form (msgpack).
+
+Besides the activity history (facts), a lead carries its stage bookkeeping: the current stage,
+since when, the last sequence number, the definitions version and evaluation time it was staged
+under, handoff follow-up, its next review time, a few recent changes for lookups, and the
+**outbox**: stage changes written with the state but not yet confirmed on the output topics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from streams.lead_history import LeadHistory
+
+FORMAT = 1
+RECENT_CHANGES = 5
+
+
+@dataclass(slots=True)
+class LeadState:
+    lead_id: str
+    history: LeadHistory = field(default_factory=LeadHistory)
+    stage: str | None = None
+    since: int = 0
+    sequence: int = 0
+    definitions_version: int = 0
+    #: the lead's evaluation time never moves backwards (no flapping on late events)
+    evaluated_at: int = 0
+    #: when the handoff stage was entered, if the lead is in it and not yet followed up
+    handoff_since: int | None = None
+    handoff_breached: bool = False
+    #: the earliest time at which time alone may change something (stage or SLA), or None
+    next_review: int | None = None
+    recent_changes: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    #: the lead asked to be forgotten: only the sequence survives, so numbering never restarts
+    erased: bool = False
+
+    def remember(self, change: dict[str, Any]) -> None:
+        self.outbox.append(change)
+        self.recent_changes.append(change)
+        del self.recent_changes[:-RECENT_CHANGES]
+
+
+def dumps(state: LeadState) -> bytes:
+    h = state.history
+    return msgpack.packb([
+        FORMAT, state.lead_id, state.stage, state.since, state.sequence,
+        state.definitions_version, state.evaluated_at, state.handoff_since,
+        state.handoff_breached, state.next_review, state.recent_changes, state.outbox,
+        state.erased,
+        [h.counts, h.first_at, h.last_at, h.recent, h.latest, h.seen, h.max_occurred_at],
+    ], use_bin_type=True)
+
+
+def loads(data: bytes) -> LeadState:
+    (fmt, lead_id, stage, since, sequence, version, evaluated_at, handoff_since, breached,
+     next_review, recent, outbox, erased, h) = msgpack.unpackb(data, raw=False,
+                                                               strict_map_key=False)
+    if fmt != FORMAT:
+        raise ValueError(f"unknown lead state format {fmt}")
+    counts, first_at, last_at, recent_times, latest, seen, max_at = h
+    history = LeadHistory(counts=counts, first_at=first_at, last_at=last_at,
+                          recent=recent_times,
+                          latest={k: (v[0], v[1], v[2]) for k, v in latest.items()},
+                          seen=seen, max_occurred_at=max_at)
+    return LeadState(lead_id=lead_id, history=history, stage=stage, since=since,
+                     sequence=sequence, definitions_version=version, evaluated_at=evaluated_at,
+                     handoff_since=handoff_since, handoff_breached=breached,
+                     next_review=next_review, recent_changes=recent, outbox=outbox,
+                     erased=erased)
