@@ -100,6 +100,17 @@ def definitions_check(file: str | None, fmt: str) -> None:
     sys.exit(0 if result is not None and result.valid else 1)
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                               "help_option_names": []})
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run the Faust worker (Faust's worker options pass through, e.g. -l info)."""
+    from streams.app import app
+
+    sys.argv = ["leadstage worker", "worker", *ctx.args]
+    app.main()
+
+
 @main.command()
 @click.option("--file", "file", required=True, help="JSON-lines file of LeadActivity events.")
 @click.option("--topic", default=None, help="Topic (default $LEADSTAGE_TOPIC_ACTIVITY).")

@@ -64,11 +64,35 @@ def produce_file(path: Path, topic: str | None, settings: Settings, err: TextIO 
     return summary
 
 
+def _missing_topic(settings: Settings, topic: str) -> str | None:
+    """A sentence if the topic is missing or Kafka cannot be reached (instead of a 60 s hang)."""
+    from kafka import KafkaConsumer
+
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_list,
+                                 request_timeout_ms=15_000,
+                                 **settings.security.kafka_python_kwargs())
+    except KafkaError as exc:
+        return f"cannot reach Kafka at {settings.bootstrap_servers}: {type(exc).__name__}"
+    try:
+        if topic not in consumer.topics():
+            return (f"topic {topic!r} does not exist at {settings.bootstrap_servers}; "
+                    "start a worker (it creates its topics) or create it")
+        return None
+    finally:
+        consumer.close()
+
+
 def run(file: str, topic: str | None) -> int:
     settings = Settings.from_env()
     path = Path(file)
     if not path.is_file():
         print(f"error: no such file: {file}", file=sys.stderr)
+        return 2
+    target = topic or settings.topic_activity
+    missing = _missing_topic(settings, target)
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
         return 2
     try:
         summary = produce_file(path, topic, settings, progress=os.isatty(2))
@@ -76,7 +100,6 @@ def run(file: str, topic: str | None) -> int:
         print(f"error: Kafka at {settings.bootstrap_servers}: {type(exc).__name__}: {exc}",
               file=sys.stderr)
         return 2
-    target = topic or settings.topic_activity
     print(f"sent {summary.sent} to {target}, rejected {len(summary.rejected)}"
           + (f", not delivered {summary.undelivered}" if summary.undelivered else ""),
           file=sys.stderr)

@@ -397,3 +397,23 @@ def check(d: Definitions) -> CheckResult:
         result.findings.append(Finding("unknown", [], "the solver could not decide whether "
                                                       "every lead has a stage"))
     return result
+
+
+def load_checked(path: str) -> tuple[Definitions, str | None]:
+    """(definitions, None) when the file loads and passes every proof, else (None, report)."""
+    from streams.definitions.loader import DefinitionsError, load_file
+
+    try:
+        result = check(load_file(path))
+    except DefinitionsError as exc:
+        return None, str(exc)  # type: ignore[return-value]
+    if result.valid:
+        return result.definitions, None
+    lines = [f"{path}: the definitions fail the checker:"]
+    for f in result.findings:
+        example = ""
+        if f.counterexample:
+            values = ", ".join(f"{k}={v}" for k, v in f.counterexample.facts.items())
+            example = f" (e.g. now={f.counterexample.now}, {values})"
+        lines.append(f"  {f.kind}: {f.message}{example}")
+    return None, "\n".join(lines)  # type: ignore[return-value]

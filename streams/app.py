@@ -1,0 +1,97 @@
+"""The Faust application (DESIGN §5, §7): `leadstage worker`, or `faust -A streams.app worker`.
+
+Everything is built from the environment (DESIGN §8). Definitions that fail
+`leadstage definitions check` stop start-up with the checker's message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import faust
+
+from streams.config import Settings
+from streams.definitions.checker import load_checked
+from streams.definitions.compiler import compile_definitions
+from streams.faust_codecs import register as register_codecs
+from streams.faust_config import faust_app_kwargs
+from streams.lead_store import LeadStore
+from streams.metrics import Metrics
+from streams.processor import Outputs, Processor
+from streams.stage_machine import StageMachine
+from streams.topics import ensure_topics
+
+BATCH_SIZE = 2000
+BATCH_WITHIN_S = 0.2
+
+settings = Settings.from_env()
+definitions, problem = load_checked(str(settings.definitions))
+if definitions is None:
+    print(f"leadstage worker: refusing to start.\n{problem}", file=sys.stderr)
+    sys.exit(2)
+compiled = compile_definitions(definitions)
+register_codecs()
+
+
+class LeadstageApp(faust.App):
+    async def on_first_start(self) -> None:
+        # The input topic must exist before the consumer subscribes, or Faust ignores it.
+        ensure_topics(settings)
+        await super().on_first_start()
+
+
+app = LeadstageApp(
+    settings.app_id,
+    **faust_app_kwargs(
+        settings,
+        # No browsing of tables, routers, graphs or stats over HTTP (they expose state).
+        web_router_enabled=False, web_tables_enabled=False, web_graph_enabled=False,
+        web_stats_enabled=False,
+        stream_buffer_maxsize=4 * BATCH_SIZE,
+        broker_commit_every=10_000,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        producer_linger_ms=5,
+    ),
+)
+activity_topic = app.topic(settings.topic_activity, key_serializer="raw",
+                           value_serializer="raw", partitions=settings.partitions)
+leads_table = app.Table("leads", partitions=settings.partitions, key_type=bytes,
+                        value_type=bytes)
+metrics = Metrics()
+metrics.definitions_info.labels(str(definitions.version)).set(1)
+
+
+async def _send(topic: str, key: bytes | None, value: bytes | None,
+                headers: list[tuple[str, bytes]] | None) -> Any:
+    return await app.producer.send(topic, key, value, partition=None, timestamp=None,
+                                   headers=headers)
+
+
+processor = Processor(
+    StageMachine(compiled), LeadStore(leads_table),
+    Outputs(_send, settings.topic_stage_changes, settings.topic_stages, settings.topic_dlq),
+    metrics,
+)
+
+
+@app.agent(activity_topic, concurrency=1)
+async def process_activity(stream: faust.StreamT) -> None:
+    async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
+        await processor.process_batch(events)
+
+
+@app.timer(interval=settings.sweep_interval)
+async def sweep() -> None:
+    await processor.sweep()
+
+
+@leads_table.on_recover
+async def after_recovery() -> None:
+    active = {tp.partition for tp in app.assignor.assigned_actives()
+              if tp.topic == settings.topic_activity}
+    await processor.rescan(active)
+
+
+from streams import web_views  # noqa: E402,F401  (registers the HTTP pages)

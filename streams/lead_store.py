@@ -1,0 +1,55 @@
+"""The lead table, addressed by partition: the worker writes a lead's state to the table's
+changelog, waits for Kafka to acknowledge it, and only then into local RocksDB, so the local store
+never holds a state that a recovering worker elsewhere would not also see.
+
+Faust's own `table[key] = value` needs a current stream event to pick the changelog partition,
+which batched processing does not have; the partition here is the lead's input partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from streams.lead_state import LeadState, dumps, loads
+
+
+class LeadStore:
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    @property
+    def _store(self) -> Any:
+        return self.table.data
+
+    def _db(self, partition: int) -> Any:
+        return self._store._db_for_partition(partition)
+
+    def get(self, partition: int, lead_id: str) -> LeadState | None:
+        raw = self._db(partition).get(lead_id.encode())
+        return None if raw is None else loads(raw)
+
+    def send(self, partition: int, state: LeadState) -> tuple[bytes, Any]:
+        """Queue the state on the changelog; returns (value, future of the acknowledgement)."""
+        value = dumps(state)
+        return value, self.table.send_changelog(partition, state.lead_id.encode(), value)
+
+    def put_local(self, partition: int, lead_id: str, value: bytes) -> None:
+        key = lead_id.encode()
+        self._db(partition).put(key, value)
+        self._store._key_index[key] = partition
+
+    def items(self, partition: int) -> Iterator[tuple[str, LeadState]]:
+        offset_key = getattr(self._store, "offset_key", b"__faust\x00offset__")
+        for key, value in self._db(partition).items():
+            if key != offset_key:
+                yield key.decode(), loads(value)
+
+    def find(self, lead_id: str) -> LeadState | None:
+        """The lead's state if a partition held by this worker has it."""
+        key = lead_id.encode()
+        for db in list(self._store._dbs.values()):
+            raw = db.get(key)
+            if raw is not None:
+                return loads(raw)
+        return None

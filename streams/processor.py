@@ -1,0 +1,254 @@
+"""The worker's processing pipeline: input batches, time sweeps and post-rebalance scans all end
+in `commit`, which is what makes "no stage change is ever lost" hold.
+
+For every lead touched, `commit`:
+1. sends the new state (with its outbox of unconfirmed changes) to the table's changelog and waits
+   for Kafka's acknowledgement, then writes it to local RocksDB;
+2. publishes the outbox (LeadStageChanged, and the current LeadStage or a tombstone) and the
+   batch's dead letters, and waits for their acknowledgements;
+3. writes the state again with an empty outbox (not awaited: if that write is lost, the changes
+   are published once more, with the same event ids and content).
+Input offsets are acknowledged only after `commit` returns (Faust's take_events acks the batch
+when the loop asks for the next one). A crash before (1) completes replays the input; a crash
+between (1) and (2) leaves an outbox that the next touch of the lead, or the scan after the
+rebalance, publishes. A Kafka failure inside `commit` ends the process instead of letting the
+batch be acknowledged.
+
+Agent, sweep and scan share one lock, so a lead is never worked on by two of them at once, and
+the agent runs with concurrency 1 (faust-streaming can commit offsets past unprocessed events
+with more; its exactly_once mode is not relied on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.avro_codec import registry
+from streams.dead_letters import DeadLetterRouter
+from streams.due_index import DueIndex
+from streams.input_gate import DEAD, IGNORE, DeadLetter, admit
+from streams.lead_state import LeadState
+from streams.lead_store import LeadStore
+from streams.metrics import Metrics
+from streams.metrics_recorder import record
+from streams.stage_machine import Signal, StageMachine
+
+log = logging.getLogger(__name__)
+SWEEP_CHUNK = 2000
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class Update:
+    partition: int
+    state: LeadState
+    old_stage: str | None
+    signals: list[Signal] = field(default_factory=list)
+
+
+class Outputs:
+    """Where changes and dead letters go; `send` returns a future of the acknowledgement."""
+
+    def __init__(self, send: Callable[..., Any], stage_changes: str, stages: str, dlq: str
+                 ) -> None:
+        self.send = send
+        self.stage_changes, self.stages, self.dlq = stage_changes, stages, dlq
+
+
+class Processor:
+    def __init__(self, machine: StageMachine, store: LeadStore, outputs: Outputs,
+                 metrics: Metrics) -> None:
+        self.machine = machine
+        self.store = store
+        self.outputs = outputs
+        self.metrics = metrics
+        self.lock = asyncio.Lock()
+        self.ready = False
+        self.partitions: set[int] = set()
+        self.stage_counts: dict[int, Counter[str]] = {}
+        self.due = DueIndex()
+        self._pending_dlq: list[Any] = []
+        self.dead_letters = DeadLetterRouter(self._send_dead, outputs.dlq, metrics)
+        self.codec = registry()
+
+    # --- input ---------------------------------------------------------------------------------
+
+    async def process_batch(self, records: Iterable[Any]) -> None:
+        """Records are Faust events (or anything with .message.key/value/partition/offset)."""
+        async with self.lock:
+            now = wall_ms()
+            groups: dict[tuple[int, str], list[dict[str, Any]]] = defaultdict(list)
+            events_metric = self.metrics.events
+            for event in records:
+                msg = event.message
+                outcome, payload = admit(msg.key, msg.value, now)
+                if outcome == DEAD:
+                    self.dead_letters.route(payload, msg.topic, msg.partition, msg.offset)
+                elif outcome == IGNORE:
+                    events_metric.labels(payload["source"], payload["activity"], "ignored").inc()
+                else:
+                    groups[(msg.partition, payload["lead_id"])].append(payload)
+            updates = []
+            for (partition, lead_id), events in groups.items():
+                update = self._apply(partition, lead_id, events, now)
+                if update is not None:
+                    updates.append(update)
+            await self.commit(updates)
+
+    def _apply(self, partition: int, lead_id: str, events: list[dict[str, Any]], now: int
+               ) -> Update | None:
+        state = self.store.get(partition, lead_id) or LeadState(lead_id)
+        update = Update(partition, state, state.stage)
+        machine, events_metric, lag = self.machine, self.metrics.events, self.metrics.event_lag
+        try:
+            for event in events:
+                if event["activity"] == "ERASURE_REQUESTED":
+                    machine.erase(state, event, update.signals)
+                    outcome = "applied"
+                else:
+                    outcome = machine.apply(state, event, update.signals)
+                events_metric.labels(event["source"], event["activity"], outcome).inc()
+                lag.observe(max(0.0, (now - event["occurred_at"]) / 1000))
+        except Exception as exc:  # a bug must not stop the stream: park the lead's events
+            log.exception("processing lead %s failed; its events go to the dead-letter topic",
+                          lead_id)
+            for event in events:
+                value = self.codec.encode("LeadActivity", event)
+                dead = DeadLetter("processing_error", type(exc).__name__, str(exc)[:200],
+                                  lead_id.encode(), value)
+                self.dead_letters.route(dead, "(processing)", partition, -1)
+            return None
+        return update
+
+    def _send_dead(self, topic: str, key: bytes | None, value: bytes | None,
+                   headers: list[tuple[str, bytes]]) -> None:
+        self._pending_dlq.append((topic, key, value, headers))
+
+    # --- time ----------------------------------------------------------------------------------
+
+    async def sweep(self, now: int | None = None) -> int:
+        """Re-evaluate the leads whose review time has come; returns how many."""
+        if not self.ready:
+            return 0
+        total = 0
+        while True:
+            async with self.lock:
+                now_ms = now if now is not None else wall_ms()
+                due = self.due.pop_due(now_ms, SWEEP_CHUNK)
+                updates = []
+                for partition, lead_id in due:
+                    if partition not in self.partitions:
+                        continue
+                    state = self.store.get(partition, lead_id)
+                    if state is None:
+                        continue
+                    update = Update(partition, state, state.stage)
+                    self.machine.advance(state, now_ms, update.signals)
+                    updates.append(update)
+                await self.commit(updates)
+            total += len(due)
+            if len(due) < SWEEP_CHUNK:
+                return total
+
+    # --- rebalances ----------------------------------------------------------------------------
+
+    async def rescan(self, partitions: set[int]) -> None:
+        """After recovery: rebuild indexes and counts, publish unconfirmed outboxes, and
+        re-evaluate leads staged under older definitions (cause DEFINITIONS)."""
+        async with self.lock:
+            self.ready = False
+            self.partitions = set(partitions)
+            self.due.clear()
+            self.stage_counts = {p: Counter() for p in partitions}
+            updates: list[Update] = []
+            for partition in sorted(partitions):
+                for lead_id, state in self.store.items(partition):
+                    if state.stage is not None:
+                        self.stage_counts[partition][state.stage] += 1
+                    update = Update(partition, state, state.stage)
+                    self.machine.redefine(state, update.signals)
+                    if state.outbox or update.signals:
+                        updates.append(update)
+                    else:
+                        self.due.set(partition, lead_id, state.next_review)
+                    if len(updates) >= SWEEP_CHUNK:
+                        await self.commit(updates)
+                        updates = []
+            await self.commit(updates)
+            self._set_gauge()
+            self.ready = True
+
+    # --- the commit protocol -------------------------------------------------------------------
+
+    async def commit(self, updates: list[Update]) -> None:
+        try:
+            await self._commit(updates)
+        except Exception:
+            # Acknowledging the input now could lose changes: end the process, replay on restart.
+            log.critical("could not write to Kafka; stopping so the batch is replayed",
+                         exc_info=True)
+            logging.shutdown()
+            os._exit(70)
+
+    async def _commit(self, updates: list[Update]) -> None:
+        store, outputs, codec = self.store, self.outputs, self.codec
+        pending = [(u, *store.send(u.partition, u.state)) for u in updates]
+        if pending:
+            await asyncio.gather(*(fut for _, _, fut in pending))
+        for u, value, _ in pending:
+            store.put_local(u.partition, u.state.lead_id, value)
+        acks = []
+        for topic, key, value, headers in self._pending_dlq:
+            acks.append(await outputs.send(topic, key, value, headers))
+        self._pending_dlq.clear()
+        published = []
+        for u in updates:
+            outbox = u.state.outbox
+            if not outbox:
+                continue
+            key = u.state.lead_id.encode()
+            for change in outbox:
+                acks.append(await outputs.send(outputs.stage_changes, key,
+                                               codec.encode("LeadStageChanged", change), None))
+            last = outbox[-1]
+            current = None if last["stage"] is None else codec.encode("LeadStage", {
+                "lead_id": last["lead_id"], "stage": last["stage"], "since": last["changed_at"],
+                "sequence": last["sequence"], "definitions_version": last["definitions_version"]})
+            acks.append(await outputs.send(outputs.stages, key, current, None))
+            published.append(u)
+        if acks:
+            await asyncio.gather(*acks)
+        for u in published:
+            u.state.outbox = []
+            value, _ = store.send(u.partition, u.state)  # confirmed: not awaited
+            store.put_local(u.partition, u.state.lead_id, value)
+        for u in updates:
+            record(self.metrics, u.signals)
+            self._count(u)
+            self.due.set(u.partition, u.state.lead_id, u.state.next_review)
+        if updates:
+            self._set_gauge()
+
+    def _count(self, u: Update) -> None:
+        counts = self.stage_counts.setdefault(u.partition, Counter())
+        if u.old_stage is not None:
+            counts[u.old_stage] -= 1
+        if u.state.stage is not None:
+            counts[u.state.stage] += 1
+
+    def _set_gauge(self) -> None:
+        totals: Counter[str] = Counter()
+        for p in self.partitions:
+            totals.update(self.stage_counts.get(p, Counter()))
+        for stage in self.machine.d.stage_names:
+            self.metrics.leads.labels(stage).set(totals.get(stage, 0))
