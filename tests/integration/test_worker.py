@@ -1,0 +1,236 @@
+"""The worker on the real broker: DESIGN §5 rule by rule, lookups, metrics, a SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from streams.definitions.calendar import MS_PER_DAY, format_date, format_timestamp
+from streams.definitions.compiler import compile_definitions
+from streams.definitions.loader import load_file
+from streams.lead_state import LeadState
+from streams.stage_machine import StageMachine
+from tests.integration.kafka_helpers import read_topic
+from tests.integration.worker_harness import (
+    LEADSTAGE,
+    Worker,
+    activity,
+    by_lead,
+    changes,
+    produce_raw,
+    worker_env,
+)
+
+HOUR = 3_600_000
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@pytest.fixture
+def worker_factory(kafka_bootstrap, unique_name, tmp_path):
+    started: list[Worker] = []
+    name = unique_name("w")
+
+    def make(port: int, **extra: str) -> Worker:
+        env = worker_env(kafka_bootstrap, name, **extra)
+        w = Worker(env, tmp_path / f"data-{port}", port, tmp_path / f"worker-{port}.log")
+        started.append(w)
+        return w
+
+    make.name = name  # type: ignore[attr-defined]
+    yield make
+    for w in started:
+        w.stop()
+
+
+def produce_jsonl(bootstrap: str, topic: str, path: Path, events: list[dict]) -> None:
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    result = subprocess.run([LEADSTAGE, "produce", "--file", str(path), "--topic", topic],
+                            env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_events_move_leads_as_the_design_says(kafka_bootstrap, worker_factory, tmp_path):
+    worker = worker_factory(16081).start()
+    worker.wait_ready()
+    name = worker_factory.name
+    t = now_ms() - HOUR
+    iso = format_timestamp
+    soon, later = format_date(t // MS_PER_DAY + 60), format_date(t // MS_PER_DAY + 900)
+    produce_jsonl(kafka_bootstrap, f"{name}-activity", tmp_path / "events.jsonl", [
+        {"event_id": "a1", "lead_id": "A", "occurred_at": iso(t), "activity": "CONTACTED"},
+        {"event_id": "a2", "lead_id": "A", "occurred_at": iso(t + 1), "activity": "PRICING_VIEWED"},
+        {"event_id": "a2", "lead_id": "A", "occurred_at": iso(t + 1), "activity": "PRICING_VIEWED"},
+        {"event_id": "a3", "lead_id": "A", "occurred_at": iso(t + 2),
+         "activity": "DECISION_TIMELINE_PROVIDED", "decision_by": soon},
+        # an older timeline arriving after a newer one changes nothing
+        {"event_id": "a4", "lead_id": "A", "occurred_at": iso(t - 5 * HOUR),
+         "activity": "DECISION_TIMELINE_PROVIDED", "decision_by": later},
+        {"event_id": "a5", "lead_id": "A", "occurred_at": iso(t + 3), "activity": "STAGE_ASSESSED",
+         "team": "MARKETING", "assessed_stage": "hot"},
+        {"event_id": "b1", "lead_id": "B", "occurred_at": iso(t), "activity": "CONTACTED"},
+        {"event_id": "b2", "lead_id": "B", "occurred_at": iso(t + 1),
+         "activity": "ERASURE_REQUESTED"},
+        {"event_id": "c1", "lead_id": "C", "occurred_at": iso(t), "activity": "PAGE_VIEWED"},
+    ])
+    # poison between good events: garbage, an unknown fingerprint, a key that is not lead_id
+    produce_raw(kafka_bootstrap, f"{name}-activity", [
+        (b"A", b"not avro at all"), (b"A", b"\xc3\x01" + bytes(12)),
+        (b"X", activity("d1", "D", t, "CONTACTED")),
+        (b"D", activity("d2", "D", t, "CONTACTED")),
+    ])
+
+    records = changes(kafka_bootstrap, f"{name}-changes", want=6)
+    leads = by_lead(records)
+    assert [(c["sequence"], c["previous_stage"], c["stage"]) for c in leads["A"]] == [
+        (1, None, "cold"), (2, "cold", "warm"), (3, "warm", "hot")]
+    assert [c["event_id"] for c in leads["A"]] == ["A:1", "A:2", "A:3"]
+    assert leads["A"][2]["cause_event_id"] == "a3" and leads["A"][2]["cause"] == "EVENT"
+    assert leads["A"][2]["facts"]["decision_date"] == soon
+    assert [(c["sequence"], c["stage"]) for c in leads["B"]] == [(1, "cold"), (2, None)]
+    assert "C" not in leads  # never contacted: outside the population
+    assert [(c["sequence"], c["stage"]) for c in leads["D"]] == [(1, "cold")]
+
+    stages = {r.key: r.value for r in read_topic(kafka_bootstrap, f"{name}-stages", want=3)}
+    assert stages[b"B"] is None  # tombstone for the erased lead
+    dead = read_topic(kafka_bootstrap, f"{name}-dlq", want=3)
+    assert sorted(dict(r.headers)["leadstage.error.reason"] for r in dead) == [
+        b"key_mismatch", b"undecodable", b"unknown_fingerprint"]
+
+    status, doc = worker.get("/leads/A")
+    assert status == 200 and doc["stage"] == "hot" and doc["sequence"] == 3
+    assert doc["facts"]["decision_date"] == soon and "deciding_soon" in doc["reason"]
+    assert [c["sequence"] for c in doc["recent_changes"]] == [1, 2, 3]
+    assert worker.get("/leads/B")[0] == 404 and worker.get("/leads/nobody")[0] == 404
+
+    status, text = worker.get("/metrics")
+    assert status == 200
+    for line in ['leadstage_leads{stage="hot"} 1.0', 'leadstage_leads{stage="cold"} 1.0',
+                 'leadstage_dead_letters_total{reason="undecodable"} 1.0',
+                 'leadstage_stage_changes_total{cause="EVENT",from_stage="warm",to_stage="hot"} 1.0',
+                 'leadstage_events_total{activity="PRICING_VIEWED",outcome="duplicate",'
+                 'source="OTHER"} 1.0',
+                 'leadstage_assessments_total{assessed_stage="hot",objective_stage="hot",'
+                 'team="MARKETING",verdict="agree"} 1.0',
+                 'leadstage_definitions_info{version="1"} 1.0']:
+        assert line in text, line
+    for path in ("/table/leads/", "/router/", "/graph/"):
+        assert worker.get(path)[0] == 404, path
+
+
+def test_time_moves_stages_with_cause_time(kafka_bootstrap, worker_factory, tmp_path):
+    definitions = tmp_path / "newcomers.yaml"
+    definitions.write_text("""\
+version: 3
+agreed_by: {marketing: M, sales: S}
+facts:
+  contacts: {count: [CONTACTED]}
+  first_contact: {first: CONTACTED}
+  interest: {count: [DEMO_REQUESTED], within: 90 days}
+population: contacts >= 1
+stages:
+  - name: idle
+    meaning: Contacted us less than an hour ago; no demo asked in 90 days.
+    when: interest == 0 and first_contact > now - 1 hour
+  - name: settled
+    meaning: Known for an hour or more; no demo asked in 90 days.
+    when: interest == 0 and first_contact <= now - 1 hour
+  - name: keen
+    meaning: Asked for a demo in the last 90 days.
+    when: interest >= 1
+""")
+    worker = worker_factory(16082, LEADSTAGE_DEFINITIONS=str(definitions)).start()
+    worker.wait_ready()
+    name = worker_factory.name
+    t = now_ms()
+    produce_raw(kafka_bootstrap, f"{name}-activity", [
+        # becomes settled 5 s from now, by time alone
+        (b"N", activity("n1", "N", t - HOUR + 5000, "CONTACTED")),
+        # keen now, settled again when its demo leaves the 90-day window in 6 s
+        (b"K", activity("k1", "K", t - 2 * HOUR, "CONTACTED")),
+        (b"K", activity("k2", "K", t - 90 * MS_PER_DAY + 6000, "DEMO_REQUESTED")),
+    ])
+    records = by_lead(changes(kafka_bootstrap, f"{name}-changes", want=5, timeout_s=60))
+    assert sum(map(len, records.values())) == 5
+    assert [(c["stage"], c["cause"]) for c in records["N"]] == [("idle", "EVENT"),
+                                                                ("settled", "TIME")]
+    assert records["N"][1]["changed_at"] == t + 5000  # the exact instant, not the sweep's
+    # K's contact is evaluated at its own time (2 h ago), when K was known for under an hour
+    assert [(c["stage"], c["cause"]) for c in records["K"]] == [
+        ("idle", "EVENT"), ("keen", "EVENT"), ("settled", "TIME")]
+    assert records["K"][2]["changed_at"] == t + 6000
+    assert all(c["definitions_version"] == 3 for c in records["N"] + records["K"])
+
+
+def test_definitions_that_fail_the_checker_stop_the_worker(kafka_bootstrap, worker_factory):
+    worker = worker_factory(16083, LEADSTAGE_DEFINITIONS=str(
+        Path("definitions/examples/variant-a-literal.yaml").resolve())).start()
+    assert worker.proc is not None
+    assert worker.proc.wait(timeout=60) == 2
+    log = worker.tail()
+    assert "refusing to start" in log and "gap" in log and "overlap" in log
+
+
+def offline_stages(events: list[tuple[str, dict]]) -> dict[str, list[tuple]]:
+    """What the pure core says each lead's changes are, from the input in topic order."""
+    machine = StageMachine(compile_definitions(load_file("definitions/lead-stages.yaml")))
+    states: dict[str, LeadState] = {}
+    for _, event in events:
+        state = states.setdefault(event["lead_id"], LeadState(event["lead_id"]))
+        machine.apply(state, event, [])
+    return {lead: [(c["sequence"], c["stage"]) for c in s.recent_changes]
+            for lead, s in states.items()}
+
+
+def test_sigkill_loses_no_stage_change(kafka_bootstrap, worker_factory):
+    worker = worker_factory(16084).start()
+    worker.wait_ready()
+    name = worker_factory.name
+    rng = random.Random(7)
+    t = now_ms() - 10 * HOUR
+    kinds = ["CONTACTED", "PAGE_VIEWED", "PRICING_VIEWED", "DEMO_REQUESTED",
+             "DECISION_TIMELINE_PROVIDED"]
+    events = []
+    for i in range(6000):
+        lead = f"L{rng.randrange(400)}"
+        kind = rng.choice(kinds)
+        extra = {"decision_by": t // MS_PER_DAY + rng.choice([30, 400])} \
+            if kind == "DECISION_TIMELINE_PROVIDED" else {}
+        events.append((lead, {"event_id": f"e{i}", "lead_id": lead, "occurred_at": t + i,
+                              "activity": kind, "source": "WEB", **extra}))
+    encoded = [(lead.encode(), activity(e["event_id"], lead, e["occurred_at"], e["activity"],
+                                        decision_by=e.get("decision_by")))
+               for lead, e in events]
+    produce_raw(kafka_bootstrap, f"{name}-activity", encoded[:3000])
+    read_topic(kafka_bootstrap, f"{name}-changes", want=200, timeout_s=60)
+    worker.kill()  # SIGKILL in the middle of the stream
+    produce_raw(kafka_bootstrap, f"{name}-activity", encoded[3000:])
+    worker.start()
+    worker.wait_ready()
+
+    expected = offline_stages(events)
+    want = sum(len(v) for v in expected.values())
+    deadline = time.monotonic() + 120
+    while True:
+        published = changes(kafka_bootstrap, f"{name}-changes", want=10**9, timeout_s=3)
+        seen = {(c["lead_id"], c["sequence"]) for c in published}
+        if len(seen) >= want or time.monotonic() > deadline:
+            break
+    first: dict[tuple[str, int], dict] = {}
+    for c in published:
+        key = (c["lead_id"], c["sequence"])
+        assert first.setdefault(key, c) == c, f"conflicting re-emission of {key}"
+    for lead, changes_of in by_lead(list(first.values())).items():
+        assert sorted(c["sequence"] for c in changes_of) == list(range(1, len(changes_of) + 1))
+    final = {lead: max(cs, key=lambda c: c["sequence"])["stage"]
+             for lead, cs in by_lead(published).items()}
+    assert final == {lead: path[-1][1] for lead, path in expected.items() if path}

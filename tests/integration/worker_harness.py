@@ -1,0 +1,128 @@
+"""Runs real `leadstage worker` processes for tests, each on its own topics, port and data dir,
+and reads what they published. Every process started here is stopped by pid."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaProducer
+
+from streams.avro_codec import registry
+from streams.config import PROJECT_ROOT
+from tests.integration.kafka_helpers import read_topic
+
+LEADSTAGE = str(Path(sys.executable).parent / "leadstage")
+
+
+def worker_env(bootstrap: str, name: str, **extra: str) -> dict[str, str]:
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "LEADSTAGE_APP_ID": f"{name}-app",
+        "LEADSTAGE_TOPIC_ACTIVITY": f"{name}-activity",
+        "LEADSTAGE_TOPIC_STAGE_CHANGES": f"{name}-changes",
+        "LEADSTAGE_TOPIC_STAGES": f"{name}-stages",
+        "LEADSTAGE_TOPIC_DLQ": f"{name}-dlq",
+        "LEADSTAGE_PARTITIONS": "4",
+        "LEADSTAGE_SWEEP_INTERVAL": "1",
+        **extra,
+    }
+
+
+class Worker:
+    def __init__(self, env: dict[str, str], data_dir: Path, port: int, log: Path) -> None:
+        self.env = {**os.environ, **env, "LEADSTAGE_DATA_DIR": str(data_dir),
+                    "LEADSTAGE_WEB_PORT": str(port)}
+        self.port = port
+        self.log_path = log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Worker:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the process owns it while it runs
+        self.proc = subprocess.Popen([LEADSTAGE, "worker", "-l", "info"], cwd=PROJECT_ROOT,
+                                     env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        log.close()
+        return self
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        request = urllib.request.Request(self.url(path), headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                body = response.read()
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            body, status = exc.read(), exc.code
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            return status, body.decode()
+
+    def wait_ready(self, timeout_s: float = 90) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited {self.proc.returncode}:\n{self.tail()}")
+            try:
+                if self.get("/healthz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"worker not ready in {timeout_s}s:\n{self.tail()}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=60)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def produce_raw(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for key, value in records:
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+    producer.close()
+
+
+def activity(event_id: str, lead_id: str, at: int, kind: str, **extra: Any) -> bytes:
+    return registry().encode("LeadActivity", {
+        "event_id": event_id, "lead_id": lead_id, "occurred_at": at, "source": "WEB",
+        "activity": kind, "decision_by": None, "amount": None, "currency": None, "team": None,
+        "assessed_stage": None, "reason": None, "attributes": {}, **extra})
+
+
+def changes(bootstrap: str, topic: str, want: int, timeout_s: float = 60) -> list[dict]:
+    return [registry().decode(r.value)[1] for r in read_topic(bootstrap, topic, want, timeout_s)]
+
+
+def by_lead(records: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in records:
+        out.setdefault(r["lead_id"], []).append(r)
+    return out
