@@ -116,7 +116,8 @@ def test_events_move_leads_as_the_design_says(kafka_bootstrap, worker_factory, t
     assert status == 200
     for line in ['leadstage_leads{stage="hot"} 1.0', 'leadstage_leads{stage="cold"} 1.0',
                  'leadstage_dead_letters_total{reason="undecodable"} 1.0',
-                 'leadstage_stage_changes_total{cause="EVENT",from_stage="warm",to_stage="hot"} 1.0',
+                 'leadstage_stage_changes_total{cause="EVENT",from_stage="warm",'
+                 'to_stage="hot"} 1.0',
                  'leadstage_events_total{activity="PRICING_VIEWED",outcome="duplicate",'
                  'source="OTHER"} 1.0',
                  'leadstage_assessments_total{assessed_stage="hot",objective_stage="hot",'
@@ -229,7 +230,7 @@ def test_sigkill_loses_no_stage_change(kafka_bootstrap, worker_factory):
     for c in published:
         key = (c["lead_id"], c["sequence"])
         assert first.setdefault(key, c) == c, f"conflicting re-emission of {key}"
-    for lead, changes_of in by_lead(list(first.values())).items():
+    for changes_of in by_lead(list(first.values())).values():
         assert sorted(c["sequence"] for c in changes_of) == list(range(1, len(changes_of) + 1))
     final = {lead: max(cs, key=lambda c: c["sequence"])["stage"]
              for lead, cs in by_lead(published).items()}
