@@ -7,10 +7,10 @@ Everything is built from the environment (DESIGN §8). Definitions that fail
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import faust
 
+from streams.batch_sender import BatchSender
 from streams.config import Settings
 from streams.definitions.checker import load_checked
 from streams.definitions.compiler import compile_definitions
@@ -49,6 +49,8 @@ app = LeadstageApp(
         web_router_enabled=False, web_tables_enabled=False, web_graph_enabled=False,
         web_stats_enabled=False,
         stream_buffer_maxsize=4 * BATCH_SIZE,
+        broker_max_poll_records=BATCH_SIZE,
+        consumer_max_fetch_size=4 * 1024 * 1024,
         broker_commit_every=10_000,
         broker_commit_interval=1.0,
         producer_acks=-1,
@@ -63,16 +65,11 @@ metrics = Metrics()
 metrics.definitions_info.labels(str(definitions.version)).set(1)
 
 
-async def _send(topic: str, key: bytes | None, value: bytes | None,
-                headers: list[tuple[str, bytes]] | None) -> Any:
-    return await app.producer.send(topic, key, value, partition=None, timestamp=None,
-                                   headers=headers)
-
-
 processor = Processor(
     StageMachine(compiled), LeadStore(leads_table),
-    Outputs(_send, settings.topic_stage_changes, settings.topic_stages, settings.topic_dlq),
+    Outputs(settings.topic_stage_changes, settings.topic_stages, settings.topic_dlq),
     metrics,
+    BatchSender(lambda: app.producer._producer),  # Faust's started aiokafka producer
 )
 
 

@@ -29,10 +29,19 @@ class LeadStore:
         raw = self._db(partition).get(lead_id.encode())
         return None if raw is None else loads(raw)
 
-    def send(self, partition: int, state: LeadState) -> tuple[bytes, Any]:
-        """Queue the state on the changelog; returns (value, future of the acknowledgement)."""
-        value = dumps(state)
-        return value, self.table.send_changelog(partition, state.lead_id.encode(), value)
+    @property
+    def changelog_topic(self) -> str:
+        return self.table.changelog_topic.get_topic_name()
+
+    @staticmethod
+    def encode(state: LeadState) -> bytes:
+        return dumps(state)
+
+    def set_persisted_offset(self, partition: int, offset: int) -> None:
+        """Tell Faust's recovery how far this worker's changelog writes got."""
+        from faust.types import TP
+
+        self._store.set_persisted_offset(TP(self.changelog_topic, partition), offset)
 
     def put_local(self, partition: int, lead_id: str, value: bytes) -> None:
         key = lead_id.encode()

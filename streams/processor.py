@@ -6,8 +6,10 @@ For every lead touched, `commit`:
    for Kafka's acknowledgement, then writes it to local RocksDB;
 2. publishes the outbox (LeadStageChanged, and the current LeadStage or a tombstone) and the
    batch's dead letters, and waits for their acknowledgements;
-3. writes the state again with an empty outbox (not awaited: if that write is lost, the changes
-   are published once more, with the same event ids and content).
+3. writes the state again with an empty outbox, locally now and to the changelog with the next
+   flush (if that write is lost, the same changes are published once more: same ids, same
+   content).
+All records go out through one BatchSender: one aiokafka batch per partition, one await.
 Input offsets are acknowledged only after `commit` returns (Faust's take_events acks the batch
 when the loop asks for the next one). A crash before (1) completes replays the input; a crash
 between (1) and (2) leaves an outbox that the next touch of the lead, or the scan after the
@@ -26,11 +28,12 @@ import logging
 import os
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from streams.avro_codec import registry
+from streams.batch_sender import BatchSender
 from streams.dead_letters import DeadLetterRouter
 from streams.due_index import DueIndex
 from streams.input_gate import DEAD, IGNORE, DeadLetter, admit
@@ -56,28 +59,29 @@ class Update:
     signals: list[Signal] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
 class Outputs:
-    """Where changes and dead letters go; `send` returns a future of the acknowledgement."""
-
-    def __init__(self, send: Callable[..., Any], stage_changes: str, stages: str, dlq: str
-                 ) -> None:
-        self.send = send
-        self.stage_changes, self.stages, self.dlq = stage_changes, stages, dlq
+    stage_changes: str
+    stages: str
+    dlq: str
 
 
 class Processor:
     def __init__(self, machine: StageMachine, store: LeadStore, outputs: Outputs,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, sender: BatchSender) -> None:
         self.machine = machine
         self.store = store
         self.outputs = outputs
+        self.sender = sender
+        #: (partition, lead, value) of states whose outbox was confirmed: written with the next
+        #: flush, as losing them only means publishing the same changes once more
+        self._deferred: list[tuple[int, str, bytes]] = []
         self.metrics = metrics
         self.lock = asyncio.Lock()
         self.ready = False
         self.partitions: set[int] = set()
         self.stage_counts: dict[int, Counter[str]] = {}
         self.due = DueIndex()
-        self._pending_dlq: list[Any] = []
         self.dead_letters = DeadLetterRouter(self._send_dead, outputs.dlq, metrics)
         self.codec = registry()
 
@@ -132,7 +136,7 @@ class Processor:
 
     def _send_dead(self, topic: str, key: bytes | None, value: bytes | None,
                    headers: list[tuple[str, bytes]]) -> None:
-        self._pending_dlq.append((topic, key, value, headers))
+        self.sender.add(topic, key, value, headers)  # flushed with the batch's outputs
 
     # --- time ----------------------------------------------------------------------------------
 
@@ -201,16 +205,24 @@ class Processor:
             os._exit(70)
 
     async def _commit(self, updates: list[Update]) -> None:
-        store, outputs, codec = self.store, self.outputs, self.codec
-        pending = [(u, *store.send(u.partition, u.state)) for u in updates]
-        if pending:
-            await asyncio.gather(*(fut for _, _, fut in pending))
-        for u, value, _ in pending:
+        store, outputs, codec, sender = self.store, self.outputs, self.codec, self.sender
+        changelog = store.changelog_topic
+        await sender.prepare([outputs.stage_changes, outputs.stages, outputs.dlq])
+        deferred, self._deferred = self._deferred, []
+        for partition, lead_id, value in deferred:
+            sender.add(changelog, lead_id.encode(), value, partition=partition)
+        values = []
+        for u in updates:
+            value = store.encode(u.state)
+            values.append(value)
+            sender.add(changelog, u.state.lead_id.encode(), value, partition=u.partition)
+        # 1. the states (with their outboxes) are durable before anything is published
+        self._persisted(await sender.flush(), changelog)
+        for partition, lead_id, value in deferred:
+            store.put_local(partition, lead_id, value)
+        for u, value in zip(updates, values, strict=True):
             store.put_local(u.partition, u.state.lead_id, value)
-        acks = []
-        for topic, key, value, headers in self._pending_dlq:
-            acks.append(await outputs.send(topic, key, value, headers))
-        self._pending_dlq.clear()
+        # 2. publish the outboxes (dead letters routed during the batch are already queued)
         published = []
         for u in updates:
             outbox = u.state.outbox
@@ -218,26 +230,31 @@ class Processor:
                 continue
             key = u.state.lead_id.encode()
             for change in outbox:
-                acks.append(await outputs.send(outputs.stage_changes, key,
-                                               codec.encode("LeadStageChanged", change), None))
+                sender.add(outputs.stage_changes, key, codec.encode("LeadStageChanged", change))
             last = outbox[-1]
             current = None if last["stage"] is None else codec.encode("LeadStage", {
                 "lead_id": last["lead_id"], "stage": last["stage"], "since": last["changed_at"],
                 "sequence": last["sequence"], "definitions_version": last["definitions_version"]})
-            acks.append(await outputs.send(outputs.stages, key, current, None))
+            sender.add(outputs.stages, key, current)
             published.append(u)
-        if acks:
-            await asyncio.gather(*acks)
+        await sender.flush()
+        # 3. confirmed: empty the outboxes (locally now, on the changelog with the next flush)
         for u in published:
             u.state.outbox = []
-            value, _ = store.send(u.partition, u.state)  # confirmed: not awaited
+            value = store.encode(u.state)
             store.put_local(u.partition, u.state.lead_id, value)
+            self._deferred.append((u.partition, u.state.lead_id, value))
         for u in updates:
             record(self.metrics, u.signals)
             self._count(u)
             self.due.set(u.partition, u.state.lead_id, u.state.next_review)
         if updates:
             self._set_gauge()
+
+    def _persisted(self, offsets: dict[tuple[str, int], int], changelog: str) -> None:
+        for (topic, partition), offset in offsets.items():
+            if topic == changelog:
+                self.store.set_persisted_offset(partition, offset)
 
     def _count(self, u: Update) -> None:
         counts = self.stage_counts.setdefault(u.partition, Counter())

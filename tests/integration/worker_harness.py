@@ -47,8 +47,11 @@ class Worker:
 
     def start(self) -> Worker:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the process owns it while it runs
-        self.proc = subprocess.Popen([LEADSTAGE, "worker", "-l", "info"], cwd=PROJECT_ROOT,
-                                     env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        # e.g. LEADSTAGE_TEST_WORKER_PREFIX="python -m cProfile -o w.prof" to profile a worker
+        prefix = os.environ.get("LEADSTAGE_TEST_WORKER_PREFIX", "").split()
+        self.proc = subprocess.Popen([*prefix, LEADSTAGE, "worker", "-l", "info"],
+                                     cwd=PROJECT_ROOT, env=self.env, stdout=log,
+                                     stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         log.close()
         return self
