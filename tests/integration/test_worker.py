@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.definitions.calendar import MS_PER_DAY, format_date, format_timestamp
+from streams.definitions.calendar import MS_PER_DAY, add_months, format_date, format_timestamp
 from streams.definitions.compiler import compile_definitions
 from streams.definitions.loader import load_file
 from streams.lead_state import LeadState
@@ -66,6 +66,9 @@ def test_events_move_leads_as_the_design_says(kafka_bootstrap, worker_factory, t
     t = now_ms() - HOUR
     iso = format_timestamp
     soon, later = format_date(t // MS_PER_DAY + 60), format_date(t // MS_PER_DAY + 900)
+    today = now_ms() // MS_PER_DAY
+    h_decides = add_months((t - 2 * MS_PER_DAY) // MS_PER_DAY, 6) + 1
+    h_hot_day = next(d for d in range(today - 2, today + 1) if add_months(d, 6) >= h_decides)
     produce_jsonl(kafka_bootstrap, f"{name}-activity", tmp_path / "events.jsonl", [
         {"event_id": "a1", "lead_id": "A", "occurred_at": iso(t), "activity": "CONTACTED"},
         {"event_id": "a2", "lead_id": "A", "occurred_at": iso(t + 1), "activity": "PRICING_VIEWED"},
@@ -81,6 +84,16 @@ def test_events_move_leads_as_the_design_says(kafka_bootstrap, worker_factory, t
         {"event_id": "b2", "lead_id": "B", "occurred_at": iso(t + 1),
          "activity": "ERASURE_REQUESTED"},
         {"event_id": "c1", "lead_id": "C", "occurred_at": iso(t), "activity": "PAGE_VIEWED"},
+        # P's decision date passed yesterday: hot at the time of its events, cold by time since
+        {"event_id": "p1", "lead_id": "P", "occurred_at": iso(t - 3 * MS_PER_DAY),
+         "activity": "CONTACTED"},
+        {"event_id": "p2", "lead_id": "P", "occurred_at": iso(t - 3 * MS_PER_DAY),
+         "activity": "DECISION_TIMELINE_PROVIDED", "decision_by": format_date(today - 2)},
+        # H's decision date was a day beyond 6 months two days ago: hot by time alone since
+        {"event_id": "h1", "lead_id": "H", "occurred_at": iso(t - 2 * MS_PER_DAY),
+         "activity": "CONTACTED"},
+        {"event_id": "h2", "lead_id": "H", "occurred_at": iso(t - 2 * MS_PER_DAY),
+         "activity": "DECISION_TIMELINE_PROVIDED", "decision_by": format_date(h_decides)},
     ])
     # poison between good events: garbage, an unknown fingerprint, a key that is not lead_id
     produce_raw(kafka_bootstrap, f"{name}-activity", [
@@ -89,8 +102,14 @@ def test_events_move_leads_as_the_design_says(kafka_bootstrap, worker_factory, t
         (b"D", activity("d2", "D", t, "CONTACTED")),
     ])
 
-    records = changes(kafka_bootstrap, f"{name}-changes", want=6)
+    records = changes(kafka_bootstrap, f"{name}-changes", want=11)
     leads = by_lead(records)
+    assert len(records) == 11
+    assert [(c["stage"], c["cause"]) for c in leads["P"]] == [
+        ("cold", "EVENT"), ("hot", "EVENT"), ("cold", "TIME")]
+    assert leads["P"][2]["changed_at"] == (today - 1) * MS_PER_DAY  # the day after the date
+    assert [(c["stage"], c["cause"]) for c in leads["H"]] == [("cold", "EVENT"), ("hot", "TIME")]
+    assert leads["H"][1]["changed_at"] == h_hot_day * MS_PER_DAY
     assert [(c["sequence"], c["previous_stage"], c["stage"]) for c in leads["A"]] == [
         (1, None, "cold"), (2, "cold", "warm"), (3, "warm", "hot")]
     assert [c["event_id"] for c in leads["A"]] == ["A:1", "A:2", "A:3"]
@@ -114,7 +133,7 @@ def test_events_move_leads_as_the_design_says(kafka_bootstrap, worker_factory, t
 
     status, text = worker.get("/metrics")
     assert status == 200
-    for line in ['leadstage_leads{stage="hot"} 1.0', 'leadstage_leads{stage="cold"} 1.0',
+    for line in ['leadstage_leads{stage="hot"} 2.0', 'leadstage_leads{stage="cold"} 2.0',
                  'leadstage_dead_letters_total{reason="undecodable"} 1.0',
                  'leadstage_stage_changes_total{cause="EVENT",from_stage="warm",'
                  'to_stage="hot"} 1.0',
@@ -149,7 +168,8 @@ stages:
     meaning: Asked for a demo in the last 90 days.
     when: interest >= 1
 """)
-    worker = worker_factory(16082, LEADSTAGE_DEFINITIONS=str(definitions)).start()
+    worker = worker_factory(16082, LEADSTAGE_DEFINITIONS=str(definitions),
+                            LEADSTAGE_API_TOKEN="s3cret-token").start()
     worker.wait_ready()
     name = worker_factory.name
     t = now_ms()
@@ -170,6 +190,11 @@ stages:
         ("idle", "EVENT"), ("keen", "EVENT"), ("settled", "TIME")]
     assert records["K"][2]["changed_at"] == t + 6000
     assert all(c["definitions_version"] == 3 for c in records["N"] + records["K"])
+    assert worker.get("/leads/N")[0] == 401
+    assert worker.get("/leads/N", {"Authorization": "Bearer wrong"})[0] == 401
+    status, doc = worker.get("/leads/N", {"Authorization": "Bearer s3cret-token"})
+    assert status == 200 and doc["stage"] == "settled"
+    assert "s3cret-token" not in worker.log_path.read_text()
 
 
 def test_definitions_that_fail_the_checker_stop_the_worker(kafka_bootstrap, worker_factory):
@@ -235,3 +260,7 @@ def test_sigkill_loses_no_stage_change(kafka_bootstrap, worker_factory):
     final = {lead: max(cs, key=lambda c: c["sequence"])["stage"]
              for lead, cs in by_lead(published).items()}
     assert final == {lead: path[-1][1] for lead, path in expected.items() if path}
+    _, text = worker.get("/metrics")
+    gauge = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line.startswith("leadstage_leads{"))
+    assert gauge == sum(1 for stage in final.values() if stage is not None)
