@@ -29,5 +29,9 @@ unit: .venv
 integration: .venv
 	$(BIN)/python -m pytest tests/integration
 
+# The whole system on this machine: broker, worker, synthetic producers, live view.
+demo: .venv
+	$(BIN)/leadstage demo
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

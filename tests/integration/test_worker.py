@@ -130,6 +130,16 @@ def test_events_move_leads_as_the_design_says(kafka_bootstrap, worker_factory, t
     assert doc["facts"]["decision_date"] == soon and "deciding_soon" in doc["reason"]
     assert [c["sequence"] for c in doc["recent_changes"]] == [1, 2, 3]
     assert worker.get("/leads/B")[0] == 404 and worker.get("/leads/nobody")[0] == 404
+    shown = subprocess.run([LEADSTAGE, "lead", "A", "--url", worker.url("")],
+                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    assert shown.returncode == 0 and "A: hot since" in shown.stdout
+    assert "decision_date = " + soon in shown.stdout and "EVENT" in shown.stdout
+    unknown = subprocess.run([LEADSTAGE, "lead", "B", "--url", worker.url("")],
+                             capture_output=True, text=True)
+    assert unknown.returncode == 1 and "No lead 'B'" in unknown.stderr
+    nobody = subprocess.run([LEADSTAGE, "lead", "A", "--url", "http://127.0.0.1:9"],
+                            capture_output=True, text=True)
+    assert nobody.returncode == 2 and "No worker answers" in nobody.stderr
 
     status, text = worker.get("/metrics")
     assert status == 200

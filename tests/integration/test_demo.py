@@ -1,0 +1,48 @@
+"""`leadstage demo` on the real broker: live metrics while it runs, a summary, nothing left."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+import urllib.request
+
+from streams import broker
+from tests.integration.worker_harness import LEADSTAGE, worker_env
+
+
+def test_demo_runs_shows_stages_and_stops_what_it_started(kafka_bootstrap, unique_name,
+                                                          tmp_path):
+    env = {**os.environ, **worker_env(kafka_bootstrap, unique_name("demo")),
+           "LEADSTAGE_WEB_PORT": "16097", "LEADSTAGE_DATA_DIR": str(tmp_path / "data"),
+           "COLUMNS": "120"}
+    demo = subprocess.Popen([LEADSTAGE, "demo", "--duration", "25", "--leads", "300"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen_changes = 0.0
+    try:
+        deadline = time.monotonic() + 120
+        while demo.poll() is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:16097/metrics", timeout=2) as r:
+                    text = r.read().decode()
+                seen_changes = max(seen_changes, sum(
+                    float(v) for v in re.findall(
+                        r"^leadstage_stage_changes_total\{.*\} (\S+)$", text, re.M)))
+            except OSError:
+                pass
+            time.sleep(1)
+        out, _ = demo.communicate(timeout=120)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == 0, out
+    assert seen_changes > 0, "no stage-change metrics were served while the demo ran"
+    summary = out[out.index("Summary"):]
+    counts = dict(re.findall(r"(cold|warm|hot) (\d+)", summary))
+    assert set(counts) == {"cold", "warm", "hot"}, summary
+    assert sum(map(int, counts.values())) > 0
+    assert "marketing: " in summary and "sales: " in summary
+    pid = int(re.search(r"worker pid (\d+)", out).group(1))
+    assert not broker._pid_alive(pid), "the demo left its worker running"
