@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: .venv test lint unit integration demo bench faults fuzz clean
+.PHONY: .venv tools rules test lint unit integration demo bench faults fuzz clean
 
 # Re-installs only when pyproject.toml changed since the last install.
 .venv: $(STAMP)
@@ -16,11 +16,21 @@ $(STAMP): pyproject.toml
 
 # Only folders that exist: git does not keep an empty bench/.
 lint: .venv
-	$(BIN)/ruff check $(wildcard streams tests bench)
+	$(BIN)/ruff check $(wildcard streams tests bench deploy/grafana)
+
+# Prometheus and promtool (Debian's package) for the rule tests and the real-scrape test.
+tools:
+	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || { \
+	  echo "installing Debian's prometheus package (needs root)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+
+rules: tools
+	promtool check rules deploy/prometheus/rules/*.yml
+	promtool test rules deploy/prometheus/tests/*.yml
 
 # Integration tests start the local broker through `streams.broker` (or use
 # KAFKA_BOOTSTRAP_SERVERS) and stop it again if they started it.
-test: .venv lint
+test: .venv lint rules
 	$(BIN)/python -m pytest
 
 unit: .venv

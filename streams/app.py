@@ -63,10 +63,12 @@ leads_table = app.Table("leads", partitions=settings.partitions, key_type=bytes,
                         value_type=bytes)
 metrics = Metrics()
 metrics.definitions_info.labels(str(definitions.version)).set(1)
+machine = StageMachine(compiled)
+metrics.initialise(definitions.stage_names, machine.handoff_stage, machine.verdict)
 
 
 processor = Processor(
-    StageMachine(compiled), LeadStore(leads_table),
+    machine, LeadStore(leads_table),
     Outputs(settings.topic_stage_changes, settings.topic_stages, settings.topic_dlq),
     metrics,
     BatchSender(lambda: app.producer._producer),  # Faust's started aiokafka producer

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _SECONDS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 2 * 86400, 4 * 86400,
@@ -43,3 +45,32 @@ class Metrics:
         self.definitions_info = Gauge("leadstage_definitions_info",
                                       "The definitions version in force.", ["version"],
                                       registry=r)
+
+    def initialise(self, stages: tuple[str, ...], handoff_stage: str | None,
+                   verdict: Callable[[str | None, str | None], str]) -> None:
+        """Create every series whose label values are known up front, at zero, so rates and
+        quantiles count the first events too (a series born at its first event is not)."""
+        everywhere = ["none", *stages]
+        for cause in ("EVENT", "TIME", "DEFINITIONS"):
+            for a in everywhere:
+                for b in everywhere:
+                    if a != b:
+                        self.stage_changes.labels(a, b, cause)
+        for stage in stages:
+            self.time_in_stage.labels(stage)
+            self.deal_amount.labels(stage)
+            for decision in ("accepted", "rejected"):
+                self.sales_decisions.labels(stage, decision)
+            for outcome in ("won", "lost"):
+                self.deals_closed.labels(stage, outcome)
+        if handoff_stage is not None:
+            self.handoff_response.labels(handoff_stage)
+            self.sla_breaches.labels(handoff_stage)
+        for team in ("MARKETING", "SALES"):
+            for assessed in stages:
+                for objective in everywhere:
+                    o = None if objective == "none" else objective
+                    self.assessments.labels(team, assessed, objective, verdict(assessed, o))
+        for reason in ("undecodable", "unknown_fingerprint", "missing_id", "oversized",
+                       "occurred_at_out_of_range", "missing_decision_by", "key_mismatch"):
+            self.dead_letters.labels(reason)

@@ -54,7 +54,7 @@ class StageMachine:
         if activity == "STAGE_ASSESSED":
             history.seen[event_id] = at  # counted once, but an opinion moves nothing
             signals.append(("assessment", event.get("team"), event.get("assessed_stage"),
-                            state.stage, self._verdict(event.get("assessed_stage"), state.stage)))
+                            state.stage, self.verdict(event.get("assessed_stage"), state.stage)))
             return APPLIED
         when = max(state.evaluated_at, at)
         self.advance(state, when, signals)
@@ -165,6 +165,6 @@ class StageMachine:
             signals.append(("deal", stage, "won" if won else "lost",
                             (event.get("amount") or 0.0) if won else 0.0))
 
-    def _verdict(self, assessed: str | None, objective: str | None) -> str:
+    def verdict(self, assessed: str | None, objective: str | None) -> str:
         a, o = self.d.rank(assessed), self.d.rank(objective)
         return "agree" if a == o else ("overrated" if a > o else "underrated")

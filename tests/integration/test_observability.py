@@ -1,0 +1,145 @@
+"""Every dashboard query returns data from a real Prometheus scraping a real worker, with the
+project's rule files loaded."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from streams.config import PROJECT_ROOT
+from streams.definitions.calendar import MS_PER_DAY, format_date, format_timestamp
+from streams.definitions.compiler import compile_definitions
+from streams.definitions.loader import load_file
+from streams.generator import Generator, as_json
+from tests.integration.worker_harness import Worker, produce_raw, worker_env
+
+GRAFANA = PROJECT_ROOT / "deploy" / "grafana"
+RULES = PROJECT_ROOT / "deploy" / "prometheus" / "rules"
+PROM_PORT = 19090
+WORKER_PORT = 16098
+
+
+def dashboard_queries() -> list[tuple[str, str, str]]:
+    out = []
+    for path in sorted((GRAFANA / "dashboards").glob("*.json")):
+        doc = json.loads(path.read_text())
+        for panel in doc["panels"]:
+            for target in panel.get("targets", []):
+                out.append((doc["title"], panel["title"], target["expr"]))
+    return out
+
+
+def prometheus_query(expr: str) -> list:
+    url = f"http://127.0.0.1:{PROM_PORT}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=10) as response:
+        doc = json.loads(response.read())
+    assert doc["status"] == "success", doc
+    return doc["data"]["result"]
+
+
+def workload(now: int) -> list[dict]:
+    """A realistic history plus leads that make sure every panel has something to show."""
+    compiled = compile_definitions(load_file("definitions/lead-stages.yaml"))
+    events = list(Generator(compiled, seed=11).history(300, 120, now))
+    day = now // MS_PER_DAY
+
+    def ev(i: str, lead: str, at: int, kind: str, **extra: object) -> dict:
+        return {"event_id": f"x-{i}", "lead_id": lead, "occurred_at": at, "source": "CRM",
+                "activity": kind, **extra}
+
+    t = now - 5 * MS_PER_DAY
+    events += [
+        # hot five days ago and never followed up: an SLA breach
+        ev("b1", "X-breach", t, "CONTACTED"),
+        ev("b2", "X-breach", t, "DECISION_TIMELINE_PROVIDED", decision_by=format_date(day + 30)),
+        # hot, accepted the same day, won
+        ev("w1", "X-won", t, "CONTACTED"),
+        ev("w2", "X-won", t, "DECISION_TIMELINE_PROVIDED", decision_by=format_date(day + 60)),
+        ev("w3", "X-won", t + 3_600_000, "SALES_ACCEPTED"),
+        ev("w4", "X-won", t + 7_200_000, "DEAL_WON", amount=25000.0, currency="EUR"),
+        ev("w5", "X-won", t + 7_300_000, "STAGE_ASSESSED", team="MARKETING", assessed_stage="hot"),
+        ev("w6", "X-won", t + 7_400_000, "STAGE_ASSESSED", team="SALES", assessed_stage="warm"),
+        # warm, rejected and lost
+        ev("l1", "X-lost", t, "CONTACTED"),
+        ev("l2", "X-lost", t, "PRICING_VIEWED"),
+        ev("l3", "X-lost", t + 1000, "SALES_REJECTED", reason="no fit"),
+        ev("l4", "X-lost", t + 2000, "DEAL_LOST", reason="price"),
+    ]
+    return events
+
+
+@pytest.fixture
+def prometheus(tmp_path):
+    binary = shutil.which("prometheus")
+    assert binary, "Prometheus is not installed: `make test` installs Debian's prometheus package"
+    config = tmp_path / "prometheus.yml"
+    config.write_text(json.dumps({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(p) for p in sorted(RULES.glob("*.yml"))],
+        "scrape_configs": [{"job_name": "leadstage",
+                            "static_configs": [{"targets": [f"127.0.0.1:{WORKER_PORT}"]}]}],
+    }))
+    log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([binary, f"--config.file={config}",
+                             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                             f"--web.listen-address=127.0.0.1:{PROM_PORT}"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{PROM_PORT}/-/ready", timeout=2):
+                    break
+            except OSError:
+                assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()
+                assert time.monotonic() < deadline, "Prometheus did not become ready"
+                time.sleep(0.5)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_every_dashboard_query_returns_data(kafka_bootstrap, unique_name, tmp_path, prometheus):
+    name = unique_name("obs")
+    worker = Worker(worker_env(kafka_bootstrap, name), tmp_path / "data", WORKER_PORT,
+                    tmp_path / "worker.log").start()
+    try:
+        worker.wait_ready()
+        from streams.activity_json import parse_line
+        from streams.avro_codec import registry
+
+        now = int(time.time() * 1000)
+        events = [parse_line(json.dumps(as_json(e))) for e in workload(now)]
+        random.Random(2).shuffle(events)
+        chunks = [events[i::4] for i in range(4)]
+        for chunk in chunks:  # spread over time so rates have something to see
+            records = [(e["lead_id"].encode(), registry().encode("LeadActivity", e))
+                       for e in chunk]
+            records.append((b"X-poison", b"garbage " + format_timestamp(now).encode()))
+            produce_raw(kafka_bootstrap, f"{name}-activity", records)
+            time.sleep(4)
+        time.sleep(12)  # a few scrapes and rule evaluations after the last event
+
+        empty = []
+        for dashboard, panel, expr in dashboard_queries():
+            result = prometheus_query(expr)
+            values = [float(r["value"][1]) for r in result]
+            if not any(math.isfinite(v) for v in values):
+                empty.append(f"{dashboard} / {panel}: {expr} -> {result}")
+        assert not empty, "\n".join(empty)
+    finally:
+        worker.stop()
