@@ -251,6 +251,16 @@ def lead(lead_id: str, url: str | None) -> None:
 
 
 @main.command()
+def topics() -> None:
+    """Create the application's topics if they are missing (as the worker does on start)."""
+    from streams.topics import ensure_topics
+
+    settings = Settings.from_env()
+    created = ensure_topics(settings)
+    click.echo(f"created: {', '.join(created)}" if created else "all topics exist")
+
+
+@main.command()
 @click.option("--duration", type=float, default=None, help="Seconds to run (default: Ctrl-C).")
 @click.option("--leads", default=500, show_default=True, help="Leads in the backfilled history.")
 def demo(duration: float | None, leads: int) -> None:

@@ -58,6 +58,8 @@ class Settings:
     definitions: Path = PROJECT_ROOT / "definitions" / "lead-stages.yaml"
     data_dir: Path = PROJECT_ROOT / ".cache" / "worker-data"
     web_host: str = "127.0.0.1"
+    #: the address the web server binds; defaults to web_host (set 0.0.0.0 only in containers)
+    web_bind: str = ""
     web_port: int = 6066
     sweep_interval: int = 60
     api_token: str | None = field(default=None, repr=False)
@@ -87,6 +89,7 @@ class Settings:
             definitions=definitions,
             data_dir=Path(get("LEADSTAGE_DATA_DIR", str(d.data_dir))),
             web_host=get("LEADSTAGE_WEB_HOST", d.web_host),
+            web_bind=get("LEADSTAGE_WEB_BIND", get("LEADSTAGE_WEB_HOST", d.web_host)),
             web_port=_int(env, "LEADSTAGE_WEB_PORT", d.web_port),
             sweep_interval=_int(env, "LEADSTAGE_SWEEP_INTERVAL", d.sweep_interval),
             api_token=env.get("LEADSTAGE_API_TOKEN") or None,

@@ -42,9 +42,10 @@ def faust_app_kwargs(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "datadir": str(settings.data_dir),
         "topic_partitions": settings.partitions,
         "topic_replication_factor": 1,
-        # web_host is only the advertised name: web_bind is what the socket binds to.
+        # web_host is the name other workers use to reach this one (lead lookups are routed to
+        # the owner); web_bind is what the socket binds to. Faust's default bind is 0.0.0.0.
         "web_host": settings.web_host,
-        "web_bind": settings.web_host,
+        "web_bind": settings.web_bind or settings.web_host,
         "web_port": settings.web_port,
         "consumer_auto_offset_reset": "earliest",
     }

@@ -40,3 +40,9 @@ def test_password_never_in_repr():
     assert "hunter2-secret" not in repr(s)
     assert s.security.protocol == "SASL_SSL"
     assert s.security.kafka_python_kwargs()["sasl_plain_password"] == "hunter2-secret"
+
+
+def test_web_bind_defaults_to_the_web_host_and_can_differ():
+    assert Settings.from_env({}).web_bind == "127.0.0.1"
+    s = Settings.from_env({"LEADSTAGE_WEB_HOST": "worker-1", "LEADSTAGE_WEB_BIND": "0.0.0.0"})
+    assert (s.web_host, s.web_bind) == ("worker-1", "0.0.0.0")
