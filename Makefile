@@ -43,5 +43,9 @@ integration: .venv
 demo: .venv
 	$(BIN)/leadstage demo
 
+# Fault injection at full size, every scenario, with reconciliation figures printed.
+faults: .venv
+	LEADSTAGE_FAULTS_SCALE=1 $(BIN)/python -m pytest tests/faults -m "" -s -p no:cacheprovider
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,149 @@
+"""Fault injection on the real broker with two workers: nothing lost, nothing conflicting.
+
+`make faults` runs all of them at full size (LEADSTAGE_FAULTS_SCALE=1); `make test` runs the
+SIGKILL scenario at a fifth of the size (the others are marked full_faults).
+Each scenario prints the verifier's reconciliation figures.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from streams.definitions.compiler import compile_definitions
+from streams.definitions.loader import load_file
+from tests.faults.verifier import verify
+from tests.faults.workload import workload
+from tests.integration.worker_harness import Worker, produce_raw, worker_env
+
+COMPILED = compile_definitions(load_file("definitions/lead-stages.yaml"))
+
+
+class Cluster:
+    def __init__(self, bootstrap: str, name: str, tmp_path, base_port: int) -> None:
+        self.bootstrap, self.name = bootstrap, name
+        self.env = worker_env(bootstrap, name)
+        self.tmp, self.base_port = tmp_path, base_port
+        self.workers: list[Worker] = []
+
+    def worker(self, i: int) -> Worker:
+        w = Worker(self.env, self.tmp / f"data-{i}", self.base_port + i, self.tmp / f"w{i}.log")
+        self.workers.append(w)
+        return w
+
+    def topics(self) -> dict[str, str]:
+        return {"activity": f"{self.name}-activity", "changes": f"{self.name}-changes",
+                "dlq": f"{self.name}-dlq"}
+
+    def produce(self, records: list[tuple[bytes, bytes]]) -> None:
+        produce_raw(self.bootstrap, self.topics()["activity"], records)
+
+    def wait_caught_up(self, timeout_s: float = 240) -> None:
+        """Until the group has committed every input offset and outputs stopped growing."""
+        topic = self.topics()["activity"]
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap)
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        try:
+            tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                end = consumer.end_offsets(tps)
+                group = self.env["LEADSTAGE_APP_ID"]
+                try:
+                    committed = admin.list_group_offsets({group: None}).get(group, {})
+                except KafkaError:  # e.g. the coordinator moving after a broker restart
+                    time.sleep(1)
+                    continue
+                if all(committed.get(tp) and committed[tp].offset >= end[tp] for tp in tps):
+                    time.sleep(3)  # let the last outboxes and clears go out
+                    return
+                time.sleep(1)
+            raise AssertionError("the workers did not catch up:\n" + "\n".join(
+                w.tail(15) for w in self.workers))
+        finally:
+            consumer.close()
+            admin.close()
+
+    def check(self) -> None:
+        report = verify(self.bootstrap, self.topics(), COMPILED, int(time.time() * 1000))
+        print(f"\n[reconciliation {self.name}] {report.summary()}")
+        assert not report.wrong_stages, report.wrong_stages[:5]
+        assert not report.gaps, report.gaps[:5]
+        assert not report.conflicts, report.conflicts[:2]
+        assert report.ok, report.summary()
+
+    def stop(self) -> None:
+        for w in self.workers:
+            w.stop()
+
+
+@pytest.fixture
+def cluster(kafka_bootstrap, unique_name, tmp_path, request):
+    c = Cluster(kafka_bootstrap, unique_name("faults"), tmp_path, 16200 + 10 * (
+        hash(request.node.name) % 20))
+    yield c
+    c.stop()
+
+
+def test_sigkill_one_of_two_workers_twice(cluster, scale):
+    records = workload(int(20_000 * scale), int(2_000 * scale), int(2_000 * scale))
+    a, b = cluster.worker(1).start(), cluster.worker(2).start()
+    a.wait_ready()
+    b.wait_ready()
+    quarter = len(records) // 4
+    for i in range(4):
+        cluster.produce(records[i * quarter:(i + 1) * quarter if i < 3 else len(records)])
+        if i < 2:
+            time.sleep(1.5)
+            a.kill()  # SIGKILL while events stream in
+            a.start()
+    a.wait_ready()
+    cluster.wait_caught_up()
+    cluster.check()
+
+
+@pytest.mark.full_faults
+def test_a_worker_joins_and_another_leaves(cluster, scale):
+    records = workload(int(15_000 * scale), int(1_500 * scale), int(1_000 * scale), seed=8)
+    third = len(records) // 3
+    a = cluster.worker(1).start()
+    a.wait_ready()
+    cluster.produce(records[:third])
+    b = cluster.worker(2).start()  # joins: partitions move to it mid-stream
+    cluster.produce(records[third:2 * third])
+    b.wait_ready()
+    a.stop()  # leaves: everything moves to b
+    cluster.produce(records[2 * third:])
+    cluster.wait_caught_up()
+    cluster.check()
+
+
+@pytest.mark.full_faults
+def test_the_broker_restarts_mid_stream(cluster, scale):
+    from streams import broker
+
+    cfg = broker.BrokerConfig.from_env()
+    assert broker.running_pid(cfg), "this scenario restarts the local broker started by the tests"
+    records = workload(int(15_000 * scale), int(1_500 * scale), int(1_000 * scale), seed=13)
+    half = len(records) // 2
+    a, b = cluster.worker(1).start(), cluster.worker(2).start()
+    a.wait_ready()
+    b.wait_ready()
+    cluster.produce(records[:half])
+    time.sleep(1)
+    broker.stop(cfg)
+    time.sleep(5)
+    broker.start(cfg)
+    for w in (a, b):  # a worker that could not write exits (70) rather than ack: supervise it
+        if w.proc is not None and w.proc.poll() is not None:
+            print(f"\nworker :{w.port} exited {w.proc.returncode} in the outage; restarted")
+            w.start()
+    cluster.produce(records[half:])
+    for w in (a, b):
+        if w.proc is not None and w.proc.poll() is not None:
+            w.start()
+    cluster.wait_caught_up()
+    cluster.check()
