@@ -47,5 +47,12 @@ demo: .venv
 faults: .venv
 	LEADSTAGE_FAULTS_SCALE=1 $(BIN)/python -m pytest tests/faults -m "" -s -p no:cacheprovider
 
+# Coverage-guided fuzzing of the input gate for FUZZ_SECONDS (default 60), memory capped.
+FUZZ_SECONDS ?= 60
+fuzz: .venv
+	$(BIN)/python -m pip install -q 'atheris>=2.3,<4'
+	$(BIN)/python tests/fuzz/fuzz_input_gate.py -max_total_time=$(FUZZ_SECONDS) \
+	  -rss_limit_mb=1024 -max_len=4096 .cache/fuzz-corpus
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
