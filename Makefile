@@ -43,6 +43,10 @@ integration: .venv
 demo: .venv
 	$(BIN)/leadstage demo
 
+# Benchmark (not part of make test): writes bench/results.json and prints a table.
+bench: .venv
+	$(BIN)/python bench/run.py
+
 # Fault injection at full size, every scenario, with reconciliation figures printed.
 faults: .venv
 	LEADSTAGE_FAULTS_SCALE=1 $(BIN)/python -m pytest tests/faults -m "" -s -p no:cacheprovider

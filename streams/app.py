@@ -53,6 +53,10 @@ app = LeadstageApp(
         consumer_max_fetch_size=4 * 1024 * 1024,
         broker_commit_every=10_000,
         broker_commit_interval=1.0,
+        # A killed worker is noticed after 10 s, not Faust's default 60 s, so its partitions
+        # move on (and a restarted worker recovers) quickly.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
         producer_acks=-1,
         producer_linger_ms=5,
     ),

@@ -1,0 +1,344 @@
+"""`make bench`: leadstage against the raw Kafka ceiling and the obvious Faust implementation.
+
+All three read the same pre-produced topic of generated events (Avro single-object encoded).
+Writes bench/results.json and prints a table with the targets. It measures and reports; it
+asserts nothing.
+
+    BENCH_LEADS=100000 BENCH_EVENTS=500000 .venv/bin/python bench/run.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from streams import broker  # noqa: E402
+from streams.activity_json import parse_line  # noqa: E402
+from streams.avro_codec import registry  # noqa: E402
+from streams.definitions.compiler import compile_definitions  # noqa: E402
+from streams.definitions.loader import load_file  # noqa: E402
+from streams.generator import Generator, as_json  # noqa: E402
+
+console = Console()
+LEADS = int(os.environ.get("BENCH_LEADS", "100000"))
+EVENTS = int(os.environ.get("BENCH_EVENTS", "500000"))
+PARTITIONS = int(os.environ.get("BENCH_PARTITIONS", "8"))
+BASELINE_EVENTS = int(os.environ.get("BENCH_BASELINE_EVENTS", "50000"))
+LATENCY_RATE, LATENCY_SECONDS = 5000, 20
+WORK = ROOT / ".cache" / "bench"
+TARGETS = {"leadstage_events_per_second": 20000, "speedup_vs_faust": 5.0, "p99_latency_ms": 250,
+           "peak_rss_mb": 400, "recovery_seconds": 30}
+
+
+def records(count: int, leads: int) -> list[tuple[bytes, bytes]]:
+    compiled = compile_definitions(load_file(ROOT / "definitions" / "lead-stages.yaml"))
+    generator = Generator(compiled, seed=42)
+    now = int(time.time() * 1000)
+    out: list[tuple[bytes, bytes]] = []
+    codec = registry()
+    for event in generator.history(leads, 120, now):
+        record = parse_line(json.dumps(as_json(event)))
+        out.append((record["lead_id"].encode(), codec.encode("LeadActivity", record)))
+        if len(out) >= count:
+            break
+    return out
+
+
+def produce(bootstrap: str, topic: str, recs: list[tuple[bytes, bytes]]) -> float:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20,
+                             batch_size=512 * 1024)
+    start = time.perf_counter()
+    for key, value in recs:
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+    producer.close()
+    return time.perf_counter() - start
+
+
+def end_total(bootstrap: str, topic: str) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        return sum(consumer.end_offsets(tps).values()) if tps else 0
+    finally:
+        consumer.close()
+
+
+async def raw_consumer(bootstrap: str, topic: str, count: int) -> float:
+    """aiokafka getmany + fastavro decoding, nothing else: the ceiling."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition as ATP
+
+    codec = registry()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                max_partition_fetch_bytes=4 * 1024 * 1024)
+    await consumer.start()
+    try:
+        tps = [ATP(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        seen, start = 0, None
+        while seen < count:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10000)
+            for batch in batches.values():
+                if start is None:
+                    start = time.perf_counter()
+                for message in batch:
+                    codec.decode(message.value)
+                seen += len(batch)
+        return count / (time.perf_counter() - (start or time.perf_counter()))
+    finally:
+        await consumer.stop()
+
+
+def wait_for(predicate, timeout_s: float, step: float = 0.25) -> float:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return time.perf_counter()
+        time.sleep(step)
+    raise TimeoutError("timed out")
+
+
+def faust_baseline(bootstrap: str, topic: str, name: str) -> float:
+    out = f"{name}-baseline-out"
+    env = {**os.environ, "BENCH_APP_ID": f"{name}-baseline", "BENCH_BOOTSTRAP": bootstrap,
+           "BENCH_TOPIC": topic, "BENCH_OUT": out, "BENCH_DATA_DIR": str(WORK / "baseline"),
+           "BENCH_PARTITIONS": str(PARTITIONS)}
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(out, PARTITIONS, 1)])
+    admin.close()
+    with open(WORK / "baseline.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "faust", "-A", "bench.faust_baseline",
+                                 "worker", "-l", "warn"], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+    try:
+        first = wait_for(lambda: end_total(bootstrap, out) > 0, 120)
+        first_count = end_total(bootstrap, out)
+        done = wait_for(lambda: end_total(bootstrap, out) >= BASELINE_EVENTS, 900, 1.0)
+        return (end_total(bootstrap, out) - first_count) / (done - first)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+class LeadstageWorker:
+    def __init__(self, bootstrap: str, topic: str, name: str, port: int = 16410) -> None:
+        self.env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                    "LEADSTAGE_APP_ID": f"{name}-leadstage", "LEADSTAGE_TOPIC_ACTIVITY": topic,
+                    "LEADSTAGE_TOPIC_STAGE_CHANGES": f"{name}-changes",
+                    "LEADSTAGE_TOPIC_STAGES": f"{name}-stages", "LEADSTAGE_TOPIC_DLQ":
+                    f"{name}-dlq", "LEADSTAGE_PARTITIONS": str(PARTITIONS),
+                    "LEADSTAGE_WEB_PORT": str(port), "LEADSTAGE_DATA_DIR": str(WORK / "worker")}
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with open(WORK / "worker.log", "ab") as log:
+            self.proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "leadstage"), "worker",
+                                          "-l", "warn"], cwd=ROOT, env=self.env, stdout=log,
+                                         stderr=subprocess.STDOUT)
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def events_done(self) -> float:
+        try:
+            with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return 0.0
+        total = sum(float(v) for v in re.findall(r"^leadstage_events_total\{.*\} (\S+)$",
+                                                 text, re.M))
+        return total + sum(float(v) for v in re.findall(
+            r"^leadstage_dead_letters_total\{.*\} (\S+)$", text, re.M))
+
+    def peak_rss_mb(self) -> float:
+        assert self.proc is not None
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def latency(bootstrap: str, topic: str, changes: str) -> tuple[float, float]:
+    """Steady LATENCY_RATE events/s of new leads; produce time -> stage change on the topic."""
+    consumer = KafkaConsumer(changes, bootstrap_servers=bootstrap, auto_offset_reset="latest",
+                             enable_auto_commit=False)
+    consumer.poll(timeout_ms=1000)  # join, position at the end
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=1)
+    codec = registry()
+    sent: dict[str, float] = {}
+    start = time.perf_counter()
+    n = 0
+    while time.perf_counter() - start < LATENCY_SECONDS:
+        due = int((time.perf_counter() - start) * LATENCY_RATE)
+        while n < due:
+            lead = f"LAT-{n}"
+            value = codec.encode("LeadActivity", {
+                "event_id": f"lat-{n}", "lead_id": lead, "occurred_at": int(time.time() * 1000),
+                "source": "WEB", "activity": "CONTACTED", "decision_by": None, "amount": None,
+                "currency": None, "team": None, "assessed_stage": None, "reason": None,
+                "attributes": {}})
+            sent[lead] = time.time() * 1000
+            producer.send(topic, key=lead.encode(), value=value)
+            n += 1
+        producer.flush()
+        time.sleep(0.005)
+    producer.close()
+    latencies = []
+    deadline = time.monotonic() + 60
+    while len(latencies) < len(sent) * 0.999 and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=500).values():
+            for r in batch:
+                lead = r.key.decode()
+                if lead in sent:
+                    latencies.append(r.timestamp - sent[lead])
+    consumer.close()
+    latencies.sort()
+    return (latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99) - 1])
+
+
+def main() -> int:
+    WORK.mkdir(parents=True, exist_ok=True)
+    for folder in ("worker", "baseline"):
+        shutil.rmtree(WORK / folder, ignore_errors=True)
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    started = False
+    if not bootstrap:
+        bootstrap, started = broker.start(echo=console.print)
+    name = f"bench-{random.randrange(10**6)}"
+    topic = f"{name}-input"
+    results: dict[str, object] = {}
+    worker = None
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+        admin.close()
+        with console.status(f"generating and producing {EVENTS} events for {LEADS} leads"):
+            recs = records(EVENTS, LEADS)
+            produce(bootstrap, topic, recs)
+        events = len(recs)
+        console.print(f"{events} events on {topic} ({PARTITIONS} partitions)")
+
+        with console.status("raw consumer (aiokafka getmany + fastavro)"):
+            raw = asyncio.run(raw_consumer(bootstrap, topic, events))
+        console.print(f"raw consumer: {raw:,.0f} events/s")
+
+        with console.status(f"Faust baseline (first {BASELINE_EVENTS} events)"):
+            baseline = faust_baseline(bootstrap, topic, name)
+        console.print(f"Faust baseline: {baseline:,.0f} events/s")
+
+        worker = LeadstageWorker(bootstrap, topic, name)
+        with console.status("leadstage worker"):
+            worker.start()
+            wait_for(worker.ready, 120)
+            first = wait_for(lambda: worker.events_done() > 0, 120, 0.1)
+            first_count = worker.events_done()  # the first batch, already done
+            done = wait_for(lambda: worker.events_done() >= events, 1800, 0.5)
+            leadstage = (events - first_count) / (done - first)
+            rss = worker.peak_rss_mb()
+        console.print(f"leadstage: {leadstage:,.0f} events/s, peak RSS {rss:.0f} MB")
+
+        with console.status("latency at a steady 5,000 events/s"):
+            p50, p99 = latency(bootstrap, topic, f"{name}-changes")
+        console.print(f"latency p50 {p50:.0f} ms, p99 {p99:.0f} ms")
+
+        with console.status("recovery after kill -9 and losing the local state"):
+            worker.kill()
+            shutil.rmtree(WORK / "worker", ignore_errors=True)
+            t0 = time.perf_counter()
+            worker.start()
+            recovery = wait_for(worker.ready, 600, 0.2) - t0
+        console.print(f"recovery: {recovery:.1f} s")
+
+        import aiokafka
+        import faust
+
+        results = {
+            "leadstage_events_per_second": round(leadstage, 1),
+            "faust_baseline_events_per_second": round(baseline, 1),
+            "raw_consumer_events_per_second": round(raw, 1),
+            "p50_latency_ms": round(p50, 1), "p99_latency_ms": round(p99, 1),
+            "peak_rss_mb": round(rss, 1), "recovery_seconds": round(recovery, 2),
+            "leads": LEADS, "events": events, "partitions": PARTITIONS,
+            "baseline_measured_over_events": BASELINE_EVENTS,
+            "versions": {"python": platform.python_version(), "faust": faust.__version__,
+                         "aiokafka": aiokafka.__version__,
+                         "kafka": broker.kafka_version()},
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") *
+                                           os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        report(results)
+        return 0
+    finally:
+        if worker is not None:
+            worker.stop()
+        if started:
+            broker.stop()
+
+
+def report(r: dict) -> None:
+    speedup = r["leadstage_events_per_second"] / max(r["faust_baseline_events_per_second"], 1)
+    table = Table(title="leadstage benchmark")
+    for col in ("measure", "value", "target", "met"):
+        table.add_column(col)
+    rows = [
+        ("raw consumer events/s (ceiling)", f"{r['raw_consumer_events_per_second']:,.0f}", "", ""),
+        ("Faust baseline events/s", f"{r['faust_baseline_events_per_second']:,.0f}", "", ""),
+        ("leadstage events/s", f"{r['leadstage_events_per_second']:,.0f}", "≥ 20,000",
+         r["leadstage_events_per_second"] >= TARGETS["leadstage_events_per_second"]),
+        ("leadstage / Faust baseline", f"{speedup:.1f}x", "≥ 5x",
+         speedup >= TARGETS["speedup_vs_faust"]),
+        ("p50 latency at 5,000/s", f"{r['p50_latency_ms']:.0f} ms", "", ""),
+        ("p99 latency at 5,000/s", f"{r['p99_latency_ms']:.0f} ms", "≤ 250 ms",
+         r["p99_latency_ms"] <= TARGETS["p99_latency_ms"]),
+        ("peak RSS", f"{r['peak_rss_mb']:.0f} MB", "≤ 400 MB",
+         r["peak_rss_mb"] <= TARGETS["peak_rss_mb"]),
+        ("recovery (kill -9, state lost)", f"{r['recovery_seconds']:.1f} s", "≤ 30 s",
+         r["recovery_seconds"] <= TARGETS["recovery_seconds"]),
+    ]
+    for measure, value, target, met in rows:
+        table.add_row(measure, value, target, "" if met == "" else ("yes" if met else "NO"))
+    console.print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
