@@ -39,6 +39,9 @@ class LeadstageApp(faust.App):
         # The input topic must exist before the consumer subscribes, or Faust ignores it.
         ensure_topics(settings)
         await super().on_first_start()
+        # Faust's Monitor keeps per-event statistics nobody reads here (the worker exports its
+        # own metrics and Faust's stats page is off); dropping it measured ~7% more events/s.
+        self.sensors.remove(self.monitor)
 
 
 app = LeadstageApp(
@@ -63,8 +66,13 @@ app = LeadstageApp(
 )
 activity_topic = app.topic(settings.topic_activity, key_serializer="raw",
                            value_serializer="raw", partitions=settings.partitions)
+# Faust's RocksDB defaults (64 MB write buffers, 2 GB block cache) are per partition database:
+# with 8 partitions the worker passed 500 MB. These keep it bounded (measured in make bench).
+ROCKSDB_OPTIONS = {"write_buffer_size": 8 * 2**20, "max_write_buffer_number": 2,
+                   "target_file_size_base": 16 * 2**20, "block_cache_size": 16 * 2**20,
+                   "block_cache_compressed_size": 8 * 2**20}
 leads_table = app.Table("leads", partitions=settings.partitions, key_type=bytes,
-                        value_type=bytes)
+                        value_type=bytes, options=dict(ROCKSDB_OPTIONS))
 metrics = Metrics()
 metrics.definitions_info.labels(str(definitions.version)).set(1)
 machine = StageMachine(compiled)
