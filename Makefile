@@ -49,7 +49,8 @@ bench: .venv
 
 # Fault injection at full size, every scenario, with reconciliation figures printed.
 faults: .venv
-	LEADSTAGE_FAULTS_SCALE=1 $(BIN)/python -m pytest tests/faults -m "" -s -p no:cacheprovider
+	LEADSTAGE_FAULTS_SCALE=1 $(BIN)/python -m pytest tests/faults -m "" -s -p no:cacheprovider \
+	  tests/integration/test_worker.py::test_definitions_that_fail_the_checker_stop_the_worker
 
 # Coverage-guided fuzzing of the input gate for FUZZ_SECONDS (default 60), memory capped.
 FUZZ_SECONDS ?= 60

@@ -18,12 +18,14 @@ from streams.faust_codecs import register as register_codecs
 from streams.faust_config import faust_app_kwargs
 from streams.lead_store import LeadStore
 from streams.metrics import Metrics
+from streams.pause_fence import PauseFence
 from streams.processor import Outputs, Processor
 from streams.stage_machine import StageMachine
 from streams.topics import ensure_topics
 
 BATCH_SIZE = 2000
 BATCH_WITHIN_S = 0.2
+SESSION_TIMEOUT_S = 10.0
 
 settings = Settings.from_env()
 definitions, problem = load_checked(str(settings.definitions))
@@ -58,7 +60,7 @@ app = LeadstageApp(
         broker_commit_interval=1.0,
         # A killed worker is noticed after 10 s, not Faust's default 60 s, so its partitions
         # move on (and a restarted worker recovers) quickly.
-        broker_session_timeout=10.0,
+        broker_session_timeout=SESSION_TIMEOUT_S,
         broker_heartbeat_interval=3.0,
         producer_acks=-1,
         producer_linger_ms=5,
@@ -79,11 +81,14 @@ machine = StageMachine(compiled)
 metrics.initialise(definitions.stage_names, machine.handoff_stage, machine.verdict)
 
 
+# Fence well inside the session timeout: a loop away this long may have lost its partitions.
+fence = PauseFence(threshold_s=SESSION_TIMEOUT_S * 0.7)
 processor = Processor(
     machine, LeadStore(leads_table),
     Outputs(settings.topic_stage_changes, settings.topic_stages, settings.topic_dlq),
     metrics,
     BatchSender(lambda: app.producer._producer),  # Faust's started aiokafka producer
+    fence,
 )
 
 
@@ -91,6 +96,11 @@ processor = Processor(
 async def process_activity(stream: faust.StreamT) -> None:
     async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
         await processor.process_batch(events)
+
+
+@app.timer(interval=1.0)
+async def pause_fence() -> None:
+    fence.tick()
 
 
 @app.timer(interval=settings.sweep_interval)

@@ -41,6 +41,7 @@ from streams.lead_state import LeadState
 from streams.lead_store import LeadStore
 from streams.metrics import Metrics
 from streams.metrics_recorder import record
+from streams.pause_fence import PauseFence
 from streams.stage_machine import Signal, StageMachine
 
 log = logging.getLogger(__name__)
@@ -68,11 +69,13 @@ class Outputs:
 
 class Processor:
     def __init__(self, machine: StageMachine, store: LeadStore, outputs: Outputs,
-                 metrics: Metrics, sender: BatchSender) -> None:
+                 metrics: Metrics, sender: BatchSender, fence: PauseFence | None = None
+                 ) -> None:
         self.machine = machine
         self.store = store
         self.outputs = outputs
         self.sender = sender
+        self.fence = fence or PauseFence(float("inf"))
         #: (partition, lead, value) of states whose outbox was confirmed: written with the next
         #: flush, as losing them only means publishing the same changes once more
         self._deferred: list[tuple[int, str, bytes]] = []
@@ -207,6 +210,7 @@ class Processor:
     async def _commit(self, updates: list[Update]) -> None:
         store, outputs, codec, sender = self.store, self.outputs, self.codec, self.sender
         changelog = store.changelog_topic
+        self.fence.check()  # never write for partitions a pause may have cost us
         await sender.prepare([outputs.stage_changes, outputs.stages, outputs.dlq])
         deferred, self._deferred = self._deferred, []
         for partition, lead_id, value in deferred:
@@ -222,6 +226,7 @@ class Processor:
             store.put_local(partition, lead_id, value)
         for u, value in zip(updates, values, strict=True):
             store.put_local(u.partition, u.state.lead_id, value)
+        self.fence.check()
         # 2. publish the outboxes (dead letters routed during the batch are already queued)
         published = []
         for u in updates:

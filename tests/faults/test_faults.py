@@ -89,7 +89,8 @@ def cluster(kafka_bootstrap, unique_name, tmp_path, request):
 
 
 def test_sigkill_one_of_two_workers_twice(cluster, scale):
-    records = workload(int(20_000 * scale), int(2_000 * scale), int(2_000 * scale))
+    # at full size: 10,000 random-byte and malformed records among the good ones
+    records = workload(int(20_000 * scale), int(2_000 * scale), int(10_000 * scale))
     a, b = cluster.worker(1).start(), cluster.worker(2).start()
     a.wait_ready()
     b.wait_ready()
@@ -145,5 +146,30 @@ def test_the_broker_restarts_mid_stream(cluster, scale):
     for w in (a, b):
         if w.proc is not None and w.proc.poll() is not None:
             w.start()
+    cluster.wait_caught_up()
+    cluster.check()
+
+
+@pytest.mark.full_faults
+def test_a_worker_paused_past_its_session_fences_itself(cluster, scale):
+    import signal
+
+    from streams.pause_fence import EXIT_PAUSED
+
+    records = workload(int(15_000 * scale), int(1_500 * scale), int(1_000 * scale), seed=21)
+    third = len(records) // 3
+    a, b = cluster.worker(1).start(), cluster.worker(2).start()
+    a.wait_ready()
+    b.wait_ready()
+    cluster.produce(records[:third])
+    time.sleep(1)
+    assert a.proc is not None
+    a.proc.send_signal(signal.SIGSTOP)  # frozen past the 10 s session: b takes everything
+    cluster.produce(records[third:2 * third])
+    time.sleep(16)
+    a.proc.send_signal(signal.SIGCONT)
+    assert a.proc.wait(timeout=30) == EXIT_PAUSED, a.tail()  # it must not publish as a zombie
+    cluster.produce(records[2 * third:])
+    a.start()  # a supervisor restarts it; it rejoins as a fresh member
     cluster.wait_caught_up()
     cluster.check()
