@@ -24,6 +24,7 @@ RETENTION_MS = 400 * MS_PER_DAY
 RECENT_CAP = 1000
 DEDUP_HORIZON_MS = 30 * MS_PER_DAY
 SEEN_CAP = 5000
+PRUNE_EVERY = 64
 #: Fields of the latest event per activity that facts may read (objective ones only).
 KEPT_FIELDS = ("decision_by", "amount", "currency")
 
@@ -54,6 +55,8 @@ class LeadHistory:
         seen[event_id] = at
         if len(seen) > SEEN_CAP:
             del seen[next(iter(seen))]
+        elif len(seen) % PRUNE_EVERY == 0:
+            self.prune()  # keep the de-duplication horizon, not just the cap
         if at > self.max_occurred_at:
             self.max_occurred_at = at
         self.counts[activity] = self.counts.get(activity, 0) + 1

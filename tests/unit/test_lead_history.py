@@ -58,3 +58,17 @@ def test_prune_forgets_old_ids_and_timestamps():
     assert h.recent["PAGE_VIEWED"] == [T0 + RETENTION_MS + MS_PER_DAY]
     assert h.counts["PAGE_VIEWED"] == 2 and h.first_at["PAGE_VIEWED"] == T0
     assert DEDUP_HORIZON_MS < RETENTION_MS
+
+
+def test_ids_past_the_dedup_horizon_are_forgotten_as_events_arrive():
+    from streams.lead_history import PRUNE_EVERY
+
+    h = LeadHistory()
+    for i in range(3 * PRUNE_EVERY):  # one event a day
+        h.apply(ev(i, at=T0 + i * MS_PER_DAY))
+    horizon_days = DEDUP_HORIZON_MS // MS_PER_DAY
+    # at most the horizon's worth of ids, plus those added since the last prune
+    assert len(h.seen) <= horizon_days + 1 + PRUNE_EVERY
+    oldest = min(h.seen.values())
+    assert oldest >= h.max_occurred_at - (horizon_days + PRUNE_EVERY) * MS_PER_DAY
+    assert h.counts["PAGE_VIEWED"] == 3 * PRUNE_EVERY
