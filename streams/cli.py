@@ -100,7 +100,7 @@ def definitions_check(file: str | None, fmt: str) -> None:
     sys.exit(0 if result is not None and result.valid else 1)
 
 
-def _checked_or_exit(path: Path, fmt: str = "text") -> object:
+def _checked_or_exit(path: Path) -> object:
     """Compiled definitions, or exit 1 with the checker's report."""
     from streams.definitions.checker import load_checked
     from streams.definitions.compiler import compile_definitions

@@ -99,23 +99,23 @@ def live_events(rng: random.Random, generator: Generator, leads: list[str], now:
         if roll < 0.05:
             lead = f"L-live-{rng.randrange(10**9):09d}"
             leads.append(lead)
-            events.append(generator._event(lead, now, "CONTACTED", "WEB"))
+            events.append(generator.event(lead, now, "CONTACTED", "WEB"))
         elif roll < 0.75:
             kind = rng.choice(["PAGE_VIEWED", "EMAIL_CLICKED", "CONTENT_DOWNLOADED",
                                "PRICING_VIEWED", "DEMO_REQUESTED", "WEBINAR_ATTENDED"])
-            events.append(generator._event(lead, now, kind, "WEB"))
+            events.append(generator.event(lead, now, kind, "WEB"))
         elif roll < 0.82:
-            events.append(generator._event(
+            events.append(generator.event(
                 lead, now, "DECISION_TIMELINE_PROVIDED", "CRM",
                 decision_by=format_date(now // MS_PER_DAY + rng.choice([30, 90, 150, 300]))))
         elif roll < 0.92:
             team = rng.choice(["MARKETING", "SALES"])  # marketing sees more hot leads
             weights = [15, 35, 50] if team == "MARKETING" else [40, 40, 20]
-            events.append(generator._event(lead, now, "STAGE_ASSESSED", "CRM", team=team,
+            events.append(generator.event(lead, now, "STAGE_ASSESSED", "CRM", team=team,
                                            assessed_stage=rng.choices(["cold", "warm", "hot"],
                                                                       weights)[0]))
         else:
-            events.append(generator._event(lead, now, rng.choice(
+            events.append(generator.event(lead, now, rng.choice(
                 ["SALES_ACCEPTED", "MEETING_HELD", "SALES_REJECTED"]), "CRM"))
     return events
 

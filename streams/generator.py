@@ -44,8 +44,9 @@ class Generator:
         self._seq = 0
         self.seed = seed
 
-    def _event(self, lead: str, at: int, activity: str, source: str, **extra: Any
-               ) -> dict[str, Any]:
+    def event(self, lead: str, at: int, activity: str, source: str, **extra: Any
+              ) -> dict[str, Any]:
+        """One event with a fresh, deterministic event id."""
         self._seq += 1
         event = {"event_id": f"{source.lower()}-{self.seed}-{self._seq}", "lead_id": lead,
                  "occurred_at": at, "source": source, "activity": activity}
@@ -60,20 +61,20 @@ class Generator:
         events: list[dict[str, Any]] = []
         at = start
         if rng.random() < 0.9:  # most leads contact us; the rest only browse (no stage)
-            events.append(self._event(lead_id, at, "CONTACTED", rng.choice(["WEB", "CRM"])))
+            events.append(self.event(lead_id, at, "CONTACTED", rng.choice(["WEB", "CRM"])))
         months = max((end - start) / (30 * MS_PER_DAY), 0.1)
         for _ in range(int(rng.expovariate(1 / (per_month * months))) + 1):
             when = rng.randint(start, end)
             activity = rng.choices(INTEREST, INTEREST_WEIGHTS)[0]
-            events.append(self._event(lead_id, when, activity, "WEB"))
+            events.append(self.event(lead_id, when, activity, "WEB"))
         decides = {"low": 0.03, "medium": 0.2, "high": 0.6}[level]
         if rng.random() < decides:
             when = rng.randint(start, end)
             horizon = rng.choice([20, 45, 90, 150, 240, 365, 540])
-            events.append(self._event(lead_id, when, "DECISION_TIMELINE_PROVIDED", "CRM",
+            events.append(self.event(lead_id, when, "DECISION_TIMELINE_PROVIDED", "CRM",
                                       decision_by=format_date(when // MS_PER_DAY + horizon)))
             if level == "high" and rng.random() < 0.5:
-                events.append(self._event(
+                events.append(self.event(
                     lead_id, min(end, when + rng.randint(0, 10) * MS_PER_DAY), "BUDGET_CONFIRMED",
                     "CRM", amount=float(rng.randrange(5, 200) * 1000), currency="EUR"))
         events.sort(key=lambda e: e["occurred_at"])
@@ -112,7 +113,7 @@ class Generator:
             rank += 1
         elif roll > 1 - down and rank > 0:
             rank -= 1
-        return self._event(lead_id, at, "STAGE_ASSESSED", "CRM", team=team,
+        return self.event(lead_id, at, "STAGE_ASSESSED", "CRM", team=team,
                            assessed_stage=self.stage_names[rank])
 
     def _sales(self, lead_id: str, hot_since: int, end: int) -> list[dict[str, Any]]:
@@ -122,12 +123,12 @@ class Generator:
         if when > end:
             return []
         accepted = rng.random() < 0.8
-        out = [self._event(lead_id, when, "SALES_ACCEPTED" if accepted else "SALES_REJECTED",
+        out = [self.event(lead_id, when, "SALES_ACCEPTED" if accepted else "SALES_REJECTED",
                            "CRM", reason=None if accepted else "not a fit")]
         closes = when + rng.randint(5, 60) * MS_PER_DAY
         if accepted and closes <= end and rng.random() < 0.6:
             won = rng.random() < 0.55
-            out.append(self._event(
+            out.append(self.event(
                 lead_id, closes, "DEAL_WON" if won else "DEAL_LOST", "CRM",
                 amount=float(rng.randrange(5, 200) * 1000) if won else None,
                 currency="EUR" if won else None,

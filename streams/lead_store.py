@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from faust.types import TP
+
 from streams.lead_state import LeadState, dumps, loads
 
 
@@ -39,8 +41,6 @@ class LeadStore:
 
     def set_persisted_offset(self, partition: int, offset: int) -> None:
         """Tell Faust's recovery how far this worker's changelog writes got."""
-        from faust.types import TP
-
         self._store.set_persisted_offset(TP(self.changelog_topic, partition), offset)
 
     def put_local(self, partition: int, lead_id: str, value: bytes) -> None:
