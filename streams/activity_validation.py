@@ -30,6 +30,8 @@ def validate(record: dict[str, Any], now_ms: int) -> None:
             raise InvalidEvent("missing_id", f"{name} is missing or empty")
         if len(value) > MAX_ID_LENGTH:
             raise InvalidEvent("invalid_id", f"{name} is longer than {MAX_ID_LENGTH} characters")
+        if not value.isprintable():
+            raise InvalidEvent("invalid_id", f"{name} contains control characters")
     if "@" in record["lead_id"]:
         raise InvalidEvent("pii_in_id", "lead_id looks like an e-mail address; use a "
                                         "pseudonymous id")

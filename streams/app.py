@@ -74,7 +74,8 @@ ROCKSDB_OPTIONS = {"write_buffer_size": 8 * 2**20, "max_write_buffer_number": 2,
                    "target_file_size_base": 16 * 2**20, "block_cache_size": 16 * 2**20,
                    "block_cache_compressed_size": 8 * 2**20}
 leads_table = app.Table("leads", partitions=settings.partitions, key_type=bytes,
-                        value_type=bytes, options=dict(ROCKSDB_OPTIONS))
+                        value_type=bytes, options=dict(ROCKSDB_OPTIONS),
+                        recovery_buffer_size=10_000)
 metrics = Metrics()
 metrics.definitions_info.labels(str(definitions.version)).set(1)
 machine = StageMachine(compiled)

@@ -15,7 +15,7 @@ import msgpack
 
 from streams.lead_history import LeadHistory
 
-FORMAT = 1
+FORMAT = 2
 RECENT_CHANGES = 5
 
 
@@ -36,6 +36,8 @@ class LeadState:
     next_review: int | None = None
     recent_changes: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)
+    #: the commit batch that wrote the outbox; confirmed once the partition's watermark reaches it
+    outbox_batch: int = 0
     #: the lead asked to be forgotten: only the sequence survives, so numbering never restarts
     erased: bool = False
 
@@ -51,14 +53,14 @@ def dumps(state: LeadState) -> bytes:
         FORMAT, state.lead_id, state.stage, state.since, state.sequence,
         state.definitions_version, state.evaluated_at, state.handoff_since,
         state.handoff_breached, state.next_review, state.recent_changes, state.outbox,
-        state.erased,
+        state.outbox_batch, state.erased,
         [h.counts, h.first_at, h.last_at, h.recent, h.latest, h.seen, h.max_occurred_at],
     ], use_bin_type=True)
 
 
 def loads(data: bytes) -> LeadState:
     (fmt, lead_id, stage, since, sequence, version, evaluated_at, handoff_since, breached,
-     next_review, recent, outbox, erased, h) = msgpack.unpackb(data, raw=False,
+     next_review, recent, outbox, outbox_batch, erased, h) = msgpack.unpackb(data, raw=False,
                                                                strict_map_key=False)
     if fmt != FORMAT:
         raise ValueError(f"unknown lead state format {fmt}")
@@ -71,4 +73,4 @@ def loads(data: bytes) -> LeadState:
                      sequence=sequence, definitions_version=version, evaluated_at=evaluated_at,
                      handoff_since=handoff_since, handoff_breached=breached,
                      next_review=next_review, recent_changes=recent, outbox=outbox,
-                     erased=erased)
+                     outbox_batch=outbox_batch, erased=erased)

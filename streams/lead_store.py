@@ -15,6 +15,9 @@ from faust.types import TP
 
 from streams.lead_state import LeadState, dumps, loads
 
+#: Key of each partition's "outboxes published up to batch N" record (ids cannot start with NUL).
+WATERMARK_KEY = b"\x00leadstage:published-through"
+
 
 class LeadStore:
     def __init__(self, table: Any) -> None:
@@ -48,10 +51,17 @@ class LeadStore:
         self._db(partition).put(key, value)
         self._store._key_index[key] = partition
 
+    def watermark(self, partition: int) -> int:
+        raw = self._db(partition).get(WATERMARK_KEY)
+        return int(raw) if raw else 0
+
+    def put_watermark_local(self, partition: int, value: bytes) -> None:
+        self._db(partition).put(WATERMARK_KEY, value)
+
     def items(self, partition: int) -> Iterator[tuple[str, LeadState]]:
         offset_key = getattr(self._store, "offset_key", b"__faust\x00offset__")
         for key, value in self._db(partition).items():
-            if key != offset_key:
+            if key != offset_key and not key.startswith(b"\x00"):
                 yield key.decode(), loads(value)
 
     def find(self, lead_id: str) -> LeadState | None:
