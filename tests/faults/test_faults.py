@@ -34,6 +34,12 @@ class Cluster:
         self.workers.append(w)
         return w
 
+    def two_workers(self) -> tuple[Worker, Worker]:
+        a, b = self.worker(1).start(), self.worker(2).start()
+        a.wait_ready()
+        b.wait_ready()
+        return a, b
+
     def topics(self) -> dict[str, str]:
         return {"activity": f"{self.name}-activity", "changes": f"{self.name}-changes",
                 "dlq": f"{self.name}-dlq"}
@@ -91,9 +97,7 @@ def cluster(kafka_bootstrap, unique_name, tmp_path, request):
 def test_sigkill_one_of_two_workers_twice(cluster, scale):
     # at full size: 10,000 random-byte and malformed records among the good ones
     records = workload(int(20_000 * scale), int(2_000 * scale), int(10_000 * scale))
-    a, b = cluster.worker(1).start(), cluster.worker(2).start()
-    a.wait_ready()
-    b.wait_ready()
+    a, _ = cluster.two_workers()
     quarter = len(records) // 4
     for i in range(4):
         cluster.produce(records[i * quarter:(i + 1) * quarter if i < 3 else len(records)])
@@ -130,9 +134,7 @@ def test_the_broker_restarts_mid_stream(cluster, scale):
     assert broker.running_pid(cfg), "this scenario restarts the local broker started by the tests"
     records = workload(int(15_000 * scale), int(1_500 * scale), int(1_000 * scale), seed=13)
     half = len(records) // 2
-    a, b = cluster.worker(1).start(), cluster.worker(2).start()
-    a.wait_ready()
-    b.wait_ready()
+    a, b = cluster.two_workers()
     cluster.produce(records[:half])
     time.sleep(1)
     broker.stop(cfg)
@@ -158,9 +160,7 @@ def test_a_worker_paused_past_its_session_fences_itself(cluster, scale):
 
     records = workload(int(15_000 * scale), int(1_500 * scale), int(1_000 * scale), seed=21)
     third = len(records) // 3
-    a, b = cluster.worker(1).start(), cluster.worker(2).start()
-    a.wait_ready()
-    b.wait_ready()
+    a, _ = cluster.two_workers()
     cluster.produce(records[:third])
     time.sleep(1)
     assert a.proc is not None
