@@ -12,15 +12,16 @@ For every lead touched, `commit`:
    are published once more (same ids, same content). One watermark per partition replaces a
    second write per changed lead, which halved the changelog a recovery has to replay.
 All records go out through one BatchSender: one aiokafka batch per partition, one await.
-Input offsets are acknowledged only after `commit` returns (Faust's take_events acks the batch
-when the loop asks for the next one). A crash before (1) completes replays the input; a crash
-between (1) and (2) leaves an outbox that the next touch of the lead, or the scan after the
-rebalance, publishes. A Kafka failure inside `commit` ends the process instead of letting the
-batch be acknowledged.
+Input offsets count as processed only after `commit` returns (BatchConsumer records them when
+`process_batch` returns; Faust's commit loop commits them). A crash before (1) completes
+replays the input; a crash between (1) and (2) leaves an outbox that the next touch of the
+lead, or the scan after the rebalance, publishes. A Kafka failure inside `commit` ends the
+process instead of letting the batch be acknowledged.
 
-Agent, sweep and scan share one lock, so a lead is never worked on by two of them at once, and
-the agent runs with concurrency 1 (faust-streaming can commit offsets past unprocessed events
-with more; its exactly_once mode is not relied on).
+Input batches, sweep and scan share one lock, so a lead is never worked on by two of them at
+once; input batches are handled one at a time, in offset order (faust-streaming's agent
+concurrency above 1 can commit offsets past unprocessed events; its exactly_once mode is not
+relied on either).
 """
 
 from __future__ import annotations
@@ -95,13 +96,13 @@ class Processor:
     # --- input ---------------------------------------------------------------------------------
 
     async def process_batch(self, records: Iterable[Any]) -> None:
-        """Records are Faust events (or anything with .message.key/value/partition/offset)."""
+        """Records are aiokafka ConsumerRecords (anything with topic, partition, offset, key,
+        value), in offset order within each partition."""
         async with self.lock:
             now = wall_ms()
             groups: dict[tuple[int, str], list[dict[str, Any]]] = defaultdict(list)
             events_metric = self.metrics.events
-            for event in records:
-                msg = event.message
+            for msg in records:
                 outcome, payload = admit(msg.key, msg.value, now)
                 if outcome == DEAD:
                     self.dead_letters.route(payload, msg.topic, msg.partition, msg.offset)

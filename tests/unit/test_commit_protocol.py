@@ -94,12 +94,7 @@ class Message:
     offset: int = 0
 
 
-@dataclass
-class Event:
-    message: Message
-
-
-def events(*specs: tuple[str, str]) -> list[Event]:
+def events(*specs: tuple[str, str]) -> list[Message]:
     now = int(time.time() * 1000) - 60_000
     out = []
     for i, (event_id, activity) in enumerate(specs):
@@ -107,7 +102,7 @@ def events(*specs: tuple[str, str]) -> list[Event]:
                   "activity": activity, "decision_by": now // 86_400_000 + 30, "amount": None,
                   "currency": None, "team": None, "assessed_stage": None, "reason": None,
                   "attributes": {}}
-        out.append(Event(Message(b"L", registry().encode("LeadActivity", record), offset=i)))
+        out.append(Message(b"L", registry().encode("LeadActivity", record), offset=i))
     return out
 
 

@@ -1,0 +1,146 @@
+"""Faust's Kafka consumer, handing the input topic to the worker one fetched batch at a time.
+
+Faust delivers every record on its own: a Message, an Event, a queue put, the stream iterator
+and, in faust-streaming 0.15, a `wait_first` that creates two tasks per record. Profiled under
+`make bench`, that path cost about 90 µs of the worker's 150 µs per event (7,700 events/s), more
+than the stage logic itself. This consumer keeps the rest of Faust (group membership, rebalances,
+table recovery, the commit loop and its offsets) and replaces only the per-record delivery for
+one topic: each fetch goes to one handler, and the fetched offsets count as processed when the
+handler returns. Records of any other topic still take Faust's own path.
+
+The guarantees of Faust's path are kept:
+- offsets are committed only after the handler returned (at-least-once);
+- a batch is never started while a rebalance is under way, and a revocation waits for the
+  batch in flight (as Faust's `wait_empty` waits for unacknowledged events) so a partition is
+  never handled by two workers at once;
+- stopping the worker lets the batch in flight finish instead of cancelling it halfway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from time import monotonic
+from typing import Any
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+#: Receives the records of one fetch (aiokafka ConsumerRecords: topic, partition, offset, key,
+#: value), in offset order within each partition.
+BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class BatchInput:
+    topic: str
+    handler: BatchHandler
+
+
+class BatchConsumer(faust_aiokafka.Consumer):
+    """Set `app.batch_input` (a BatchInput) before the worker starts."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: partition -> the offset to commit (the last handled record + 1)
+        self._handled: dict[TP, int] = {}
+        self._inflight: asyncio.Future[None] | None = None
+
+    # --- delivery ------------------------------------------------------------------------------
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        batch_input: BatchInput = self.app.batch_input  # type: ignore[attr-defined]
+        consumer_stopped = self._stopped.is_set
+        fetcher_stopped = fetcher._stopped.is_set
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                records, active = await self._wait_next_records(1.0)
+                await asyncio.sleep(0)  # never hold the loop across back-to-back fetches
+                if not records or self.should_stop:
+                    continue
+                if not self.flow_active:
+                    # A rebalance began while fetching: these records may belong to another
+                    # worker now. Faust seeks back to the committed offsets; so do we.
+                    await self.perform_seek()
+                    continue
+                generation = self.app.consumer_generation_id
+                batch: list[Any] = []
+                ends: dict[TP, int] = {}
+                for tp, tp_records in records.items():
+                    if not tp_records or (active is not None and tp not in active):
+                        continue
+                    if tp.topic == batch_input.topic:
+                        batch.extend(tp_records)
+                        ends[tp] = tp_records[-1].offset
+                    else:
+                        await self._deliver_one_by_one(tp, tp_records)
+                if batch:
+                    self._inflight = asyncio.ensure_future(
+                        self._handle(batch_input.handler, batch, ends, generation))
+                    # Shielded: stopping the fetcher must not cut a commit in half.
+                    await asyncio.shield(self._inflight)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+
+    async def _handle(self, handler: BatchHandler, batch: list[Any], ends: dict[TP, int],
+                      generation: int) -> None:
+        await handler(batch)
+        if self.app.consumer_generation_id != generation:
+            return  # partitions were reassigned meanwhile: their new owner replays
+        inbound = self.app.monitor.stream_inbound_time  # read by Faust's livelock warnings
+        now = monotonic()
+        for tp, offset in ends.items():
+            self._read_offset[tp] = offset
+            self._handled[tp] = offset + 1
+            inbound[tp] = now
+        self._n_acked += len(batch)
+        if self._commit_every is not None and self._n_acked >= self._commit_every:
+            self._n_acked = 0
+            await self.commit()
+
+    async def _deliver_one_by_one(self, tp: TP, tp_records: list[Any]) -> None:
+        for record in tp_records:
+            self._read_offset[tp] = record.offset
+            await self.callback(self._to_message(tp, record))
+
+    # --- offsets, through Faust's commit loop --------------------------------------------------
+
+    def _filter_tps_with_pending_acks(self, topics: Any = None) -> Any:
+        pending = set(super()._filter_tps_with_pending_acks(topics))
+        pending.update(tp for tp in self._handled
+                       if topics is None or tp in topics or tp.topic in topics)
+        return iter(pending)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        if tp in self._handled:
+            return self._handled[tp]
+        return super()._new_offset(tp)
+
+    async def wait_empty(self) -> None:
+        """Revocation and shutdown wait for the batch in flight, then commit."""
+        inflight = self._inflight
+        if inflight is not None and not inflight.done():
+            await asyncio.wait([inflight])
+        await super().wait_empty()
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        for tp in revoked:
+            self._handled.pop(tp, None)
+        await super().on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        # Offsets recorded by a batch that finished during the revocation were committed by
+        # that revocation; anything left is stale for the new assignment.
+        self._handled.clear()
+        await super().on_partitions_assigned(assigned, generation_id)
+
+
+class BatchTransport(faust_aiokafka.Transport):
+    Consumer = BatchConsumer
