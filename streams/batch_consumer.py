@@ -106,9 +106,12 @@ class BatchConsumer(faust_aiokafka.Consumer):
             await self.commit()
 
     async def _deliver_one_by_one(self, tp: TP, tp_records: list[Any]) -> None:
+        """Faust's own delivery, as its drain loop does it (a rebalance abandons a delivery
+        blocked on a suspended queue)."""
         for record in tp_records:
+            await self.wait_first(self.callback(self._to_message(tp, record)),
+                                  self.suspend_flow.wait())
             self._read_offset[tp] = record.offset
-            await self.callback(self._to_message(tp, record))
 
     # --- offsets, through Faust's commit loop --------------------------------------------------
 

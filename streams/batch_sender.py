@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 
 class BatchSender:
@@ -24,6 +24,8 @@ class BatchSender:
         self._full: list[tuple[tuple[str, int], Any, int]] = []
         self._counts: dict[tuple[str, int], int] = {}
         self._partitions: dict[str, list[int]] = {}
+        #: key -> murmur2 hash, for this flush: a lead's changes and current stage share a key
+        self._hashes: dict[bytes | None, int] = {}
 
     async def prepare(self, topics: list[str]) -> None:
         """Learn the partition counts of the topics (once)."""
@@ -39,7 +41,13 @@ class BatchSender:
             headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
         if partition is None:
             partitions = self._partitions[topic]
-            partition = self._partitioner(key, partitions, partitions)
+            if key is None:
+                partition = self._partitioner(key, partitions, partitions)
+            else:
+                hashed = self._hashes.get(key)
+                if hashed is None:
+                    hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+                partition = partitions[hashed % len(partitions)]  # DefaultPartitioner's rule
         tp = (topic, partition)
         batch = self._open.get(tp)
         if batch is None:
@@ -57,7 +65,7 @@ class BatchSender:
         """Send everything added; wait for every acknowledgement; return the last offset
         written per (topic, partition)."""
         batches = self._full + [(tp, b, self._counts[tp]) for tp, b in self._open.items()]
-        self._full, self._open, self._counts = [], {}, {}
+        self._full, self._open, self._counts, self._hashes = [], {}, {}, {}
         if not batches:
             return {}
         futures = []

@@ -8,10 +8,11 @@ which batched processing does not have; the partition here is the lead's input p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from faust.types import TP
+from rocksdict import WriteBatch
 
 from streams.lead_state import LeadState, dumps, loads
 
@@ -46,10 +47,19 @@ class LeadStore:
         """Tell Faust's recovery how far this worker's changelog writes got."""
         self._store.set_persisted_offset(TP(self.changelog_topic, partition), offset)
 
-    def put_local(self, partition: int, lead_id: str, value: bytes) -> None:
-        key = lead_id.encode()
-        self._db(partition).put(key, value)
-        self._store._key_index[key] = partition
+    def put_local_many(self, entries: Iterable[tuple[int, str, bytes]]) -> None:
+        """One RocksDB write batch per partition instead of a write per lead."""
+        batches: dict[int, WriteBatch] = {}
+        key_index = self._store._key_index
+        for partition, lead_id, value in entries:
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = WriteBatch(raw_mode=True)
+            key = lead_id.encode()
+            batch.put(key, value)
+            key_index[key] = partition
+        for partition, batch in batches.items():
+            self._db(partition).write(batch)
 
     def watermark(self, partition: int) -> int:
         raw = self._db(partition).get(WATERMARK_KEY)

@@ -101,27 +101,31 @@ class Processor:
         async with self.lock:
             now = wall_ms()
             groups: dict[tuple[int, str], list[dict[str, Any]]] = defaultdict(list)
-            events_metric = self.metrics.events
+            # (source, activity, outcome) -> events: one counter update per label set and batch
+            tally: Counter[tuple[str, str, str]] = Counter()
             for msg in records:
                 outcome, payload = admit(msg.key, msg.value, now)
                 if outcome == DEAD:
                     self.dead_letters.route(payload, msg.topic, msg.partition, msg.offset)
                 elif outcome == IGNORE:
-                    events_metric.labels(payload["source"], payload["activity"], "ignored").inc()
+                    tally[(payload["source"], payload["activity"], "ignored")] += 1
                 else:
                     groups[(msg.partition, payload["lead_id"])].append(payload)
             updates = []
             for (partition, lead_id), events in groups.items():
-                update = self._apply(partition, lead_id, events, now)
+                update = self._apply(partition, lead_id, events, now, tally)
                 if update is not None:
                     updates.append(update)
             await self.commit(updates)
+            events_metric = self.metrics.events
+            for labels, count in tally.items():
+                events_metric.labels(*labels).inc(count)
 
-    def _apply(self, partition: int, lead_id: str, events: list[dict[str, Any]], now: int
-               ) -> Update | None:
+    def _apply(self, partition: int, lead_id: str, events: list[dict[str, Any]], now: int,
+               tally: Counter[tuple[str, str, str]]) -> Update | None:
         state = self._load(partition, lead_id) or LeadState(lead_id)
         update = Update(partition, state, state.stage)
-        machine, events_metric, lag = self.machine, self.metrics.events, self.metrics.event_lag
+        machine, lag = self.machine, self.metrics.event_lag
         try:
             for event in events:
                 if event["activity"] == "ERASURE_REQUESTED":
@@ -129,7 +133,7 @@ class Processor:
                     outcome = "applied"
                 else:
                     outcome = machine.apply(state, event, update.signals)
-                events_metric.labels(event["source"], event["activity"], outcome).inc()
+                tally[(event["source"], event["activity"], outcome)] += 1
                 lag.observe(max(0.0, (now - event["occurred_at"]) / 1000))
         except Exception as exc:  # a bug must not stop the stream: park the lead's events
             log.exception("processing lead %s failed; its events go to the dead-letter topic",
@@ -250,8 +254,8 @@ class Processor:
             sender.add(changelog, u.state.lead_id.encode(), value, partition=u.partition)
         # 1. the states (with their outboxes) are durable before anything is published
         self._persisted(await sender.flush(), changelog)
-        for u, value in zip(updates, values, strict=True):
-            store.put_local(u.partition, u.state.lead_id, value)
+        store.put_local_many((u.partition, u.state.lead_id, value)
+                             for u, value in zip(updates, values, strict=True))
         self.fence.check()
         # 2. publish the outboxes (dead letters routed during the batch are already queued)
         published: set[int] = set()

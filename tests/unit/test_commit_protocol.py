@@ -37,8 +37,9 @@ class MemoryStore:
 
     encode = staticmethod(dumps)
 
-    def put_local(self, partition: int, lead_id: str, value: bytes) -> None:
-        self.dbs[partition][lead_id] = value
+    def put_local_many(self, entries: Any) -> None:
+        for partition, lead_id, value in entries:
+            self.dbs[partition][lead_id] = value
 
     def items(self, partition: int) -> Any:
         return [(k, loads(v)) for k, v in self.dbs[partition].items() if k != "watermark"]
