@@ -50,16 +50,31 @@ TARGETS = {"leadstage_events_per_second": 20000, "speedup_vs_faust": 5.0, "p99_l
 
 
 def records(count: int, leads: int) -> list[tuple[bytes, bytes]]:
+    """`count` events of exactly `leads` leads, in time order, so leads interleave as in a live
+    stream (one lead's events back to back would flatter batching). When the leads' histories
+    hold more events than `count`, a seeded sample of the events after each lead's first is
+    dropped."""
     compiled = compile_definitions(load_file(ROOT / "definitions" / "lead-stages.yaml"))
     generator = Generator(compiled, seed=42)
     now = int(time.time() * 1000)
-    out: list[tuple[bytes, bytes]] = []
-    codec = registry()
+    firsts, rest = [], []
+    seen: set[str] = set()
     for event in generator.history(leads, 120, now):
+        if event["lead_id"] in seen:
+            rest.append(event)
+        else:
+            seen.add(event["lead_id"])
+            firsts.append(event)
+    keep = max(0, count - len(firsts))
+    if keep < len(rest):
+        picked = sorted(random.Random(42).sample(range(len(rest)), keep))
+        rest = [rest[i] for i in picked]  # keeps each lead's own order
+    events = sorted(firsts + rest, key=lambda e: e["occurred_at"])[:count]
+    codec = registry()
+    out: list[tuple[bytes, bytes]] = []
+    for event in events:
         record = parse_line(json.dumps(as_json(event)))
         out.append((record["lead_id"].encode(), codec.encode("LeadActivity", record)))
-        if len(out) >= count:
-            break
     return out
 
 

@@ -15,7 +15,8 @@ import msgpack
 
 from streams.lead_history import LeadHistory
 
-FORMAT = 2
+#: 3: recent changes stored pre-encoded (2 stored them as maps; still read)
+FORMAT = 3
 RECENT_CHANGES = 5
 
 
@@ -34,17 +35,23 @@ class LeadState:
     handoff_breached: bool = False
     #: the earliest time at which time alone may change something (stage or SLA), or None
     next_review: int | None = None
-    recent_changes: list[dict[str, Any]] = field(default_factory=list)
+    #: the last RECENT_CHANGES changes, each msgpack-encoded: only lookups decode them, so
+    #: loading a lead for an event does not rebuild them (they were most of a state's bytes)
+    recent_packed: list[bytes] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     #: the commit batch that wrote the outbox; confirmed once the partition's watermark reaches it
     outbox_batch: int = 0
     #: the lead asked to be forgotten: only the sequence survives, so numbering never restarts
     erased: bool = False
 
+    @property
+    def recent_changes(self) -> list[dict[str, Any]]:
+        return [msgpack.unpackb(b, raw=False, strict_map_key=False) for b in self.recent_packed]
+
     def remember(self, change: dict[str, Any]) -> None:
         self.outbox.append(change)
-        self.recent_changes.append(change)
-        del self.recent_changes[:-RECENT_CHANGES]
+        self.recent_packed.append(msgpack.packb(change, use_bin_type=True))
+        del self.recent_packed[:-RECENT_CHANGES]
 
 
 def dumps(state: LeadState) -> bytes:
@@ -52,7 +59,7 @@ def dumps(state: LeadState) -> bytes:
     return msgpack.packb([
         FORMAT, state.lead_id, state.stage, state.since, state.sequence,
         state.definitions_version, state.evaluated_at, state.handoff_since,
-        state.handoff_breached, state.next_review, state.recent_changes, state.outbox,
+        state.handoff_breached, state.next_review, state.recent_packed, state.outbox,
         state.outbox_batch, state.erased,
         [h.counts, h.first_at, h.last_at, h.recent, h.latest, h.seen, h.max_occurred_at],
     ], use_bin_type=True)
@@ -62,7 +69,9 @@ def loads(data: bytes) -> LeadState:
     (fmt, lead_id, stage, since, sequence, version, evaluated_at, handoff_since, breached,
      next_review, recent, outbox, outbox_batch, erased, h) = msgpack.unpackb(data, raw=False,
                                                                strict_map_key=False)
-    if fmt != FORMAT:
+    if fmt == 2:
+        recent = [msgpack.packb(change, use_bin_type=True) for change in recent]
+    elif fmt != FORMAT:
         raise ValueError(f"unknown lead state format {fmt}")
     counts, first_at, last_at, recent_times, latest, seen, max_at = h
     history = LeadHistory(counts=counts, first_at=first_at, last_at=last_at,
@@ -72,5 +81,5 @@ def loads(data: bytes) -> LeadState:
     return LeadState(lead_id=lead_id, history=history, stage=stage, since=since,
                      sequence=sequence, definitions_version=version, evaluated_at=evaluated_at,
                      handoff_since=handoff_since, handoff_breached=breached,
-                     next_review=next_review, recent_changes=recent, outbox=outbox,
+                     next_review=next_review, recent_packed=recent, outbox=outbox,
                      outbox_batch=outbox_batch, erased=erased)

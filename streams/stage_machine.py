@@ -70,7 +70,7 @@ class StageMachine:
             self._change(state, None, at, "EVENT", event["event_id"],
                          "erasure requested: everything about the lead was deleted", {}, signals)
         state.history = LeadHistory()
-        state.recent_changes = []
+        state.recent_packed = []
         state.handoff_since = None
         state.handoff_breached = False
         state.next_review = None
