@@ -6,7 +6,13 @@ and, in faust-streaming 0.15, a `wait_first` that creates two tasks per record. 
 than the stage logic itself. This consumer keeps the rest of Faust (group membership, rebalances,
 table recovery, the commit loop and its offsets) and replaces only the per-record delivery for
 one topic: each fetch goes to one handler, and the fetched offsets count as processed when the
-handler returns. Records of any other topic still take Faust's own path.
+handler returns. Table changelogs being replayed (recovery, standbys) get the same treatment:
+each fetch goes to RocksDB in one write batch, with Faust's Recovery bookkeeping updated as its
+own per-record loop does (recovery replayed about 10,000 records/s through that loop). Records of
+any other topic still take Faust's own path.
+
+It relies on internals of faust-streaming 0.15 (the consumer's offset maps, Recovery's offsets
+and end-of-recovery signal); pyproject pins faust-streaming below 0.16 for that reason.
 
 The guarantees of Faust's path are kept:
 - offsets are committed only after the handler returned (at-least-once);
@@ -73,7 +79,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     if tp.topic == batch_input.topic:
                         batch.extend(tp_records)
                         ends[tp] = tp_records[-1].offset
-                    else:
+                    elif not self._replay(tp, tp_records):
                         await self._deliver_one_by_one(tp, tp_records)
                 if batch:
                     self._inflight = asyncio.ensure_future(
@@ -113,6 +119,30 @@ class BatchConsumer(faust_aiokafka.Consumer):
                                   self.suspend_flow.wait())
             self._read_offset[tp] = record.offset
 
+    def _replay(self, tp: TP, tp_records: list[Any]) -> bool:
+        """Apply changelog records of a partition being recovered or kept as a standby, as
+        Recovery._slurp_changelogs would one by one. False if tp is not being replayed."""
+        recovery = self.app.tables.recovery
+        if tp in recovery.active_tps:
+            offsets, received = recovery.active_offsets, recovery._active_events_received_at
+        elif tp in recovery.standby_tps:
+            offsets, received = recovery.standby_offsets, recovery._standby_events_received_at
+        else:
+            return False
+        seen = offsets.get(tp)
+        fresh = [r for r in tp_records if seen is None or r.offset > seen]
+        if fresh:
+            recovery.tp_to_table[tp].apply_changelog_batch([_Replayed(tp, r) for r in fresh])
+            offsets[tp] = fresh[-1].offset
+            received[tp] = monotonic()
+        if recovery.in_recovery and not recovery.need_recovery():
+            recovery.flush_buffers()
+            recovery._set_recovery_ended()
+            recovery.signal_recovery_end.set()
+        if not recovery.tables.standbys_ready and not recovery.standby_remaining_total():
+            recovery.tables.on_standbys_ready()
+        return True
+
     # --- offsets, through Faust's commit loop --------------------------------------------------
 
     def _filter_tps_with_pending_acks(self, topics: Any = None) -> Any:
@@ -143,6 +173,23 @@ class BatchConsumer(faust_aiokafka.Consumer):
         # that revocation; anything left is stale for the new assignment.
         self._handled.clear()
         await super().on_partitions_assigned(assigned, generation_id)
+
+
+class _Replayed:
+    """A changelog record shaped as the event Faust's Store.apply_changelog_batch reads."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, tp: TP, record: Any) -> None:
+        self.message = _ReplayedMessage(tp, record)
+
+
+class _ReplayedMessage:
+    __slots__ = ("key", "offset", "partition", "tp", "value")
+
+    def __init__(self, tp: TP, record: Any) -> None:
+        self.tp, self.partition, self.offset = tp, record.partition, record.offset
+        self.key, self.value = record.key, record.value
 
 
 class BatchTransport(faust_aiokafka.Transport):

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from faust.types import TP
 from rocksdict import WriteBatch
 
 from streams.lead_state import LeadState, dumps, loads
@@ -43,21 +42,23 @@ class LeadStore:
     def encode(state: LeadState) -> bytes:
         return dumps(state)
 
-    def set_persisted_offset(self, partition: int, offset: int) -> None:
-        """Tell Faust's recovery how far this worker's changelog writes got."""
-        self._store.set_persisted_offset(TP(self.changelog_topic, partition), offset)
-
-    def put_local_many(self, entries: Iterable[tuple[int, str, bytes]]) -> None:
-        """One RocksDB write batch per partition instead of a write per lead."""
+    def put_local_many(self, entries: Iterable[tuple[int, str, bytes]],
+                       persisted: dict[int, int]) -> None:
+        """Write states, one RocksDB write batch per partition. `persisted` (partition -> last
+        changelog offset written) goes into the same batch: it tells Faust's recovery where to
+        resume, so it must never be on disk without the states it covers."""
         batches: dict[int, WriteBatch] = {}
-        key_index = self._store._key_index
         for partition, lead_id, value in entries:
             batch = batches.get(partition)
             if batch is None:
                 batch = batches[partition] = WriteBatch(raw_mode=True)
-            key = lead_id.encode()
-            batch.put(key, value)
-            key_index[key] = partition
+            batch.put(lead_id.encode(), value)
+        offset_key = self._store.offset_key
+        for partition, offset in persisted.items():
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = WriteBatch(raw_mode=True)
+            batch.put(offset_key, str(offset).encode())  # as Faust's set_persisted_offset
         for partition, batch in batches.items():
             self._db(partition).write(batch)
 
@@ -69,7 +70,7 @@ class LeadStore:
         self._db(partition).put(WATERMARK_KEY, value)
 
     def items(self, partition: int) -> Iterator[tuple[str, LeadState]]:
-        offset_key = getattr(self._store, "offset_key", b"__faust\x00offset__")
+        offset_key = self._store.offset_key
         for key, value in self._db(partition).items():
             if key != offset_key and not key.startswith(b"\x00"):
                 yield key.decode(), loads(value)

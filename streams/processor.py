@@ -253,9 +253,11 @@ class Processor:
             values.append(value)
             sender.add(changelog, u.state.lead_id.encode(), value, partition=u.partition)
         # 1. the states (with their outboxes) are durable before anything is published
-        self._persisted(await sender.flush(), changelog)
-        store.put_local_many((u.partition, u.state.lead_id, value)
-                             for u, value in zip(updates, values, strict=True))
+        written = await sender.flush()
+        store.put_local_many(((u.partition, u.state.lead_id, value)
+                              for u, value in zip(updates, values, strict=True)),
+                             {p: offset for (topic, p), offset in written.items()
+                              if topic == changelog})
         self.fence.check()
         # 2. publish the outboxes (dead letters routed during the batch are already queued)
         published: set[int] = set()
@@ -286,11 +288,6 @@ class Processor:
             self.due.set(u.partition, u.state.lead_id, u.state.next_review)
         if updates:
             self._set_gauge()
-
-    def _persisted(self, offsets: dict[tuple[str, int], int], changelog: str) -> None:
-        for (topic, partition), offset in offsets.items():
-            if topic == changelog:
-                self.store.set_persisted_offset(partition, offset)
 
     def _count(self, u: Update) -> None:
         counts = self.stage_counts.setdefault(u.partition, Counter())

@@ -7,6 +7,7 @@ Each scenario prints the verifier's reconciliation figures.
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import pytest
@@ -104,6 +105,8 @@ def test_sigkill_one_of_two_workers_twice(cluster, scale):
         if i < 2:
             time.sleep(1.5)
             a.kill()  # SIGKILL while events stream in
+            if i == 1:  # the second time its disk is lost too: state comes from the changelog
+                shutil.rmtree(a.data_dir, ignore_errors=True)
             a.start()
     a.wait_ready()
     cluster.wait_caught_up()

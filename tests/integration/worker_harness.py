@@ -42,6 +42,7 @@ class Worker:
         self.env = {**os.environ, **env, "LEADSTAGE_DATA_DIR": str(data_dir),
                     "LEADSTAGE_WEB_PORT": str(port)}
         self.port = port
+        self.data_dir = data_dir
         self.log_path = log
         self.proc: subprocess.Popen | None = None
 

@@ -37,7 +37,7 @@ class MemoryStore:
 
     encode = staticmethod(dumps)
 
-    def put_local_many(self, entries: Any) -> None:
+    def put_local_many(self, entries: Any, persisted: dict[int, int]) -> None:
         for partition, lead_id, value in entries:
             self.dbs[partition][lead_id] = value
 
@@ -49,9 +49,6 @@ class MemoryStore:
 
     def put_watermark_local(self, partition: int, value: bytes) -> None:
         self.dbs[partition]["watermark"] = value
-
-    def set_persisted_offset(self, partition: int, offset: int) -> None:
-        pass
 
 
 class Crash(Exception):
