@@ -26,7 +26,11 @@ from streams.processor import Outputs, Processor
 from streams.stage_machine import StageMachine
 from streams.topics import ensure_topics
 
-BATCH_SIZE = 2000  # records per fetch, at most
+# Records per fetch, at most. With leads interleaved in time, most of the cost is per lead
+# touched (load, decode, encode, changelog write), so larger batches, where a lead recurs, go
+# faster: in make bench 2,000 -> 15,000 events/s, 10,000 -> 19,700, 20,000 -> 21,600. When the
+# worker keeps up, fetches are small and latency stays low (p99 83 ms at 5,000 events/s).
+BATCH_SIZE = 20000
 SESSION_TIMEOUT_S = 10.0
 
 settings = Settings.from_env()
@@ -91,10 +95,11 @@ app = LeadstageApp(
 activity_topic = app.topic(settings.topic_activity, key_serializer="raw",
                            value_serializer="raw", partitions=settings.partitions)
 # Faust's RocksDB defaults (64 MB write buffers, 2 GB block cache) are per partition database:
-# with 8 partitions the worker passed 500 MB. These keep it bounded (measured in make bench).
-ROCKSDB_OPTIONS = {"write_buffer_size": 8 * 2**20, "max_write_buffer_number": 2,
-                   "target_file_size_base": 16 * 2**20, "block_cache_size": 16 * 2**20,
-                   "block_cache_compressed_size": 8 * 2**20}
+# with 8 partitions the worker passed 500 MB. These keep it bounded: 4 MB caches instead of 16 MB
+# took 110 MB off the peak with no measurable loss of speed (states are read once per batch and
+# the OS page cache keeps the files).
+ROCKSDB_OPTIONS = {"write_buffer_size": 4 * 2**20, "max_write_buffer_number": 2,
+                   "target_file_size_base": 16 * 2**20, "block_cache_size": 4 * 2**20}
 leads_table = app.Table("leads", partitions=settings.partitions, key_type=bytes,
                         value_type=bytes, options=dict(ROCKSDB_OPTIONS),
                         recovery_buffer_size=10_000)
