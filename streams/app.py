@@ -75,7 +75,7 @@ app = LeadstageApp(
         web_router_enabled=False, web_tables_enabled=False, web_graph_enabled=False,
         web_stats_enabled=False,
         Worker=LeadstageWorker,
-        stream_buffer_maxsize=4 * BATCH_SIZE,
+        stream_buffer_maxsize=8000,  # only records outside the batch paths use it
         broker_max_poll_records=BATCH_SIZE,
         consumer_max_fetch_size=4 * 1024 * 1024,
         broker_commit_every=10_000,
