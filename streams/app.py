@@ -53,9 +53,6 @@ class LeadstageApp(faust.App):
         # The input topic must exist before the consumer subscribes, or Faust ignores it.
         ensure_topics(settings)
         await super().on_first_start()
-        # Faust's Monitor keeps per-event statistics nobody reads here (the worker exports its
-        # own metrics and Faust's stats page is off); dropping it measured ~7% more events/s.
-        self.sensors.remove(self.monitor)
 
 
 class LeadstageWorker(faust.Worker):
