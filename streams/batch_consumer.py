@@ -25,7 +25,7 @@ The guarantees of Faust's path are kept:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any
@@ -121,7 +121,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     def _replay(self, tp: TP, tp_records: list[Any]) -> bool:
         """Apply changelog records of a partition being recovered or kept as a standby, as
-        Recovery._slurp_changelogs would one by one. False if tp is not being replayed."""
+        Recovery._slurp_changelogs would one by one (less its per-event on_changelog_event
+        callback, which the leads table does not use). False if tp is not being replayed."""
         recovery = self.app.tables.recovery
         if tp in recovery.active_tps:
             offsets, received = recovery.active_offsets, recovery._active_events_received_at
@@ -145,7 +146,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     # --- offsets, through Faust's commit loop --------------------------------------------------
 
-    def _filter_tps_with_pending_acks(self, topics: Any = None) -> Any:
+    def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[TP]:
         pending = set(super()._filter_tps_with_pending_acks(topics))
         pending.update(tp for tp in self._handled
                        if topics is None or tp in topics or tp.topic in topics)
