@@ -1,4 +1,4 @@
-"""Everything the worker keeps about one lead, and its compact serialised form (msgpack).
+"""Everything the worker keeps about one lead, and its compact serialised form (MessagePack).
 
 Besides the activity history (facts), a lead carries its stage bookkeeping: the current stage,
 since when, the last sequence number, the definitions version and evaluation time it was staged
@@ -11,13 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgpack
+import msgspec
 
 from streams.lead_history import LeadHistory
 
 #: 3: recent changes stored pre-encoded (2 stored them as maps; still read)
 FORMAT = 3
 RECENT_CHANGES = 5
+# msgspec writes the same MessagePack bytes as msgpack-python but encodes ~3x and decodes ~1.5x
+# faster (0.75 vs 2.2 µs and 1.25 vs 1.9 µs for a typical state); a state is read and written
+# for every lead an input batch touches.
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
 
 
 @dataclass(slots=True)
@@ -46,31 +51,30 @@ class LeadState:
 
     @property
     def recent_changes(self) -> list[dict[str, Any]]:
-        return [msgpack.unpackb(b, raw=False, strict_map_key=False) for b in self.recent_packed]
+        return [_decode(b) for b in self.recent_packed]
 
     def remember(self, change: dict[str, Any]) -> None:
         self.outbox.append(change)
-        self.recent_packed.append(msgpack.packb(change, use_bin_type=True))
+        self.recent_packed.append(_encode(change))
         del self.recent_packed[:-RECENT_CHANGES]
 
 
 def dumps(state: LeadState) -> bytes:
     h = state.history
-    return msgpack.packb([
+    return _encode([
         FORMAT, state.lead_id, state.stage, state.since, state.sequence,
         state.definitions_version, state.evaluated_at, state.handoff_since,
         state.handoff_breached, state.next_review, state.recent_packed, state.outbox,
         state.outbox_batch, state.erased,
         [h.counts, h.first_at, h.last_at, h.recent, h.latest, h.seen, h.max_occurred_at],
-    ], use_bin_type=True)
+    ])
 
 
 def loads(data: bytes) -> LeadState:
     (fmt, lead_id, stage, since, sequence, version, evaluated_at, handoff_since, breached,
-     next_review, recent, outbox, outbox_batch, erased, h) = msgpack.unpackb(data, raw=False,
-                                                               strict_map_key=False)
+     next_review, recent, outbox, outbox_batch, erased, h) = _decode(data)
     if fmt == 2:
-        recent = [msgpack.packb(change, use_bin_type=True) for change in recent]
+        recent = [_encode(change) for change in recent]
     elif fmt != FORMAT:
         raise ValueError(f"unknown lead state format {fmt}")
     counts, first_at, last_at, recent_times, latest, seen, max_at = h

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import msgpack
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -149,9 +149,9 @@ def test_state_survives_serialisation():
 def test_states_written_in_format_2_still_load():
     """Changelogs written before format 3 (recent changes as maps) must recover unchanged."""
     state, _, _ = run(ev(1, "CONTACTED", T0), ev(2, "PRICING_VIEWED", T0 + 1))
-    fields = msgpack.unpackb(dumps(state), raw=False, strict_map_key=False)
+    fields = msgspec.msgpack.decode(dumps(state))
     fields[0], fields[10] = 2, state.recent_changes  # as format 2 wrote them
-    old = loads(msgpack.packb(fields, use_bin_type=True))
+    old = loads(msgspec.msgpack.encode(fields))
     assert old == state and old.recent_changes == state.recent_changes
     assert [c["sequence"] for c in old.recent_changes] == [1, 2]
 
