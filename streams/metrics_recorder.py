@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 from streams.metrics import Metrics
 from streams.stage_machine import Signal
@@ -13,21 +15,26 @@ def _label(stage: str | None) -> str:
 
 
 def record(metrics: Metrics, signals: Iterable[Signal]) -> None:
+    """Counters are summed per label set first (one update per set and batch: labels() takes a
+    lock and builds a key each time); histograms get every value."""
+    counts: Counter[tuple[Any, ...]] = Counter()
     for s in signals:
         kind = s[0]
         if kind == "stage_change":
-            metrics.stage_changes.labels(_label(s[1]), _label(s[2]), s[3]).inc()
+            counts[("stage_changes", _label(s[1]), _label(s[2]), s[3])] += 1
         elif kind == "time_in_stage":
             metrics.time_in_stage.labels(s[1]).observe(s[2])
         elif kind == "assessment":
-            metrics.assessments.labels(_label(s[1]), _label(s[2]), _label(s[3]), s[4]).inc()
+            counts[("assessments", _label(s[1]), _label(s[2]), _label(s[3]), s[4])] += 1
         elif kind == "sales_decision":
-            metrics.sales_decisions.labels(_label(s[1]), s[2]).inc()
+            counts[("sales_decisions", _label(s[1]), s[2])] += 1
         elif kind == "handoff_response":
             metrics.handoff_response.labels(_label(s[1])).observe(s[2])
         elif kind == "sla_breach":
-            metrics.sla_breaches.labels(_label(s[1])).inc()
+            counts[("sla_breaches", _label(s[1]))] += 1
         elif kind == "deal":
-            metrics.deals_closed.labels(_label(s[1]), s[2]).inc()
+            counts[("deals_closed", _label(s[1]), s[2])] += 1
             if s[2] == "won":
                 metrics.deal_amount.labels(_label(s[1])).inc(s[3])
+    for (name, *labels), n in counts.items():
+        getattr(metrics, name).labels(*labels).inc(n)

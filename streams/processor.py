@@ -281,9 +281,9 @@ class Processor:
             self.confirmed[partition] = batch
             store.put_watermark_local(partition, mark)
             self._marks[partition] = mark
+        record(self.metrics, (s for u in updates for s in u.signals))
         for u in updates:
             u.state.outbox = []  # published: the in-memory copy is settled
-            record(self.metrics, u.signals)
             self._count(u)
             self.due.set(u.partition, u.state.lead_id, u.state.next_review)
         if updates:

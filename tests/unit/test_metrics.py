@@ -45,3 +45,31 @@ def test_every_design_metric_is_exposed_with_exactly_its_labels():
     assert exposed["leadstage_event_lag_seconds"] == "histogram"
     m.dead_letters.labels(reason="undecodable").inc()
     assert b'leadstage_dead_letters_total{reason="undecodable"} 1.0' in generate_latest(m.registry)
+
+
+def test_signals_of_a_batch_become_the_right_series():
+    from streams.metrics_recorder import record
+
+    m = Metrics()
+    record(m, [("stage_change", None, "cold", "EVENT"), ("stage_change", None, "cold", "EVENT"),
+               ("stage_change", "cold", "warm", "TIME"), ("time_in_stage", "cold", 30.0),
+               ("assessment", "marketing", "hot", "warm", "overrated"),
+               ("sales_decision", "hot", "accepted"), ("sla_breach", "hot"),
+               ("handoff_response", "hot", 120.0),
+               ("deal", "hot", "won", 5000.0), ("deal", "hot", "won", 2500.0),
+               ("deal", None, "lost", 0.0)])
+    value = m.registry.get_sample_value
+    assert value("leadstage_stage_changes_total",
+                 {"from_stage": "none", "to_stage": "cold", "cause": "EVENT"}) == 2
+    assert value("leadstage_stage_changes_total",
+                 {"from_stage": "cold", "to_stage": "warm", "cause": "TIME"}) == 1
+    assert value("leadstage_time_in_stage_seconds_sum", {"stage": "cold"}) == 30.0
+    assert value("leadstage_assessments_total", {"team": "marketing", "assessed_stage": "hot",
+                                                 "objective_stage": "warm",
+                                                 "verdict": "overrated"}) == 1
+    assert value("leadstage_sales_decisions_total", {"stage": "hot", "decision": "accepted"}) == 1
+    assert value("leadstage_handoff_sla_breaches_total", {"stage": "hot"}) == 1
+    assert value("leadstage_handoff_response_seconds_count", {"stage": "hot"}) == 1
+    assert value("leadstage_deals_closed_total", {"stage": "hot", "outcome": "won"}) == 2
+    assert value("leadstage_deals_closed_total", {"stage": "none", "outcome": "lost"}) == 1
+    assert value("leadstage_deal_amount_total", {"stage": "hot"}) == 7500.0
