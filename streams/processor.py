@@ -49,10 +49,6 @@ from streams.stage_machine import Signal, StageMachine
 
 log = logging.getLogger(__name__)
 SWEEP_CHUNK = 2000
-# A full fetch is ~1 s of CPU: yield to the event loop every so many records and leads, so
-# /healthz, /metrics and the pause fence's ticker run meanwhile (sweeps and scans wait for the
-# lock, so they never see half a batch).
-YIELD_EVERY = 2000
 
 
 def wall_ms() -> int:
@@ -107,9 +103,7 @@ class Processor:
             groups: dict[tuple[int, str], list[dict[str, Any]]] = defaultdict(list)
             # (source, activity, outcome) -> events: one counter update per label set and batch
             tally: Counter[tuple[str, str, str]] = Counter()
-            for n, msg in enumerate(records, 1):
-                if n % YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
+            for msg in records:
                 outcome, payload = admit(msg.key, msg.value, now)
                 if outcome == DEAD:
                     self.dead_letters.route(payload, msg.topic, msg.partition, msg.offset)
@@ -118,12 +112,10 @@ class Processor:
                 else:
                     groups[(msg.partition, payload["lead_id"])].append(payload)
             updates = []
-            for i, ((partition, lead_id), events) in enumerate(groups.items(), 1):
+            for (partition, lead_id), events in groups.items():
                 update = self._apply(partition, lead_id, events, now, tally)
                 if update is not None:
                     updates.append(update)
-                if i % YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
             await self.commit(updates)
             events_metric = self.metrics.events
             for labels, count in tally.items():
@@ -254,9 +246,7 @@ class Processor:
         for partition, value in marks.items():
             sender.add(changelog, WATERMARK_KEY, value, partition=partition)
         values = []
-        for i, u in enumerate(updates, 1):
-            if i % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
+        for u in updates:
             if u.state.outbox:
                 u.state.outbox_batch = batch
             value = store.encode(u.state)
@@ -271,9 +261,7 @@ class Processor:
         self.fence.check()
         # 2. publish the outboxes (dead letters routed during the batch are already queued)
         published: set[int] = set()
-        for i, u in enumerate(updates, 1):
-            if i % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
+        for u in updates:
             outbox = u.state.outbox
             if not outbox:
                 continue
