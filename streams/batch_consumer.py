@@ -25,6 +25,7 @@ The guarantees of Faust's path are kept:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from time import monotonic
@@ -32,6 +33,8 @@ from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+
+log = logging.getLogger(__name__)
 
 #: Receives the records of one fetch (aiokafka ConsumerRecords: topic, partition, offset, key,
 #: value), in offset order within each partition.
@@ -67,20 +70,28 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     continue
                 if not self.flow_active:
                     # A rebalance began while fetching: these records may belong to another
-                    # worker now. Faust seeks back to the committed offsets; so do we.
+                    # worker now. Faust seeks back to the committed offsets; so do we, and to
+                    # the first record fetched where nothing was ever committed.
+                    await self._unread(records)
                     await self.perform_seek()
                     continue
                 generation = self.app.consumer_generation_id
                 batch: list[Any] = []
                 ends: dict[TP, int] = {}
+                skipped: dict[TP, list[Any]] = {}
                 for tp, tp_records in records.items():
-                    if not tp_records or (active is not None and tp not in active):
+                    if not tp_records:
+                        continue
+                    if active is not None and tp not in active:
+                        skipped[tp] = tp_records  # paused meanwhile: fetch these again later
                         continue
                     if tp.topic == batch_input.topic:
                         batch.extend(tp_records)
                         ends[tp] = tp_records[-1].offset
                     elif not self._replay(tp, tp_records):
                         await self._deliver_one_by_one(tp, tp_records)
+                if skipped:
+                    await self._unread(skipped)
                 if batch:
                     self._inflight = asyncio.ensure_future(
                         self._handle(batch_input.handler, batch, ends, generation))
@@ -94,6 +105,22 @@ class BatchConsumer(faust_aiokafka.Consumer):
             if self.transport.app.should_stop:
                 return
             raise
+
+    async def _unread(self, records: dict[TP, list[Any]]) -> None:
+        """Put the consumer back before records it fetched but will not handle now. Faust drops
+        them and relies on seeking to the committed offset, which does nothing for a partition
+        that never had an offset committed: its records would be skipped for good."""
+        assigned = self.assignment()
+        topic = self.app.batch_input.topic  # type: ignore[attr-defined]
+        for tp, tp_records in records.items():
+            # Changelog positions belong to Recovery, which seeks them itself; replaying a
+            # changelog record twice is harmless anyway.
+            if tp_records and tp.topic == topic and tp in assigned:
+                log.debug("fetching %s again from %d", tp, tp_records[0].offset)
+                try:
+                    await self.seek(tp, tp_records[0].offset)
+                except Exception:  # revoked meanwhile: its next owner starts from the commit
+                    log.info("could not seek %s back; it was revoked", tp)
 
     async def _handle(self, handler: BatchHandler, batch: list[Any], ends: dict[TP, int],
                       generation: int) -> None:
