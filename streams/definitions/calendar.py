@@ -10,6 +10,12 @@ MS_PER_DAY = 86_400_000
 MS_PER_HOUR = 3_600_000
 _EPOCH = dt.date(1970, 1, 1)
 _ORDINAL_EPOCH = _EPOCH.toordinal()
+#: The window every date in events and definitions lies in (README "Input limits"). With offsets
+#: of at most MAX_OFFSET_YEARS on top, every date the worker computes stays far inside Python's
+#: years 1..9999, so no evaluation can fail on calendar arithmetic.
+MIN_DAY = 0  # 1970-01-01
+MAX_DAY = dt.date(2199, 12, 31).toordinal() - _ORDINAL_EPOCH
+MAX_OFFSET_YEARS = 100
 
 
 def is_leap(year: int) -> bool:

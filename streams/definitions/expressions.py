@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from streams.definitions.calendar import parse_date
-from streams.definitions.model import NUMERIC, TEMPORAL, Duration, Type
+from streams.definitions.calendar import MAX_DAY, MAX_OFFSET_YEARS, MIN_DAY, parse_date
+from streams.definitions.model import MAX_DURATION_DAYS, NUMERIC, TEMPORAL, Duration, Type
 
 GRAMMAR = r"""
 ?start: or_expr
@@ -55,6 +55,9 @@ NAME: /[A-Za-z_][A-Za-z0-9_]*/
 %ignore /[ \t\r\n]+/
 """
 
+#: Numbers in rules: at most a thousand trillion (what an amount can be), so every sum and
+#: comparison stays exact.
+MAX_NUMBER_DIGITS = 15
 KEYWORDS = frozenset({"and", "or", "not", "is", "none", "now", "today"})
 _PARSER = Lark(GRAMMAR, parser="lalr", propagate_positions=True)
 
@@ -177,11 +180,20 @@ class _Build(Transformer):
         if "." in number:
             raise ExpressionError(f"a duration needs a whole number, not {number}", _col(number))
         plural = str(unit) if str(unit).endswith("s") else f"{unit}s"
-        return DurationLit(column=_col(meta), duration=Duration(int(number), plural))
+        too_long = f"a duration can be at most {MAX_OFFSET_YEARS} years, not {number} {unit}"
+        if len(number) > 9:
+            raise ExpressionError(too_long, _col(number))
+        duration = Duration(int(number), plural)
+        if duration.max_days > MAX_DURATION_DAYS:
+            raise ExpressionError(too_long, _col(number))
+        return DurationLit(column=_col(meta), duration=duration)
 
     def number(self, meta: object, items: list[Token]) -> Node:
         text = str(items[0])
-        value: int | float = float(text) if "." in text else int(text)
+        if len(text.split(".")[0]) > MAX_NUMBER_DIGITS:
+            raise ExpressionError(f"{text[:20]}… is too large a number: at most "
+                                  f"{MAX_NUMBER_DIGITS} digits before the point", _col(items[0]))
+        value: int | float = float(text[:40]) if "." in text else int(text)
         return Number(column=_col(meta), value=value, text=text)
 
     def date(self, meta: object, items: list[Token]) -> Node:
@@ -190,6 +202,9 @@ class _Build(Transformer):
             day = parse_date(text)
         except ValueError:
             raise ExpressionError(f"{text} is not a real calendar date", _col(items[0])) from None
+        if not MIN_DAY <= day <= MAX_DAY:
+            raise ExpressionError(f"{text} is outside the dates leadstage works with "
+                                  "(1970-01-01 to 2199-12-31)", _col(items[0]))
         return DateLit(column=_col(meta), day=day, text=text)
 
     def none(self, meta: object, items: list[object]) -> Node:
@@ -407,9 +422,19 @@ def _check_arith(n: Arith, problems: list[str]) -> None:
         )
         return
     duration = right.duration if isinstance(right, DurationLit) else None
+    if _offset_days(n) > MAX_DURATION_DAYS:
+        problems.append(f"{text} moves a date by more than {MAX_OFFSET_YEARS} years in total")
+        return
     hours = duration is not None and duration.unit == "hours"
     n.type = Type.TIMESTAMP if left.type is Type.TIMESTAMP or hours else Type.DATE
     n.nullable = left.nullable
+
+
+def _offset_days(n: Node) -> float:
+    """How far a chain of `+`/`-` durations can move its date, in days at most."""
+    if isinstance(n, Arith) and isinstance(n.right, DurationLit):
+        return _offset_days(n.left) + n.right.duration.max_days
+    return 0.0
 
 
 def _comparable(a: Type, b: Type, op: str) -> bool:

@@ -22,8 +22,9 @@ from streams.activity_catalog import (
     load_catalog,
 )
 from streams.definitions import expressions as ex
-from streams.definitions.calendar import day_number
+from streams.definitions.calendar import MAX_DAY, MAX_OFFSET_YEARS, MIN_DAY, day_number
 from streams.definitions.model import (
+    MAX_DURATION_DAYS,
     Definitions,
     Duration,
     Fact,
@@ -40,7 +41,14 @@ FACT_KINDS = ("count", "latest", "first", "last")
 MAX_WINDOW = Duration(1, "years")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
-_DURATION = re.compile(r"^\s*(\d+)\s+(hour|day|week|month|year)s?\s*$")
+_DURATION = re.compile(r"^\s*(\d{1,9})\s+(hour|day|week|month|year)s?\s*$")
+#: Bounds that keep every accepted file runnable: versions fit Avro's int (LeadStageChanged
+#: .definitions_version), and the number and length of names bound the size of a change record
+#: (its `facts` map and `reason`) and the number of metric series (stages squared).
+MAX_VERSION = 2**31 - 1
+MAX_FACTS = 100
+MAX_STAGES = 20
+MAX_NAME_LENGTH = 64
 #: Activities that cannot be facts, and why.
 _NOT_FACTS = {
     "UNKNOWN": "UNKNOWN stands for activities a reader does not know yet, so it has no meaning",
@@ -140,9 +148,11 @@ class _Loader:
                             "it on every change")
             return 0
         value = doc["version"]
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_VERSION:
+            big = isinstance(value, int) and value.bit_length() > 128
+            shown = "a number with dozens of digits" if big else repr(value)[:40]
             self.problem(self.key_line(doc, "version"),
-                         f"`version` must be a positive whole number, not {value!r}")
+                         f"`version` must be a whole number from 1 to {MAX_VERSION}, not {shown}")
             return 0
         return value
 
@@ -154,7 +164,12 @@ class _Loader:
             self.problem(self.key_line(doc, "effective"),
                          f"`effective` must be a date written YYYY-MM-DD, not {value!r}")
             return None
-        return day_number(value)
+        day = day_number(value)
+        if not MIN_DAY <= day <= MAX_DAY:
+            self.problem(self.key_line(doc, "effective"),
+                         "`effective` must be a date from 1970-01-01 to 2199-12-31")
+            return None
+        return day
 
     def agreed_by(self, doc: Any) -> dict[str, str]:
         signed = doc.get("agreed_by")
@@ -186,6 +201,10 @@ class _Loader:
             self.problem(self.key_line(doc, "facts"), "`facts` must be a mapping of fact names")
             return {}
         facts: dict[str, Fact] = {}
+        if len(section) > MAX_FACTS:
+            self.problem(self.key_line(doc, "facts"),
+                         f"there are {len(section)} facts; at most {MAX_FACTS} are allowed")
+            return {}
         for name, body in section.items():
             line = self.key_line(section, name)
             if not self.valid_name(name, line, "fact"):
@@ -198,9 +217,10 @@ class _Loader:
         return facts
 
     def valid_name(self, name: object, line: int, what: str) -> bool:
-        if not isinstance(name, str) or not _NAME.match(name):
-            self.problem(line, f"{what} name `{name}` must be lower-case letters, digits and _, "
-                               "starting with a letter")
+        if not isinstance(name, str) or not _NAME.match(name) or len(name) > MAX_NAME_LENGTH:
+            self.problem(line, f"{what} name `{str(name)[:MAX_NAME_LENGTH]}` must be lower-case "
+                               f"letters, digits and _, starting with a letter, at most "
+                               f"{MAX_NAME_LENGTH} characters")
             return False
         if name in ex.KEYWORDS:
             self.problem(line, f"`{name}` is a word of the language and cannot name a {what}")
@@ -391,6 +411,9 @@ class _Loader:
         if not isinstance(section, list):
             self.problem(line, "`stages` must be a list, lowest stage first")
             return []
+        if len(section) > MAX_STAGES:
+            self.problem(line, f"there are {len(section)} stages; at most {MAX_STAGES} are allowed")
+            return []
         stages: list[Stage] = []
         seen: dict[str, int] = {}
         for item in section:
@@ -400,8 +423,11 @@ class _Loader:
                 continue
             self.unknown_keys(item, ("name", "meaning", "when"), "a stage")
             name = item.get("name")
-            if not isinstance(name, str) or not _STAGE_NAME.match(name):
-                self.problem(item_line, f"stage name {name!r} must be a lower-case word")
+            if not isinstance(name, str) or not _STAGE_NAME.match(name) \
+                    or len(name) > MAX_NAME_LENGTH or name == "other":
+                self.problem(item_line, f"stage name {str(name)[:MAX_NAME_LENGTH]!r} must be a "
+                                        f"lower-case word of at most {MAX_NAME_LENGTH} characters "
+                                        "(and not `other`, which metrics use for unknown stages)")
                 continue
             if name in seen:
                 self.problem(item_line, f"stage `{name}` is defined twice (first on line "
@@ -437,9 +463,10 @@ class _Loader:
                          f"handoff stage `{stage}` is not one of the stages")
             return None
         within = parse_duration(section.get("follow_up_within"))
-        if within is None or within.amount <= 0:
+        if within is None or within.amount <= 0 or within.max_days > MAX_DURATION_DAYS:
             self.problem(self.key_line(section, "follow_up_within", line),
-                         "`follow_up_within` must be a duration such as `2 days`")
+                         "`follow_up_within` must be a duration such as `2 days`, at most "
+                         f"{MAX_OFFSET_YEARS} years")
             return None
         return Handoff(stage=str(stage), follow_up_within=within)
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from streams.definitions.calendar import MS_PER_DAY, MS_PER_HOUR
+from streams.definitions.calendar import MAX_OFFSET_YEARS, MS_PER_DAY, MS_PER_HOUR
+
+#: The longest duration (and the largest total offset of a date) the language accepts, measured
+#: as Duration.max_days does (a month as 31 days), so that exactly 100 years passes.
+MAX_DURATION_DAYS = MAX_OFFSET_YEARS * 12 * 31
 
 
 class Type(Enum):

@@ -138,7 +138,7 @@ def test_all_problems_are_reported_at_once_in_line_order():
     assert len(problems) >= 3
     assert [line for line, _ in problems] == sorted(line for line, _ in problems)
     joined = " | ".join(m for _, m in problems)
-    assert "`version` must be a positive whole number" in joined
+    assert "`version` must be a whole number from 1 to 2147483647" in joined
     assert "`NOPE`" in joined and "defined twice" in joined
 
 
