@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streams.input_gate import DeadLetter
-from streams.metrics import Metrics
+from streams.metrics import DEAD_LETTER_REASONS, Metrics
 
 Send = Callable[[str, bytes | None, bytes | None, list[tuple[str, bytes]]], Any]
 
@@ -22,6 +22,7 @@ class DeadLetterRouter:
         self._counter = metrics.dead_letters
 
     def route(self, dead: DeadLetter, topic: str, partition: int, offset: int) -> Any:
-        self._counter.labels(reason=dead.reason).inc()
-        return self._send(self.topic, dead.key, dead.value,
-                          dead.headers(topic, partition, offset))
+        reason = dead.reason if dead.reason in DEAD_LETTER_REASONS else "other"
+        self._counter.labels(reason=reason).inc()
+        key, value, headers = dead.record(topic, partition, offset)
+        return self._send(self.topic, key, value, headers)

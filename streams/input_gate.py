@@ -1,7 +1,8 @@
 """Raw Kafka record -> valid LeadActivity, ignored record, or dead letter. Never raises.
 
 The worker calls `admit` for every record it consumes; dead letters keep the original key and
-bytes and name the error, the original topic, partition and offset in their headers.
+bytes (cut to fit the DLQ, with headers saying so) and name the error, the original topic,
+partition and offset in their headers.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from streams.avro_codec import DecodeError, Registry, registry
 
 APPLY, IGNORE, DEAD = "apply", "ignore", "dead"
 MAX_HEADER_MESSAGE = 500
+#: A dead letter (key + value + headers) never exceeds this, well below the broker's default
+#: 1 MiB record limit and within one producer batch, so the DLQ can always take it.
+DLQ_RECORD_LIMIT = 512 * 1024
+_HEADER_ROOM = 2048  # the headers below, with the longest error message and topic name
 
 
 @dataclass(slots=True)
@@ -28,11 +33,32 @@ class DeadLetter:
         return [
             ("leadstage.error.reason", self.reason.encode()),
             ("leadstage.error.class", self.error_class.encode()),
-            ("leadstage.error.message", self.message[:MAX_HEADER_MESSAGE].encode()),
-            ("leadstage.original.topic", topic.encode()),
+            ("leadstage.error.message",
+             self.message[:MAX_HEADER_MESSAGE].encode(errors="replace")),
+            ("leadstage.original.topic", topic[:249].encode(errors="replace")),
             ("leadstage.original.partition", str(partition).encode()),
             ("leadstage.original.offset", str(offset).encode()),
         ]
+
+    def record(self, topic: str, partition: int, offset: int
+               ) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+        """(key, value, headers) for the DLQ, cut to DLQ_RECORD_LIMIT. A cut record says so in
+        `leadstage.truncated` (which parts) and `leadstage.original.size` (key + value bytes)."""
+        headers = self.headers(topic, partition, offset)
+        key, value = self.key, self.value
+        key_size, value_size = len(key or b""), len(value or b"")
+        room = DLQ_RECORD_LIMIT - _HEADER_ROOM
+        if key_size + value_size <= room:
+            return key, value, headers
+        cut = []
+        if key is not None and key_size > room // 2:
+            key, cut = key[:room // 2], ["key"]
+        if value is not None and len(key or b"") + value_size > room:
+            value = value[:room - len(key or b"")]
+            cut.append("value")
+        headers += [("leadstage.truncated", ",".join(cut).encode()),
+                    ("leadstage.original.size", str(key_size + value_size).encode())]
+        return key, value, headers
 
 
 def admit(key: bytes | None, value: bytes | None, now_ms: int,
@@ -45,7 +71,10 @@ def admit(key: bytes | None, value: bytes | None, now_ms: int,
         check_size(len(value) + (len(key) if key else 0))
         _, record = (codec or registry()).decode(value, expect="LeadActivity")
         validate(record, now_ms)
-        if key is not None and key != record["lead_id"].encode():
+        if key is None:
+            raise InvalidEvent("missing_key", "the record has no key; key it by lead_id so all "
+                                              "of a lead's events reach the same partition")
+        if key != record["lead_id"].encode():
             raise InvalidEvent("key_mismatch", "the record key is not the event's lead_id, so "
                                                "its lead's events would be split over partitions")
     except (DecodeError, InvalidEvent) as exc:
@@ -57,4 +86,5 @@ def admit(key: bytes | None, value: bytes | None, now_ms: int,
     return APPLY, record
 
 
-__all__ = ["APPLY", "DEAD", "IGNORE", "MAX_MESSAGE_BYTES", "DeadLetter", "admit"]
+__all__ = ["APPLY", "DEAD", "DLQ_RECORD_LIMIT", "IGNORE", "MAX_MESSAGE_BYTES", "DeadLetter",
+           "admit"]

@@ -44,7 +44,13 @@ def produce_file(path: Path, topic: str | None, settings: Settings, err: TextIO 
         for number, raw in enumerate(handle, start=1):
             if number % 5000 == 0:
                 bar.update(task, completed=handle.tell(), lines=number)
-            line = raw.decode("utf-8", errors="replace").strip()
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                summary.rejected.append((number, "not valid UTF-8"))
+                print(f"{path}:{number}: rejected: the line is not valid UTF-8 (byte "
+                      f"{exc.start + 1})", file=err)
+                continue
             if not line:
                 continue
             try:

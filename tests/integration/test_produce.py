@@ -38,9 +38,15 @@ def test_produce_sends_good_lines_and_reports_bad_ones(kafka_bootstrap, unique_n
         line(6, lead_id=""),
         line(7, occurred_at="1999-05-01T00:00:00+00:00"),
         line(8, amount=12.5, currency="EUR", activity="BUDGET_CONFIRMED"),
+        line(9, amount=-1, activity="DEAL_WON"),
+        "INVALID-UTF8",
+        line(11, lead_id="jane%40example.com"),
     ]
     file = tmp_path / "events.jsonl"
-    file.write_text("\n".join(lines) + "\n")
+    raw = ("\n".join(lines) + "\n").encode()
+    # lead_id "L" + byte E9: Latin-1 for "é", not UTF-8
+    file.write_bytes(raw.replace(b"INVALID-UTF8", line(10, lead_id="L-E9").encode()
+                                 .replace(b"L-E9", b"L\xe9")))
     exe = Path(sys.executable).parent / "leadstage"
     result = subprocess.run([str(exe), "produce", "--file", str(file), "--topic", topic],
                             env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
@@ -48,9 +54,11 @@ def test_produce_sends_good_lines_and_reports_bad_ones(kafka_bootstrap, unique_n
     assert result.returncode == 1
     rejected = {int(msg.split(":")[1]) for msg in result.stderr.splitlines()
                 if ": rejected: " in msg}
-    assert rejected == {2, 3, 5, 7, 8}
+    assert rejected == {2, 3, 5, 7, 8, 10, 11, 12}
     assert f"{file}:3: rejected: unknown activity 'DANCED'" in result.stderr
-    assert "sent 3" in result.stderr and "rejected 5" in result.stderr
+    assert f"{file}:11: rejected: the line is not valid UTF-8" in result.stderr
+    assert f"{file}:10: rejected: amount must be a finite number" in result.stderr
+    assert "sent 3" in result.stderr and "rejected 8" in result.stderr
 
     records = read_topic(kafka_bootstrap, topic, want=4, timeout_s=5)  # exactly 3 arrive
     decoded = [read_with_avro_package(SCHEMA_DIR / "LeadActivity.avsc", r.value)
