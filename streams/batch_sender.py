@@ -9,10 +9,23 @@ a lead's records land where any other producer would put them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Collection
 from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner, murmur2
+
+log = logging.getLogger(__name__)
+#: Keys whose partition hash is kept between flushes (murmur2 is pure Python, ~2 µs a key).
+HASH_CACHE_SIZE = 50_000
+
+
+class KafkaWriteError(RuntimeError):
+    """Kafka did not acknowledge records the caller needs durable; says which and why."""
+
+
+#: Called for records of a tolerated topic that Kafka refused: (topic, partition, count, error).
+Dropped = Callable[[str, int, int, BaseException], None]
 
 
 class BatchSender:
@@ -24,7 +37,7 @@ class BatchSender:
         self._full: list[tuple[tuple[str, int], Any, int]] = []
         self._counts: dict[tuple[str, int], int] = {}
         self._partitions: dict[str, list[int]] = {}
-        #: key -> murmur2 hash, for this flush: a lead's changes and current stage share a key
+        #: key -> murmur2 hash: a lead's input check, changes and current stage share a key
         self._hashes: dict[bytes | None, int] = {}
 
     async def prepare(self, topics: list[str]) -> None:
@@ -37,17 +50,23 @@ class BatchSender:
                 await client._wait_on_metadata(topic)
                 self._partitions[topic] = sorted(client.cluster.partitions_for_topic(topic))
 
+    def partition_for(self, topic: str, key: bytes) -> int:
+        """The partition Java's (and kafka-python's, aiokafka's) default partitioner gives
+        `key` in `topic` (learnt by `prepare`)."""
+        partitions = self._partitions[topic]
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return partitions[hashed % len(partitions)]  # DefaultPartitioner's rule
+
     def add(self, topic: str, key: bytes | None, value: bytes | None,
             headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
         if partition is None:
-            partitions = self._partitions[topic]
             if key is None:
+                partitions = self._partitions[topic]
                 partition = self._partitioner(key, partitions, partitions)
             else:
-                hashed = self._hashes.get(key)
-                if hashed is None:
-                    hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
-                partition = partitions[hashed % len(partitions)]  # DefaultPartitioner's rule
+                partition = self.partition_for(topic, key)
         tp = (topic, partition)
         batch = self._open.get(tp)
         if batch is None:
@@ -61,20 +80,38 @@ class BatchSender:
                 raise ValueError(f"a record for {topic} is larger than a whole batch")
         self._counts[tp] += 1
 
-    async def flush(self) -> dict[tuple[str, int], int]:
+    async def flush(self, tolerate: Collection[str] = (), dropped: Dropped | None = None
+                    ) -> dict[tuple[str, int], int]:
         """Send everything added; wait for every acknowledgement; return the last offset
-        written per (topic, partition)."""
+        written per (topic, partition). A batch of a `tolerate`d topic that Kafka refuses is
+        reported to `dropped` (and logged CRITICAL); any other refusal raises KafkaWriteError
+        once every batch has an answer."""
         batches = self._full + [(tp, b, self._counts[tp]) for tp, b in self._open.items()]
-        self._full, self._open, self._counts, self._hashes = [], {}, {}, {}
+        self._full, self._open, self._counts = [], {}, {}
+        if len(self._hashes) > HASH_CACHE_SIZE:
+            self._hashes = {}
         if not batches:
             return {}
         futures = []
         for (topic, partition), batch, _ in batches:
             futures.append(await self._producer.send_batch(batch, topic, partition=partition))
-        results = await asyncio.gather(*futures)
+        results = await asyncio.gather(*futures, return_exceptions=True)
         last: dict[tuple[str, int], int] = {}
+        failures: list[str] = []
         for ((topic, partition), _, count), meta in zip(batches, results, strict=True):
+            if isinstance(meta, BaseException):
+                if topic in tolerate:
+                    log.critical("Kafka refused %d record(s) for %s[%d], which are skipped: "
+                                 "%s: %s", count, topic, partition, type(meta).__name__, meta)
+                    if dropped is not None:
+                        dropped(topic, partition, count, meta)
+                    continue
+                failures.append(f"{count} record(s) to {topic}[{partition}]: "
+                                f"{type(meta).__name__}: {meta}")
+                continue
             end = meta.offset + count - 1
             if end > last.get((topic, partition), -1):
                 last[(topic, partition)] = end
+        if failures:
+            raise KafkaWriteError("Kafka did not acknowledge " + "; ".join(failures))
         return last

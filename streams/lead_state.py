@@ -13,11 +13,20 @@ from typing import Any
 
 import msgspec
 
-from streams.lead_history import LeadHistory
+from streams.lead_history import LeadHistory, seen_key
 
-#: 3: recent changes stored pre-encoded (2 stored them as maps; still read)
-FORMAT = 3
+#: 4: long event ids kept as digests (lead_history.seen_key); 3: recent changes stored
+#: pre-encoded; 2 stored them as maps. 2 and 3 still load.
+FORMAT = 4
 RECENT_CHANGES = 5
+#: Changes a state may hold unpublished: the worker publishes (commits) before a lead's outbox
+#: grows past this, however many of its events one fetch brings.
+OUTBOX_LIMIT = 8
+#: No encoded state is larger. What a state holds is capped (lead_history's SEEN_CAP and
+#: RECENT_CAP, RECENT_CHANGES, OUTBOX_LIMIT, the input limits of activity_validation and the
+#: definitions limits of the loader), which keeps a worst-case state near 330 KiB; the worker
+#: refuses to write a larger one, so a changelog record always fits the broker's 1 MiB limit.
+MAX_STATE_BYTES = 512 * 1024
 # msgspec writes the same MessagePack bytes as msgpack-python but encodes ~3x and decodes ~1.5x
 # faster (0.75 vs 2.2 µs and 1.25 vs 1.9 µs for a typical state); a state is read and written
 # for every lead an input batch touches.
@@ -75,9 +84,11 @@ def loads(data: bytes) -> LeadState:
      next_review, recent, outbox, outbox_batch, erased, h) = _decode(data)
     if fmt == 2:
         recent = [_encode(change) for change in recent]
-    elif fmt != FORMAT:
+    elif fmt not in (3, FORMAT):
         raise ValueError(f"unknown lead state format {fmt}")
     counts, first_at, last_at, recent_times, latest, seen, max_at = h
+    if fmt < 4:
+        seen = {seen_key(k): v for k, v in seen.items()}
     history = LeadHistory(counts=counts, first_at=first_at, last_at=last_at,
                           recent=recent_times,
                           latest={k: (v[0], v[1], v[2]) for k, v in latest.items()},

@@ -69,11 +69,15 @@ class LeadStore:
     def put_watermark_local(self, partition: int, value: bytes) -> None:
         self._db(partition).put(WATERMARK_KEY, value)
 
-    def items(self, partition: int) -> Iterator[tuple[str, LeadState]]:
+    decode = staticmethod(loads)
+
+    def raw_items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        """Every lead's (key, encoded state) in the partition; decoding is the caller's, so one
+        unreadable state can be dealt with on its own."""
         offset_key = self._store.offset_key
         for key, value in self._db(partition).items():
             if key != offset_key and not key.startswith(b"\x00"):
-                yield key.decode(), loads(value)
+                yield key, value
 
     def find(self, lead_id: str) -> LeadState | None:
         """The lead's state if a partition held by this worker has it."""

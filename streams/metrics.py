@@ -8,6 +8,18 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _SECONDS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 2 * 86400, 4 * 86400,
             7 * 86400, 30 * 86400, 90 * 86400)
+#: Every reason a record can be dead-lettered for; any other value is counted as "other".
+DEAD_LETTER_REASONS = (
+    "undecodable", "unknown_fingerprint", "wrong_record_type", "oversized", "missing_id",
+    "invalid_id", "pii_in_id", "missing_occurred_at", "occurred_at_out_of_range",
+    "date_out_of_range", "missing_decision_by", "invalid_amount", "invalid_currency",
+    "missing_assessment", "invalid_text", "bad_field", "too_long", "too_many_attributes",
+    "missing_key", "key_mismatch", "processing_error", "internal", "other",
+)
+#: Where a failure confined to one lead can happen (leadstage_lead_failures_total{where}).
+FAILURE_PLACES = ("event", "sweep", "scan", "lookup", "metrics", "encode")
+#: What a lead's state loses when it hits a bound (leadstage_lead_state_trimmed_total{part}).
+TRIMMED_PARTS = ("event_ids", "activity_times")
 _LAG = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 
 
@@ -42,6 +54,23 @@ class Metrics:
                                    registry=r)
         self.event_lag = Histogram("leadstage_event_lag_seconds",
                                    "Processing time minus occurred_at.", buckets=_LAG, registry=r)
+        self.rerouted = Counter("leadstage_events_rerouted",
+                                "Input records found on a partition other than their key's, "
+                                "sent on to the right one.", registry=r)
+        self.dead_letters_dropped = Counter(
+            "leadstage_dead_letters_dropped", "Dead letters the DLQ topic refused (logged).",
+            registry=r)
+        self.lead_failures = Counter("leadstage_lead_failures",
+                                     "Failures confined to one lead (its events dead-lettered "
+                                     "or the lead quarantined).", ["where"], registry=r)
+        self.quarantined = Gauge("leadstage_quarantined_leads",
+                                 "Leads this worker stopped sweeping after a failure.",
+                                 registry=r)
+        self.trimmed = Counter("leadstage_lead_state_trimmed",
+                               "Times a lead's state hit a size bound and dropped its oldest "
+                               "entries.", ["part"], registry=r)
+        #: label values allowed for stages (set by initialise); anything else is "other"
+        self.stage_labels: frozenset[str] = frozenset({"none"})
         self.definitions_info = Gauge("leadstage_definitions_info",
                                       "The definitions version in force.", ["version"],
                                       registry=r)
@@ -51,6 +80,7 @@ class Metrics:
         """Create every series whose label values are known up front, at zero, so rates and
         quantiles count the first events too (a series born at its first event is not)."""
         everywhere = ["none", *stages]
+        self.stage_labels = frozenset(everywhere)
         for cause in ("EVENT", "TIME", "DEFINITIONS"):
             for a in everywhere:
                 for b in everywhere:
@@ -71,6 +101,19 @@ class Metrics:
                 for objective in everywhere:
                     o = None if objective == "none" else objective
                     self.assessments.labels(team, assessed, objective, verdict(assessed, o))
-        for reason in ("undecodable", "unknown_fingerprint", "missing_id", "oversized",
-                       "occurred_at_out_of_range", "missing_decision_by", "key_mismatch"):
+        for team in ("MARKETING", "SALES"):
+            for objective in everywhere:
+                o = None if objective == "none" else objective
+                self.assessments.labels(team, "other", objective, verdict("other", o))
+        for reason in DEAD_LETTER_REASONS:
             self.dead_letters.labels(reason)
+        for place in FAILURE_PLACES:
+            self.lead_failures.labels(place)
+        for part in TRIMMED_PARTS:
+            self.trimmed.labels(part)
+
+    def stage_label(self, stage: str | None) -> str:
+        """A stage as a label value: one of the definitions' stages, "none", or "other"."""
+        if stage is None:
+            return "none"
+        return stage if stage in self.stage_labels else "other"

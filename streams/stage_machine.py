@@ -23,6 +23,9 @@ from streams.lead_history import LeadHistory
 from streams.lead_state import LeadState
 
 FOLLOW_UPS = frozenset({"SALES_ACCEPTED", "SALES_REJECTED", "MEETING_HELD"})
+#: A change's `reason` is cut to this many characters (it quotes rules and values, and the
+#: definitions bound how many), so change records and states stay small.
+MAX_REASON_CHARS = 2000
 APPLIED, DUPLICATE = "applied", "duplicate"
 
 #: Metric signals for the shell, e.g. ("stage_change", from, to, cause).
@@ -52,7 +55,7 @@ class StageMachine:
         activity = event["activity"]
         at = event["occurred_at"]
         if activity == "STAGE_ASSESSED":
-            history.seen[event_id] = at  # counted once, but an opinion moves nothing
+            history.mark_seen(event_id, at)  # counted once, but an opinion moves nothing
             signals.append(("assessment", event.get("team"), event.get("assessed_stage"),
                             state.stage, self.verdict(event.get("assessed_stage"), state.stage)))
             return APPLIED
@@ -60,6 +63,9 @@ class StageMachine:
         self.advance(state, when, signals)
         self._business_signals(state, event, signals)
         history.apply(event)
+        if history.trimmed:
+            signals.extend(("trimmed", part) for part in history.trimmed)
+            history.trimmed = ()
         self.evaluate(state, max(when, history.max_occurred_at), "EVENT", event_id, signals)
         return APPLIED
 
@@ -127,6 +133,8 @@ class StageMachine:
                 signals: list[Signal]) -> None:
         previous = state.stage
         state.sequence += 1
+        if len(reason) > MAX_REASON_CHARS:
+            reason = reason[:MAX_REASON_CHARS - 1] + "…"
         change = {
             "event_id": f"{state.lead_id}:{state.sequence}", "lead_id": state.lead_id,
             "sequence": state.sequence, "previous_stage": previous, "stage": stage,

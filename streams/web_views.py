@@ -13,8 +13,18 @@ from streams.definitions.calendar import format_timestamp
 from streams.lead_state import LeadState
 
 
-def lead_document(state: LeadState) -> dict[str, Any]:
-    """What a lookup shows: current stage, since when, why, facts, recent changes."""
+def lead_document(state: LeadState, problem: str | None = None) -> dict[str, Any]:
+    """What a lookup shows: current stage, since when, why, facts, recent changes, and the
+    reason the lead is quarantined if its last evaluation failed."""
+    try:
+        return _document(state) | ({"problem": problem} if problem else {})
+    except Exception as exc:  # one lead's failure must not become a 500
+        processor.metrics.lead_failures.labels("lookup").inc()
+        return {"lead_id": state.lead_id, "stage": state.stage, "sequence": state.sequence,
+                "problem": problem or f"lookup failed: {type(exc).__name__}: {str(exc)[:200]}"}
+
+
+def _document(state: LeadState) -> dict[str, Any]:
     facts = compiled.compute_facts(state.history, state.evaluated_at)
     return {
         "lead_id": state.lead_id,
@@ -59,7 +69,13 @@ async def metrics_page(web: Any, request: Any) -> Any:
 async def lead(web: Any, request: Any, lead_id: str) -> Any:
     if not _authorised(request):
         return web.json({"error": "a valid bearer token is required"}, status=401)
-    state = processor.store.find(lead_id)
+    problem = processor.quarantined.get(lead_id)
+    try:
+        state = processor.store.find(lead_id)
+    except Exception as exc:  # an unreadable state
+        processor.metrics.lead_failures.labels("lookup").inc()
+        return web.json({"lead_id": lead_id, "problem": problem or
+                         f"its state cannot be read: {type(exc).__name__}"})
     if state is None or state.erased:
         return web.json({"error": f"no lead {lead_id}"}, status=404)
-    return web.json(lead_document(state))
+    return web.json(lead_document(state, problem))

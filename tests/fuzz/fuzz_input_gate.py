@@ -1,10 +1,12 @@
-"""atheris fuzz target: the worker's input gate (decode + validate) and the JSON-lines parser.
+"""atheris fuzz target: the worker's path without a broker (input gate, then the stage machine
+and the encoding of the state and every output record) and the JSON-lines parser.
 
     make fuzz                      # bounded run (FUZZ_SECONDS, default 60), memory capped
     .venv/bin/python tests/fuzz/fuzz_input_gate.py -max_total_time=60 -rss_limit_mb=1024 CORPUS
 
 Nothing may escape as an exception: the gate returns a dead letter for anything it cannot use,
-the parser raises only InvalidEvent.
+whatever it admits the core can apply and every record it leads to fits its bound; the parser
+raises only InvalidEvent.
 """
 
 from __future__ import annotations
@@ -20,9 +22,15 @@ with atheris.instrument_imports():
     from streams.activity_json import parse_line
     from streams.activity_validation import InvalidEvent
     from streams.avro_codec import registry
-    from streams.input_gate import APPLY, DEAD, IGNORE, admit
+    from streams.definitions.compiler import compile_definitions
+    from streams.definitions.loader import load_file
+    from streams.input_gate import APPLY, DEAD, DLQ_RECORD_LIMIT, IGNORE, admit
+    from streams.lead_state import MAX_STATE_BYTES, LeadState, dumps
+    from streams.stage_machine import StageMachine
 
 NOW = int(time.time() * 1000)
+MACHINE = StageMachine(compile_definitions(load_file(
+    Path(__file__).resolve().parents[2] / "definitions" / "lead-stages.yaml")))
 
 
 def fuzz(data: bytes) -> None:
@@ -39,8 +47,22 @@ def fuzz(data: bytes) -> None:
     if mode == 1 and rest:
         size, rest = rest[0] % 65, rest[1:]
         key, rest = rest[:size], rest[size:]
-    outcome, _ = admit(key, rest, NOW)
+    outcome, payload = admit(key, rest, NOW)
     assert outcome in (APPLY, IGNORE, DEAD)
+    if outcome == DEAD:
+        dlq_key, dlq_value, headers = payload.record("lead-activity", 0, 0)
+        size = len(dlq_key or b"") + len(dlq_value or b"") + sum(len(k) + len(v)
+                                                                 for k, v in headers)
+        assert size <= DLQ_RECORD_LIMIT
+    elif outcome == APPLY:
+        state, signals = LeadState(payload["lead_id"]), []
+        if payload["activity"] == "ERASURE_REQUESTED":
+            MACHINE.erase(state, payload, signals)
+        else:
+            MACHINE.apply(state, payload, signals)
+        for change in state.outbox:
+            registry().encode("LeadStageChanged", change)
+        assert len(dumps(state)) <= MAX_STATE_BYTES
 
 
 def seed_corpus(folder: Path) -> None:

@@ -9,8 +9,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from streams.definitions.calendar import MS_PER_DAY, add_months, format_date, format_timestamp
 from streams.definitions.compiler import compile_definitions
 from streams.definitions.loader import load_file
@@ -19,12 +17,10 @@ from streams.stage_machine import StageMachine
 from tests.integration.kafka_helpers import read_topic
 from tests.integration.worker_harness import (
     LEADSTAGE,
-    Worker,
     activity,
     by_lead,
     changes,
     produce_raw,
-    worker_env,
 )
 
 HOUR = 3_600_000
@@ -32,23 +28,6 @@ HOUR = 3_600_000
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-@pytest.fixture
-def worker_factory(kafka_bootstrap, unique_name, tmp_path):
-    started: list[Worker] = []
-    name = unique_name("w")
-
-    def make(port: int, **extra: str) -> Worker:
-        env = worker_env(kafka_bootstrap, name, **extra)
-        w = Worker(env, tmp_path / f"data-{port}", port, tmp_path / f"worker-{port}.log")
-        started.append(w)
-        return w
-
-    make.name = name  # type: ignore[attr-defined]
-    yield make
-    for w in started:
-        w.stop()
 
 
 def produce_jsonl(bootstrap: str, topic: str, path: Path, events: list[dict]) -> None:

@@ -18,6 +18,7 @@ from kafka import KafkaProducer
 
 from streams.avro_codec import registry
 from streams.config import PROJECT_ROOT
+from tests.fakes import activity_record
 from tests.integration.kafka_helpers import read_topic
 
 LEADSTAGE = str(Path(sys.executable).parent / "leadstage")
@@ -115,10 +116,7 @@ def produce_raw(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) 
 
 
 def activity(event_id: str, lead_id: str, at: int, kind: str, **extra: Any) -> bytes:
-    return registry().encode("LeadActivity", {
-        "event_id": event_id, "lead_id": lead_id, "occurred_at": at, "source": "WEB",
-        "activity": kind, "decision_by": None, "amount": None, "currency": None, "team": None,
-        "assessed_stage": None, "reason": None, "attributes": {}, **extra})
+    return registry().encode("LeadActivity", activity_record(event_id, lead_id, at, kind, **extra))
 
 
 def changes(bootstrap: str, topic: str, want: int, timeout_s: float = 60) -> list[dict]:

@@ -1,0 +1,147 @@
+"""Fakes shared by the unit tests: an in-memory lead store, a sender that records (and can fail)
+what the worker flushes, input records shaped as aiokafka's, and one LeadActivity builder."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka.partitioner import murmur2
+
+from streams.avro_codec import registry
+from streams.lead_state import LeadState, dumps, loads
+
+#: The broker's default limit on one record batch (message.max.bytes).
+BROKER_RECORD_LIMIT = 1_048_588
+
+
+def activity_record(event_id: str = "e1", lead_id: str = "L1", occurred_at: int | None = None,
+                    activity: str = "CONTACTED", **fields: Any) -> dict[str, Any]:
+    """A complete LeadActivity record as the codec reads and writes it."""
+    return {"event_id": event_id, "lead_id": lead_id,
+            "occurred_at": int(time.time() * 1000) - 60_000 if occurred_at is None
+            else occurred_at,
+            "source": "WEB", "activity": activity, "decision_by": None, "amount": None,
+            "currency": None, "team": None, "assessed_stage": None, "reason": None,
+            "attributes": {}, **fields}
+
+
+@dataclass
+class Message:
+    """An input record as aiokafka's ConsumerRecord carries it."""
+
+    key: bytes | None
+    value: bytes | None
+    topic: str = "activity"
+    partition: int = 0
+    offset: int = 0
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """Java's default partitioner (murmur2), as the worker expects producers to use."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def message(record: dict[str, Any], offset: int = 0, partitions: int = 1,
+            key: bytes | str | None = "lead") -> Message:
+    """`record` encoded on the partition its lead_id maps to (or with another `key`)."""
+    value = registry().encode("LeadActivity", record)
+    k = record["lead_id"].encode() if key == "lead" else key
+    partition = partition_of(record["lead_id"].encode(), partitions)
+    return Message(k if not isinstance(k, str) else k.encode(), value, partition=partition,
+                   offset=offset)
+
+
+class MemoryStore:
+    changelog_topic = "leads-changelog"
+
+    def __init__(self) -> None:
+        self.dbs: dict[int, dict[str, bytes]] = defaultdict(dict)
+
+    def get(self, partition: int, lead_id: str) -> LeadState | None:
+        raw = self.dbs[partition].get(lead_id)
+        return None if raw is None else loads(raw)
+
+    encode = staticmethod(dumps)
+    decode = staticmethod(loads)
+
+    def put_local_many(self, entries: Any, persisted: dict[int, int]) -> None:
+        for partition, lead_id, value in entries:
+            self.dbs[partition][lead_id] = value
+
+    def raw_items(self, partition: int) -> Any:
+        return [(k.encode(), v) for k, v in self.dbs[partition].items() if k != "watermark"]
+
+    def watermark(self, partition: int) -> int:
+        return int(self.dbs[partition].get("watermark", b"0"))
+
+    def put_watermark_local(self, partition: int, value: bytes) -> None:
+        self.dbs[partition]["watermark"] = value
+
+
+class RecordTooLarge(Exception):
+    """What the broker answers to a record over its limit."""
+
+
+@dataclass
+class Sent:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    partition: int | None
+
+    @property
+    def size(self) -> int:
+        return (len(self.key or b"") + len(self.value or b"")
+                + sum(len(k) + len(v) for k, v in self.headers))
+
+
+@dataclass
+class Sender:
+    """Records what is flushed, refuses records over the broker's limit (as the broker does,
+    per batch), and can fail its n-th flush (everything in it is lost)."""
+
+    fail_on_flush: int | None = None
+    partitions: int = 1
+    refuse_topics: frozenset[str] = frozenset()
+    flushes: int = 0
+    pending: list[Sent] = field(default_factory=list)
+    published: list[Sent] = field(default_factory=list)
+    dropped: list[tuple[str, int]] = field(default_factory=list)
+
+    async def prepare(self, topics: list[str]) -> None:
+        pass
+
+    def partition_for(self, topic: str, key: bytes) -> int:
+        return partition_of(key, self.partitions)
+
+    def add(self, topic: str, key: bytes | None, value: bytes | None,
+            headers: Any = None, partition: int | None = None) -> None:
+        self.pending.append(Sent(topic, key, value, list(headers or []), partition))
+
+    async def flush(self, tolerate: Any = (), dropped: Any = None) -> dict:
+        self.flushes += 1
+        batch, self.pending = self.pending, []
+        if self.flushes == self.fail_on_flush:
+            raise ConnectionError("broker gone")
+        for sent in batch:
+            refused = sent.topic in self.refuse_topics or sent.size > BROKER_RECORD_LIMIT
+            if refused and sent.topic in tolerate:
+                self.dropped.append((sent.topic, 1))
+                if dropped is not None:
+                    dropped(sent.topic, 0, 1, RecordTooLarge())
+                continue
+            if refused:
+                raise RecordTooLarge(f"{sent.size} bytes to {sent.topic}")
+            self.published.append(sent)
+        return {}
+
+    def on(self, topic: str) -> list[Sent]:
+        return [s for s in self.published if s.topic == topic]
+
+    def decoded(self, topic: str) -> list[dict[str, Any]]:
+        return [registry().decode(s.value)[1] for s in self.on(topic) if s.value is not None]
