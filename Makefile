@@ -15,8 +15,12 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # Only folders that exist: git does not keep an empty bench/.
+# lint-imports keeps the layers of streams/ (contracts in pyproject.toml); mypy is strict on
+# the core and wire layers.
 lint: .venv
 	$(BIN)/ruff check $(wildcard streams tests bench deploy/grafana)
+	$(BIN)/lint-imports
+	$(BIN)/mypy streams
 
 # Prometheus and promtool (Debian's package) for the rule tests and the real-scrape test.
 tools:
@@ -28,7 +32,7 @@ rules: tools
 	promtool check rules deploy/prometheus/rules/*.yml
 	promtool test rules deploy/prometheus/tests/*.yml
 
-# Integration tests start the local broker through `streams.broker` (or use
+# Integration tests start the local broker through `streams.tools.broker` (or use
 # KAFKA_BOOTSTRAP_SERVERS) and stop it again if they started it.
 test: .venv lint rules
 	$(BIN)/python -m pytest

@@ -14,9 +14,9 @@ import avro.io
 import avro.schema
 import faust
 
-from streams.avro_codec import SCHEMA_DIR
+from streams.core.resources import schema_dir
 
-SCHEMA = avro.schema.parse((SCHEMA_DIR / "LeadActivity.avsc").read_text())
+SCHEMA = avro.schema.parse((schema_dir() / "LeadActivity.avsc").read_text())
 READER = avro.io.DatumReader(SCHEMA)
 
 app = faust.App(os.environ["BENCH_APP_ID"], broker=f"kafka://{os.environ['BENCH_BOOTSTRAP']}",

@@ -32,11 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from streams import broker  # noqa: E402
-from streams.activity_json import parse_line  # noqa: E402
-from streams.avro_codec import registry  # noqa: E402
-from streams.definitions.compiler import compile_definitions  # noqa: E402
-from streams.definitions.loader import load_file  # noqa: E402
-from streams.generator import Generator, as_json  # noqa: E402
+from streams.core.definitions.compiler import compile_definitions  # noqa: E402
+from streams.core.definitions.loader import load_file  # noqa: E402
+from streams.tools.generator import Generator, as_json  # noqa: E402
+from streams.tools.processes import healthy, stop_process  # noqa: E402
+from streams.wire.avro import registry  # noqa: E402
+from streams.wire.json_lines import parse_line  # noqa: E402
 
 console = Console()
 LEADS = int(os.environ.get("BENCH_LEADS", "100000"))
@@ -152,8 +153,7 @@ def faust_baseline(bootstrap: str, topic: str, name: str) -> float:
         done = wait_for(lambda: end_total(bootstrap, out) >= BASELINE_EVENTS, 900, 1.0)
         return (end_total(bootstrap, out) - first_count) / (done - first)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        stop_process(proc, 60)
 
 
 class LeadstageWorker:
@@ -174,11 +174,7 @@ class LeadstageWorker:
                                          stderr=subprocess.STDOUT)
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
+        return healthy(self.url)
 
     def events_done(self) -> float:
         try:
@@ -202,12 +198,8 @@ class LeadstageWorker:
             self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.proc is not None:
+            stop_process(self.proc, 60)
 
 
 def latency(bootstrap: str, topic: str, changes: str) -> tuple[float, float]:

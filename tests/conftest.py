@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from streams import broker as local_broker
+from streams.tools import broker as local_broker
 
 _broker_used: list[str] = []
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from aiokafka.partitioner import murmur2
 
-from streams.avro_codec import registry
-from streams.lead_state import LeadState, dumps, loads
+from streams.core.lead_state import LeadState, dumps, loads
+from streams.wire.avro import registry
 
 #: The broker's default limit on one record batch (message.max.bytes).
 BROKER_RECORD_LIMIT = 1_048_588
@@ -74,6 +74,13 @@ class MemoryStore:
 
     def raw_items(self, partition: int) -> Any:
         return [(k.encode(), v) for k, v in self.dbs[partition].items() if k != "watermark"]
+
+    def find(self, lead_id: str) -> LeadState | None:
+        for partition in self.dbs:
+            state = self.get(partition, lead_id)
+            if state is not None:
+                return state
+        return None
 
     def watermark(self, partition: int) -> int:
         return int(self.dbs[partition].get("watermark", b"0"))

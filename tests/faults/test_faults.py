@@ -14,8 +14,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from streams.definitions.compiler import compile_definitions
-from streams.definitions.loader import load_file
+from streams.core.definitions.compiler import compile_definitions
+from streams.core.definitions.loader import load_file
 from tests.faults.verifier import verify
 from tests.faults.workload import workload
 from tests.integration.worker_harness import Worker, produce_raw, worker_env
@@ -131,7 +131,7 @@ def test_a_worker_joins_and_another_leaves(cluster, scale):
 
 @pytest.mark.full_faults
 def test_the_broker_restarts_mid_stream(cluster, scale):
-    from streams import broker
+    from streams.tools import broker
 
     cfg = broker.BrokerConfig.from_env()
     assert broker.running_pid(cfg), "this scenario restarts the local broker started by the tests"
@@ -159,7 +159,7 @@ def test_the_broker_restarts_mid_stream(cluster, scale):
 def test_a_worker_paused_past_its_session_fences_itself(cluster, scale):
     import signal
 
-    from streams.pause_fence import EXIT_PAUSED
+    from streams.worker.pause_fence import EXIT_PAUSED
 
     records = workload(int(15_000 * scale), int(1_500 * scale), int(1_000 * scale), seed=21)
     third = len(records) // 3

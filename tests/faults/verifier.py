@@ -17,11 +17,11 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from streams.avro_codec import registry
-from streams.definitions.compiler import Compiled
-from streams.input_gate import APPLY, DEAD, IGNORE, admit
-from streams.lead_state import LeadState
-from streams.stage_machine import DUPLICATE, StageMachine
+from streams.core.definitions.compiler import Compiled
+from streams.core.lead_state import LeadState
+from streams.core.stage_machine import DUPLICATE, StageMachine
+from streams.wire.avro import registry
+from streams.wire.gate import APPLY, DEAD, IGNORE, admit
 
 
 def read_all(bootstrap: str, topic: str) -> list[Any]:
@@ -90,10 +90,7 @@ def verify(bootstrap: str, topics: dict[str, str], compiled: Compiled, now_ms: i
             continue
         assert outcome == APPLY
         state = states.setdefault(payload["lead_id"], LeadState(payload["lead_id"]))
-        if payload["activity"] == "ERASURE_REQUESTED":
-            machine.erase(state, payload, [])
-            report.applied += 1
-        elif machine.apply(state, payload, []) == DUPLICATE:
+        if machine.fold(state, payload, []) == DUPLICATE:
             report.duplicates += 1
         else:
             report.applied += 1

@@ -6,7 +6,7 @@ import random
 import time
 from typing import Any
 
-from streams.avro_codec import registry
+from streams.wire.avro import registry
 
 KINDS = ["CONTACTED", "PAGE_VIEWED", "PRICING_VIEWED", "DEMO_REQUESTED", "EMAIL_CLICKED",
          "DECISION_TIMELINE_PROVIDED", "STAGE_ASSESSED", "SALES_ACCEPTED", "UNKNOWN"]

@@ -19,14 +19,14 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
-    from streams.activity_json import parse_line
-    from streams.activity_validation import InvalidEvent
-    from streams.avro_codec import registry
-    from streams.definitions.compiler import compile_definitions
-    from streams.definitions.loader import load_file
-    from streams.input_gate import APPLY, DEAD, DLQ_RECORD_LIMIT, IGNORE, admit
-    from streams.lead_state import MAX_STATE_BYTES, LeadState, dumps
-    from streams.stage_machine import StageMachine
+    from streams.core.definitions.compiler import compile_definitions
+    from streams.core.definitions.loader import load_file
+    from streams.core.lead_state import MAX_STATE_BYTES, LeadState, dumps
+    from streams.core.stage_machine import StageMachine
+    from streams.wire.avro import registry
+    from streams.wire.gate import APPLY, DEAD, DLQ_RECORD_LIMIT, IGNORE, admit
+    from streams.wire.json_lines import parse_line
+    from streams.wire.validation import InvalidEvent
 
 NOW = int(time.time() * 1000)
 MACHINE = StageMachine(compile_definitions(load_file(

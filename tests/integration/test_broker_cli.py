@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streams import broker
+from streams.tools import broker
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:

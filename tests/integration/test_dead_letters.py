@@ -6,10 +6,10 @@ import time
 
 from kafka import KafkaProducer
 
-from streams.avro_codec import registry
-from streams.dead_letters import DeadLetterRouter
-from streams.input_gate import APPLY, DEAD, admit
-from streams.metrics import Metrics
+from streams.wire.avro import registry
+from streams.wire.gate import APPLY, DEAD, admit
+from streams.worker.dead_letters import DeadLetterRouter
+from streams.worker.metrics import Metrics
 from tests.integration.kafka_helpers import create_topics, read_topic
 
 

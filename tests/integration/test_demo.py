@@ -8,7 +8,7 @@ import subprocess
 import time
 import urllib.request
 
-from streams import broker
+from streams.tools import broker
 from tests.integration.worker_harness import LEADSTAGE, worker_env
 
 

@@ -13,7 +13,7 @@ import urllib.request
 from confluent_kafka import Producer as LibrdkafkaProducer
 from kafka import KafkaProducer
 
-from streams.input_gate import DLQ_RECORD_LIMIT
+from streams.wire.gate import DLQ_RECORD_LIMIT
 from tests.fakes import partition_of
 from tests.integration.kafka_helpers import read_topic
 from tests.integration.worker_harness import activity, by_lead, changes

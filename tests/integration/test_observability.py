@@ -14,15 +14,15 @@ import urllib.request
 
 import pytest
 
-from streams.config import PROJECT_ROOT
-from streams.definitions.calendar import MS_PER_DAY, format_date, format_timestamp
-from streams.definitions.compiler import compile_definitions
-from streams.definitions.loader import load_file
-from streams.generator import Generator, as_json
+from streams.core.calendar import MS_PER_DAY, format_date, format_timestamp
+from streams.core.definitions.compiler import compile_definitions
+from streams.core.definitions.loader import load_file
+from streams.tools.generator import Generator, as_json
 from tests.integration.worker_harness import Worker, produce_raw, worker_env
+from tests.paths import REPO_ROOT
 
-GRAFANA = PROJECT_ROOT / "deploy" / "grafana"
-RULES = PROJECT_ROOT / "deploy" / "prometheus" / "rules"
+GRAFANA = REPO_ROOT / "deploy" / "grafana"
+RULES = REPO_ROOT / "deploy" / "prometheus" / "rules"
 PROM_PORT = 19090
 WORKER_PORT = 16098
 
@@ -119,8 +119,8 @@ def test_every_dashboard_query_returns_data(kafka_bootstrap, unique_name, tmp_pa
                     tmp_path / "worker.log").start()
     try:
         worker.wait_ready()
-        from streams.activity_json import parse_line
-        from streams.avro_codec import registry
+        from streams.wire.avro import registry
+        from streams.wire.json_lines import parse_line
 
         now = int(time.time() * 1000)
         events = [parse_line(json.dumps(as_json(e))) for e in workload(now)]

@@ -9,12 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-from streams.activity_validation import InvalidEvent
-from streams.avro_codec import SCHEMA_DIR
-from streams.config import Settings
-from streams.producer_sdk import LeadActivityProducer
+from streams.adapters.producer import LeadActivityProducer
+from streams.adapters.settings import Settings
+from streams.wire.validation import InvalidEvent
 from tests.integration.kafka_helpers import create_topics, read_topic
-from tests.unit.avro_spec import read_with_avro_package
+from tests.paths import SCHEMA_DIR
+from tests.unit.wire.avro_spec import read_with_avro_package
 
 NOW = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 3600))
 

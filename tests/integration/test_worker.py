@@ -9,11 +9,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from streams.definitions.calendar import MS_PER_DAY, add_months, format_date, format_timestamp
-from streams.definitions.compiler import compile_definitions
-from streams.definitions.loader import load_file
-from streams.lead_state import LeadState
-from streams.stage_machine import StageMachine
+from streams.core.calendar import MS_PER_DAY, add_months, format_date, format_timestamp
+from streams.core.definitions.compiler import compile_definitions
+from streams.core.definitions.loader import load_file
+from streams.core.lead_state import LeadState
+from streams.core.stage_machine import StageMachine
 from tests.integration.kafka_helpers import read_topic
 from tests.integration.worker_harness import (
     LEADSTAGE,

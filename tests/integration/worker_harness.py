@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,10 +15,11 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from streams.avro_codec import registry
-from streams.config import PROJECT_ROOT
+from streams.tools.processes import NotReady, stop_process, wait_healthy
+from streams.wire.avro import registry
 from tests.fakes import activity_record
 from tests.integration.kafka_helpers import read_topic
+from tests.paths import REPO_ROOT
 
 LEADSTAGE = str(Path(sys.executable).parent / "leadstage")
 
@@ -52,7 +52,7 @@ class Worker:
         # e.g. LEADSTAGE_TEST_WORKER_PREFIX="python -m cProfile -o w.prof" to profile a worker
         prefix = os.environ.get("LEADSTAGE_TEST_WORKER_PREFIX", "").split()
         self.proc = subprocess.Popen([*prefix, LEADSTAGE, "worker", "-l", "info"],
-                                     cwd=PROJECT_ROOT, env=self.env, stdout=log,
+                                     cwd=REPO_ROOT, env=self.env, stdout=log,
                                      stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         log.close()
@@ -75,18 +75,10 @@ class Worker:
             return status, body.decode()
 
     def wait_ready(self, timeout_s: float = 90) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited {self.proc.returncode}:\n{self.tail()}")
-            try:
-                if self.get("/healthz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"worker not ready in {timeout_s}s:\n{self.tail()}")
+        try:
+            wait_healthy(self.url(""), self.proc, timeout_s, self.log_path)
+        except NotReady as exc:
+            raise AssertionError(str(exc)) from None
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:
@@ -94,13 +86,8 @@ class Worker:
             self.proc.wait(timeout=60)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
 
     def tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

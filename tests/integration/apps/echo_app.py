@@ -9,8 +9,8 @@ import os
 
 import faust
 
-from streams.config import Settings
-from streams.faust_config import faust_app_kwargs
+from streams.adapters.faust_settings import faust_app_kwargs
+from streams.adapters.settings import Settings
 
 settings = Settings.from_env()
 app = faust.App(os.environ["ECHO_APP_ID"], **faust_app_kwargs(settings, topic_partitions=2))

@@ -1,0 +1,123 @@
+"""Publishes many records with one await: one aiokafka batch per (topic, partition).
+
+Faust's per-message send path costs far more per record than appending to a batch, and would
+make publishing, not the stage logic, the worker's bottleneck (bench/README.md). Keys are
+partitioned with aiokafka's DefaultPartitioner (murmur2, as Java and kafka-python), so a lead's
+records land where any other producer would put them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Collection
+from typing import Any
+
+from aiokafka.partitioner import DefaultPartitioner, murmur2
+
+log = logging.getLogger(__name__)
+#: Keys whose partition hash is kept between flushes: aiokafka's murmur2 is pure Python, and a
+#: lead's key is hashed for its input check, its changes and its current stage.
+HASH_CACHE_SIZE = 50_000
+
+
+class KafkaWriteError(RuntimeError):
+    """Kafka did not acknowledge records the caller needs durable; says which and why."""
+
+
+#: Called for records of a tolerated topic that Kafka refused: (topic, partition, count, error).
+Dropped = Callable[[str, int, int, BaseException], None]
+
+
+class BatchSender:
+    @classmethod
+    def of_faust_app(cls, app: Any) -> BatchSender:
+        """A sender on the aiokafka producer a started Faust app runs (Faust's own)."""
+        return cls(lambda: app.producer._producer)
+
+    def __init__(self, producer: Callable[[], Any]) -> None:
+        self._get_producer = producer  # returns the started aiokafka.AIOKafkaProducer
+        self._producer: Any = None
+        self._partitioner = DefaultPartitioner()
+        self._open: dict[tuple[str, int], Any] = {}
+        self._full: list[tuple[tuple[str, int], Any, int]] = []
+        self._counts: dict[tuple[str, int], int] = {}
+        self._partitions: dict[str, list[int]] = {}
+        #: key -> murmur2 hash: a lead's input check, changes and current stage share a key
+        self._hashes: dict[bytes | None, int] = {}
+
+    async def prepare(self, topics: list[str]) -> None:
+        """Learn the partition counts of the topics (once)."""
+        if self._producer is None:
+            self._producer = self._get_producer()
+        client = self._producer.client
+        for topic in topics:
+            if topic not in self._partitions:
+                await client._wait_on_metadata(topic)
+                self._partitions[topic] = sorted(client.cluster.partitions_for_topic(topic))
+
+    def partition_for(self, topic: str, key: bytes) -> int:
+        """The partition Java's (and kafka-python's, aiokafka's) default partitioner gives
+        `key` in `topic` (learnt by `prepare`)."""
+        partitions = self._partitions[topic]
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return partitions[hashed % len(partitions)]  # DefaultPartitioner's rule
+
+    def add(self, topic: str, key: bytes | None, value: bytes | None,
+            headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
+        if partition is None:
+            if key is None:
+                partitions = self._partitions[topic]
+                partition = self._partitioner(key, partitions, partitions)
+            else:
+                partition = self.partition_for(topic, key)
+        tp = (topic, partition)
+        batch = self._open.get(tp)
+        if batch is None:
+            batch = self._open[tp] = self._producer.create_batch()
+            self._counts[tp] = 0
+        if batch.append(key=key, value=value, timestamp=None, headers=headers or []) is None:
+            self._full.append((tp, batch, self._counts[tp]))
+            batch = self._open[tp] = self._producer.create_batch()
+            self._counts[tp] = 0
+            if batch.append(key=key, value=value, timestamp=None, headers=headers or []) is None:
+                raise ValueError(f"a record for {topic} is larger than a whole batch")
+        self._counts[tp] += 1
+
+    async def flush(self, tolerate: Collection[str] = (), dropped: Dropped | None = None
+                    ) -> dict[tuple[str, int], int]:
+        """Send everything added; wait for every acknowledgement; return the last offset
+        written per (topic, partition). A batch of a `tolerate`d topic that Kafka refuses is
+        reported to `dropped` (and logged CRITICAL); any other refusal raises KafkaWriteError
+        once every batch has an answer."""
+        batches = self._full + [(tp, b, self._counts[tp]) for tp, b in self._open.items()]
+        self._full, self._open, self._counts = [], {}, {}
+        if len(self._hashes) > HASH_CACHE_SIZE:
+            self._hashes = {}
+        if not batches:
+            return {}
+        futures = []
+        for (topic, partition), batch, _ in batches:
+            futures.append(await self._producer.send_batch(batch, topic, partition=partition))
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        last: dict[tuple[str, int], int] = {}
+        failures: list[str] = []
+        for ((topic, partition), _, count), meta in zip(batches, results, strict=True):
+            if isinstance(meta, BaseException):
+                if topic in tolerate:
+                    log.critical("Kafka refused %d record(s) for %s[%d], which are skipped: "
+                                 "%s: %s", count, topic, partition, type(meta).__name__, meta)
+                    if dropped is not None:
+                        dropped(topic, partition, count, meta)
+                    continue
+                failures.append(f"{count} record(s) to {topic}[{partition}]: "
+                                f"{type(meta).__name__}: {meta}")
+                continue
+            end = meta.offset + count - 1
+            if end > last.get((topic, partition), -1):
+                last[(topic, partition)] = end
+        if failures:
+            raise KafkaWriteError("Kafka did not acknowledge " + "; ".join(failures))
+        return last

@@ -1,0 +1,53 @@
+"""Maps leadstage Settings onto faust.App keyword arguments (one place for the worker and tests)."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import faust
+
+from streams.adapters.settings import KafkaSecurity, Settings
+
+
+def faust_credentials(security: KafkaSecurity) -> Any:
+    """Faust/aiokafka credentials for the DESIGN §8 security settings (None for plaintext)."""
+    protocol = security.protocol
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=security.ssl_cafile)
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        if not security.sasl_mechanism:
+            raise ValueError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_MECHANISM")
+        return faust.SASLCredentials(
+            username=security.sasl_username,
+            password=security.sasl_password,
+            ssl_context=context,
+            mechanism=security.sasl_mechanism,
+        )
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    if protocol != "PLAINTEXT":
+        raise ValueError(f"unknown KAFKA_SECURITY_PROTOCOL {protocol!r}")
+    return None
+
+
+def faust_app_kwargs(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """The App options every leadstage Faust app uses."""
+    broker = ";".join(f"kafka://{s}" for s in settings.bootstrap_list)
+    kwargs: dict[str, Any] = {
+        "broker": broker,
+        "broker_credentials": faust_credentials(settings.security),
+        "store": "rocksdb://",
+        "datadir": str(settings.data_dir),
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": 1,
+        # web_host is the name other workers use to reach this one (lead lookups are routed to
+        # the owner); web_bind is what the socket binds to. Faust's default bind is 0.0.0.0.
+        "web_host": settings.web_host,
+        "web_bind": settings.web_bind or settings.web_host,
+        "web_port": settings.web_port,
+        "consumer_auto_offset_reset": "earliest",
+    }
+    kwargs.update(overrides)
+    return kwargs

@@ -1,0 +1,39 @@
+"""Creates the application's topics (DESIGN §3) before the worker subscribes to them."""
+
+from __future__ import annotations
+
+import contextlib
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from streams.adapters.settings import Settings
+
+
+def topic_specs(settings: Settings) -> list[NewTopic]:
+    n = settings.partitions
+    return [
+        NewTopic(settings.topic_activity, n, 1),
+        NewTopic(settings.topic_stage_changes, n, 1),
+        NewTopic(settings.topic_stages, n, 1,
+                 topic_configs={"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1",
+                                "delete.retention.ms": "86400000"}),
+        NewTopic(settings.topic_dlq, n, 1),
+    ]
+
+
+def ensure_topics(settings: Settings) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_list,
+                             client_id=f"{settings.app_id}-admin",
+                             **settings.security.kafka_python_kwargs())
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in topic_specs(settings) if t.name not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
+                admin.create_topics(missing)
+        return [t.name for t in missing]
+    finally:
+        admin.close()

@@ -1,0 +1,107 @@
+"""When can time alone change a lead's stage? (the sweep's next review time, pure)
+
+Between events, facts change only when an event leaves a `count ... within` window, and a rule
+changes only when a comparison that reads `now` or `today` flips. Each such comparison has one
+side that grows with time and one that does not, so its truth flips at most once: a binary search
+finds the first instant it differs (`today` only changes at UTC midnight, so those search days).
+Comparisons with time on both sides fall back to a conservative re-check. An early review is
+harmless (it finds nothing and reschedules); a late one would delay a change, so none is late.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from streams.core.calendar import MS_PER_DAY, MS_PER_HOUR, add_months_ms
+from streams.core.definitions.compiler import Compiled, TimePair
+from streams.core.definitions.model import Duration
+from streams.core.lead_history import LeadHistory
+
+HORIZON_DAYS = 20 * 366  # decision dates and windows further out than this are not tracked
+
+
+def _window_start(now: int, within: Duration) -> int:
+    start = add_months_ms(now, -within.months) if within.months else now
+    return start - within.millis
+
+
+def _first_true(pred: Callable[[int], bool], lo: int, hi: int) -> int | None:
+    """Smallest x in (lo, hi] with pred(x), for pred monotone (False...False True...True)."""
+    if not pred(hi):
+        return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if pred(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def _window_passed(within: Duration, oldest: int, t: int) -> bool:
+    return _window_start(t, within) >= oldest
+
+
+def _flips_on_day(pair: TimePair, facts: tuple[Any, ...], before: bool, day: int) -> bool:
+    return pair.holds(facts, day * MS_PER_DAY) != before
+
+
+def _flips_at(pair: TimePair, facts: tuple[Any, ...], before: bool, t: int) -> bool:
+    return pair.holds(facts, t) != before
+
+
+def window_exits(compiled: Compiled, history: LeadHistory, now: int) -> int | None:
+    """The first instant after `now` at which an event leaves a windowed count."""
+    best: int | None = None
+    for fact in compiled.definitions.facts.values():
+        if fact.within is None:
+            continue
+        start = _window_start(now, fact.within)
+        for activity in fact.activities:
+            times = history.recent.get(activity)
+            if not times:
+                continue
+            i = bisect_right(times, start)  # first event inside (start, now]
+            if i == len(times) or times[i] > now:
+                continue
+            oldest = times[i]
+            if not fact.within.months:
+                exit_at: int | None = oldest + fact.within.millis
+            else:
+                span = (fact.within.max_days + 1) * MS_PER_DAY
+                exit_at = _first_true(partial(_window_passed, fact.within, oldest),
+                                      now, int(now + span))
+            if exit_at is not None and (best is None or exit_at < best):
+                best = exit_at
+    return best
+
+
+def next_review(compiled: Compiled, history: LeadHistory, now: int,
+                facts: tuple[Any, ...] | None = None) -> int | None:
+    """The earliest instant after `now` at which the lead's stage may change without events."""
+    if facts is None:
+        facts = compiled.compute_facts(history, now)
+    candidates = []
+    exit_at = window_exits(compiled, history, now)
+    if exit_at is not None:
+        candidates.append(exit_at)
+    today = now // MS_PER_DAY
+    for pair in compiled.time_pairs:
+        before = pair.holds(facts, now)
+        if not pair.monotone:
+            candidates.append((today + 1) * MS_PER_DAY if pair.today_only else now + MS_PER_HOUR)
+            continue
+        if pair.today_only:
+            day = _first_true(partial(_flips_on_day, pair, facts, before),
+                              today, today + HORIZON_DAYS)
+            if day is not None:
+                candidates.append(day * MS_PER_DAY)
+        else:
+            at = _first_true(partial(_flips_at, pair, facts, before),
+                             now, now + HORIZON_DAYS * MS_PER_DAY)
+            if at is not None:
+                candidates.append(at)
+    return min(candidates) if candidates else None

@@ -1,0 +1,132 @@
+"""A lead's accumulated activity: what every fact kind needs, bounded however long a lead lives.
+
+Facts are computed from this summary, never by replaying a lead's events:
+- all-time counts, first and last occurred_at per activity;
+- the occurred_at of recent events per activity (for windowed counts), kept for RETENTION_MS
+  behind the latest event and at most RECENT_CAP per activity;
+- the objective fields of the most recent event per activity (by occurred_at, not arrival);
+- event ids seen within the de-duplication horizon (at most SEEN_CAP; an id longer than
+  SEEN_KEY_CHARS, or not ASCII, is kept as a 16-character digest of it).
+
+Those caps bound a lead's state however hostile its producer (lead_state.MAX_STATE_BYTES): a
+lead past them loses its oldest ids or activity times, and `trimmed` says which, for a metric.
+
+Events are plain dicts with `occurred_at` in epoch milliseconds and dates (`decision_by`) as days
+since 1970-01-01, as the codec produces them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from bisect import insort
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.core.calendar import MS_PER_DAY
+
+#: Windows are at most one year (the loader enforces it); keep a month more for safety.
+RETENTION_MS = 400 * MS_PER_DAY
+RECENT_CAP = 500
+DEDUP_HORIZON_MS = 30 * MS_PER_DAY
+SEEN_CAP = 2000
+SEEN_KEY_CHARS = 40
+PRUNE_EVERY = 64
+TRIM_EVENT_IDS, TRIM_ACTIVITY_TIMES = "event_ids", "activity_times"
+
+
+def seen_key(event_id: str) -> str:
+    """The id as kept for de-duplication: itself when short ASCII, else "#" and a digest."""
+    if len(event_id) <= SEEN_KEY_CHARS and event_id.isascii():
+        return event_id
+    digest = hashlib.blake2b(event_id.encode(errors="surrogatepass"), digest_size=12).digest()
+    return "#" + base64.b64encode(digest).decode()
+#: Fields of the latest event per activity that facts may read (objective ones only).
+KEPT_FIELDS = ("decision_by", "amount", "currency")
+
+
+@dataclass(slots=True)
+class LeadHistory:
+    counts: dict[str, int] = field(default_factory=dict)
+    first_at: dict[str, int] = field(default_factory=dict)
+    last_at: dict[str, int] = field(default_factory=dict)
+    recent: dict[str, list[int]] = field(default_factory=dict)
+    #: activity -> (occurred_at, event_id, {field: value}) of its most recent event
+    latest: dict[str, tuple[int, str, dict[str, Any]]] = field(default_factory=dict)
+    #: event_id -> occurred_at, in arrival order
+    seen: dict[str, int] = field(default_factory=dict)
+    max_occurred_at: int = 0
+    #: bounds hit since the owner last looked (TRIM_*); not stored
+    trimmed: tuple[str, ...] = ()
+
+    def is_duplicate(self, event_id: str) -> bool:
+        return seen_key(event_id) in self.seen
+
+    def mark_seen(self, event_id: str, at: int) -> None:
+        """Count an id once without folding its event in (opinions)."""
+        self._remember(seen_key(event_id), at)
+
+    def _remember(self, key: str, at: int) -> None:
+        seen = self.seen
+        seen[key] = at
+        if len(seen) > SEEN_CAP:
+            del seen[next(iter(seen))]
+            self.trimmed += (TRIM_EVENT_IDS,)
+
+    def apply(self, event: dict[str, Any]) -> bool:
+        """Fold one event in; False (and no change) if its event_id was already counted."""
+        event_id: str = event["event_id"]
+        key = seen_key(event_id)
+        seen = self.seen
+        if key in seen:
+            return False
+        at: int = event["occurred_at"]
+        activity: str = event["activity"]
+        self._remember(key, at)
+        if len(seen) % PRUNE_EVERY == 0:
+            self.prune()  # keep the de-duplication horizon, not just the cap
+        if at > self.max_occurred_at:
+            self.max_occurred_at = at
+        self.counts[activity] = self.counts.get(activity, 0) + 1
+        first = self.first_at.get(activity)
+        if first is None or at < first:
+            self.first_at[activity] = at
+        last = self.last_at.get(activity)
+        if last is None or at > last:
+            self.last_at[activity] = at
+        horizon = self.max_occurred_at - RETENTION_MS
+        if at > horizon:
+            times = self.recent.get(activity)
+            if times is None:
+                self.recent[activity] = [at]
+            else:
+                insort(times, at)
+                if times[0] <= horizon or len(times) > RECENT_CAP:
+                    if len(times) > RECENT_CAP:
+                        self.trimmed += (TRIM_ACTIVITY_TIMES,)
+                    self._trim(times, horizon)
+        current = self.latest.get(activity)
+        if current is None or (at, event_id) > (current[0], current[1]):
+            self.latest[activity] = (at, event_id, {
+                f: event[f] for f in KEPT_FIELDS if event.get(f) is not None
+            })
+        return True
+
+    @staticmethod
+    def _trim(times: list[int], horizon: int) -> None:
+        keep_from = 0
+        while keep_from < len(times) and times[keep_from] <= horizon:
+            keep_from += 1
+        keep_from = max(keep_from, len(times) - RECENT_CAP)
+        del times[:keep_from]
+
+    def prune(self) -> None:
+        """Forget event ids past the de-duplication horizon and timestamps past retention."""
+        dedup_horizon = self.max_occurred_at - DEDUP_HORIZON_MS
+        if self.seen and min(self.seen.values()) < dedup_horizon:
+            self.seen = {k: v for k, v in self.seen.items() if v >= dedup_horizon}
+        horizon = self.max_occurred_at - RETENTION_MS
+        for activity, times in list(self.recent.items()):
+            self._trim(times, horizon)
+            if not times:
+                del self.recent[activity]

@@ -1,0 +1,2 @@
+"""The tools around the worker: the CLI, the local broker, the demo, the generator and
+the reports."""

@@ -1,0 +1,358 @@
+"""A single-node KRaft Apache Kafka broker built from Maven Central jars (DESIGN §7).
+
+The jars are resolved once by Maven from `deploy/kafka/pom.xml` into `.cache/kafka/<version>/libs`;
+the broker's config, data, log and pid live in a broker folder (default `.cache/broker`). Both are
+ignored by git. The broker runs in its own session so Ctrl-C in a terminal does not kill it, and it
+is always stopped by its recorded process id.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from streams.core.resources import local_root
+
+POM = local_root() / "deploy" / "kafka" / "pom.xml"
+DEFAULT_DIR = local_root() / ".cache" / "broker"
+JAR_CACHE = local_root() / ".cache" / "kafka"
+HOST = "127.0.0.1"
+
+
+class BrokerError(RuntimeError):
+    """A problem a user can act on; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    port: int = 9092
+    controller_port: int = 9093
+    directory: Path = DEFAULT_DIR
+    heap: str = "512m"
+
+    @classmethod
+    def from_env(cls) -> BrokerConfig:
+        port = int(os.environ.get("LEADSTAGE_BROKER_PORT", "9092"))
+        return cls(
+            port=port,
+            controller_port=int(os.environ.get("LEADSTAGE_BROKER_CONTROLLER_PORT", port + 1)),
+            directory=Path(os.environ.get("LEADSTAGE_BROKER_DIR", DEFAULT_DIR)),
+        )
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.directory / "broker.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.directory / "server.log"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.directory / "data"
+
+
+def kafka_version(pom: Path = POM) -> str:
+    match = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", pom.read_text())
+    if not match:
+        raise BrokerError(f"{pom} does not pin <kafka.version>")
+    return match.group(1).strip()
+
+
+def _require_tools() -> None:
+    java = shutil.which("java")
+    if java is None:
+        raise BrokerError("Java is not installed: install Java 17+ (e.g. openjdk-17-jre).")
+    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
+    match = re.search(r'version "(\d+)', out)
+    if match and int(match.group(1)) < 17:
+        raise BrokerError(f"Kafka 4 needs Java 17 or newer; found: {out.splitlines()[0]}")
+    if shutil.which("mvn") is None and not _libs_dir().exists():
+        raise BrokerError("Maven is not installed: install Maven 3 (e.g. the `maven` package).")
+
+
+def _libs_dir() -> Path:
+    return JAR_CACHE / kafka_version() / "libs"
+
+
+def resolve_jars(echo: Callable[[str], None] = print) -> Path:
+    """Download the broker jars with Maven once; later calls return the cached folder."""
+    libs = _libs_dir()
+    if libs.is_dir() and any(libs.glob("kafka_2.13-*.jar")):
+        return libs
+    echo(f"Resolving Apache Kafka {kafka_version()} from Maven Central (once)...")
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="libs-", dir=libs.parent))
+    cmd = [
+        "mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+        f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
+        raise BrokerError(f"Maven could not resolve the Kafka jars:\n{tail}")
+    staging.rename(libs)  # atomic: a half-downloaded folder is never mistaken for the cache
+    return libs
+
+
+def _server_properties(cfg: BrokerConfig) -> str:
+    # Single node, broker and controller in one process, tuned for fast tests and demos.
+    return f"""\
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@{HOST}:{cfg.controller_port}
+listeners=PLAINTEXT://{HOST}:{cfg.port},CONTROLLER://{HOST}:{cfg.controller_port}
+advertised.listeners=PLAINTEXT://{HOST}:{cfg.port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs={cfg.data_dir}
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+delete.topic.enable=true
+log.retention.hours=168
+log.cleaner.dedupe.buffer.size=8388608
+"""
+
+
+def _log4j2_properties(cfg: BrokerConfig) -> str:
+    return f"""\
+status = warn
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = {cfg.log_file}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+"""
+
+
+def _java_cmd(cfg: BrokerConfig, libs: Path, main: str, *args: str) -> list[str]:
+    return [
+        "java", f"-Xms{cfg.heap}", f"-Xmx{cfg.heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={cfg.directory / 'log4j2.properties'}",
+        "-cp", f"{libs}/*", main, *args,
+    ]  # fmt: skip
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (our own exited child not yet reaped) is not alive.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def running_pid(cfg: BrokerConfig) -> int | None:
+    """The pid of the broker this folder started, if that process still runs Kafka."""
+    try:
+        pid = int(cfg.pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    if not _pid_alive(pid):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return pid  # no /proc: trust the pid file
+    return pid if b"kafka.Kafka" in cmdline else None
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def accepts_clients(bootstrap: str, timeout_s: float = 5.0) -> bool:
+    """True when a kafka-python client gets cluster metadata with at least one broker."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            request_timeout_ms=int(timeout_s * 1000),
+            client_id="leadstage-broker-probe",
+        )
+    except (KafkaError, OSError, ValueError):
+        return False
+    try:
+        return bool(admin.describe_cluster().get("brokers"))
+    except (KafkaError, OSError):
+        return False
+    finally:
+        admin.close()
+
+
+def log_tail(cfg: BrokerConfig, lines: int = 30) -> str:
+    text = ""
+    for path in (cfg.log_file, cfg.directory / "stdout.log"):
+        with contextlib.suppress(OSError):
+            text += "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) + "\n"
+    return text.strip() or "(the broker wrote no log)"
+
+
+@contextlib.contextmanager
+def _start_lock(cfg: BrokerConfig) -> Iterator[None]:
+    cfg.directory.mkdir(parents=True, exist_ok=True)
+    with open(cfg.directory / "start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def new_cluster_id() -> str:
+    """A Kafka cluster id (url-safe base64 of a random UUID). Like Kafka's Uuid.randomUuid(), never
+    one starting with '-', which command-line parsers take for an option."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+def _format_storage(cfg: BrokerConfig, libs: Path) -> None:
+    if (cfg.data_dir / "meta.properties").exists():
+        return
+    cmd = _java_cmd(cfg, libs, "kafka.tools.StorageTool", "format",
+                    f"--cluster-id={new_cluster_id()}",
+                    f"--config={cfg.directory / 'server.properties'}")  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BrokerError(f"Formatting the broker storage failed:\n{proc.stdout}{proc.stderr}")
+
+
+def start(
+    cfg: BrokerConfig | None = None,
+    timeout_s: float = 90.0,
+    echo: Callable[[str], None] = print,
+) -> tuple[str, bool]:
+    """Start the broker (or find it running); return (bootstrap address, whether we started it)."""
+    cfg = cfg or BrokerConfig.from_env()
+    with _start_lock(cfg):
+        pid = running_pid(cfg)
+        if pid is not None:
+            _wait_ready(cfg, pid, timeout_s)
+            return cfg.bootstrap, False
+        _require_tools()
+        for port in (cfg.port, cfg.controller_port):
+            if _port_in_use(port):
+                raise BrokerError(
+                    f"Port {port} on {HOST} is taken by another process. Stop it, or choose other "
+                    "ports with LEADSTAGE_BROKER_PORT / LEADSTAGE_BROKER_CONTROLLER_PORT."
+                )
+        libs = resolve_jars(echo)
+        cfg.directory.mkdir(parents=True, exist_ok=True)
+        (cfg.directory / "server.properties").write_text(_server_properties(cfg))
+        (cfg.directory / "log4j2.properties").write_text(_log4j2_properties(cfg))
+        _format_storage(cfg, libs)
+        cmd = _java_cmd(cfg, libs, "kafka.Kafka", str(cfg.directory / "server.properties"))
+        with open(cfg.directory / "stdout.log", "wb") as out:
+            proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, cwd=cfg.directory,
+            )  # fmt: skip
+        cfg.pid_file.write_text(f"{proc.pid}\n")
+        echo(f"Started Kafka {kafka_version()} (pid {proc.pid}), log: {cfg.log_file}")
+        try:
+            _wait_ready(cfg, proc.pid, timeout_s)
+        except BrokerError:
+            _terminate(proc.pid, grace_s=10)
+            cfg.pid_file.unlink(missing_ok=True)
+            raise
+        return cfg.bootstrap, True
+
+
+def _wait_ready(cfg: BrokerConfig, pid: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            raise BrokerError(f"The broker exited during start-up. Log tail:\n{log_tail(cfg)}")
+        if accepts_clients(cfg.bootstrap, timeout_s=3):
+            return
+        time.sleep(0.5)
+    raise BrokerError(
+        f"The broker did not accept clients within {timeout_s:.0f}s. Log tail:\n{log_tail(cfg)}"
+    )
+
+
+def _terminate(pid: int, grace_s: float = 30.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and _pid_alive(pid):
+        time.sleep(0.2)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+    if _pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while _pid_alive(pid):
+            time.sleep(0.1)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+
+
+def stop(cfg: BrokerConfig | None = None, grace_s: float = 30.0) -> bool:
+    """Stop the broker this folder started, by its pid; True if one was running."""
+    cfg = cfg or BrokerConfig.from_env()
+    pid = running_pid(cfg)
+    if pid is None:
+        cfg.pid_file.unlink(missing_ok=True)
+        return False
+    _terminate(pid, grace_s)
+    cfg.pid_file.unlink(missing_ok=True)
+    return True
+
+
+def status(cfg: BrokerConfig | None = None) -> tuple[int | None, bool]:
+    """(pid of our broker or None, whether it accepts clients)."""
+    cfg = cfg or BrokerConfig.from_env()
+    pid = running_pid(cfg)
+    return pid, pid is not None and accepts_clients(cfg.bootstrap, timeout_s=3)

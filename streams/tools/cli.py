@@ -1,0 +1,298 @@
+"""The `leadstage` command line (DESIGN §7)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from streams.adapters.settings import Settings
+from streams.core.definitions.compiler import Compiled
+from streams.tools import broker as local_broker
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """leadstage: objective lead stages, live from Kafka."""
+
+
+@main.group()
+def broker() -> None:
+    """The local single-node KRaft Apache Kafka broker (jars from Maven Central)."""
+
+
+@broker.command("start")
+@click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for clients.")
+def broker_start(timeout: float) -> None:
+    """Start the broker (or find it running) and print its bootstrap address last."""
+    cfg = local_broker.BrokerConfig.from_env()
+    try:
+        address, started = local_broker.start(
+            cfg, timeout_s=timeout, echo=lambda m: click.echo(m, err=True)
+        )
+    except local_broker.BrokerError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if not started:
+        click.echo("The broker is already running.", err=True)
+    click.echo(address)
+
+
+@broker.command("stop")
+def broker_stop() -> None:
+    """Stop the broker started from this checkout, by its process id."""
+    if local_broker.stop():
+        click.echo("Broker stopped.")
+    else:
+        click.echo("No broker of ours was running.")
+
+
+@broker.command("status")
+def broker_status() -> None:
+    """Say whether the broker runs and accepts clients (exit 0 only if it does)."""
+    cfg = local_broker.BrokerConfig.from_env()
+    pid, ready = local_broker.status(cfg)
+    if pid is None:
+        click.echo("stopped")
+        sys.exit(1)
+    click.echo(f"{'running' if ready else 'starting'} (pid {pid}) on {cfg.bootstrap}")
+    sys.exit(0 if ready else 1)
+
+
+@main.group()
+def definitions() -> None:
+    """The agreed lead-stage definitions: check them, compare them."""
+
+
+def _definitions_path(file: str | None) -> Path:
+    if file:
+        return Path(file)
+    return Path(os.environ.get("LEADSTAGE_DEFINITIONS") or Settings().definitions)
+
+
+@definitions.command("check")
+@click.argument("file", required=False)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def definitions_check(file: str | None, fmt: str) -> None:
+    """Prove FILE gives every lead in the population exactly one stage (exit 1 if not).
+
+    FILE defaults to $LEADSTAGE_DEFINITIONS, else definitions/lead-stages.yaml.
+    """
+    from rich.console import Console
+
+    from streams.core.definitions.checker import check
+    from streams.core.definitions.loader import DefinitionsError, load_file
+    from streams.tools.definitions_report import as_json, print_report
+
+    path = _definitions_path(file)
+    result, problems = None, []
+    try:
+        result = check(load_file(path))
+    except DefinitionsError as exc:
+        problems = exc.problems
+    if fmt == "json":
+        click.echo(json.dumps(as_json(str(path), result, problems), indent=2))
+    else:
+        print_report(Console(), str(path), result, problems)
+    sys.exit(0 if result is not None and result.valid else 1)
+
+
+def _checked_or_exit(path: Path) -> Compiled:
+    """Compiled definitions, or exit 1 with the checker's report."""
+    from streams.core.definitions.checker import load_checked
+    from streams.core.definitions.compiler import compile_definitions
+
+    definitions, problem = load_checked(str(path))
+    if definitions is None:
+        click.echo(problem, err=True)
+        sys.exit(1)
+    return compile_definitions(definitions)
+
+
+@definitions.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.option("--events", "events_file", required=True, help="JSON-lines file of events.")
+@click.option("--at", default=None, help="Evaluation time (ISO-8601); default: latest event.")
+@click.option("--show-leads", is_flag=True, help="List the lead ids of each move.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def definitions_diff(old: str, new: str, events_file: str, at: str | None, show_leads: bool,
+                     fmt: str) -> None:
+    """What-if: how many leads would move between stages if NEW replaced OLD."""
+    import time
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from streams.core.whatif import diff
+    from streams.wire.json_lines import normalize, parse_line
+    from streams.wire.validation import InvalidEvent
+
+    old_c, new_c = _checked_or_exit(Path(old)), _checked_or_exit(Path(new))
+    rejected = 0
+
+    def events() -> Iterator[dict[str, Any]]:
+        nonlocal rejected
+        with open(events_file, encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    try:
+                        yield parse_line(line)
+                    except InvalidEvent:
+                        rejected += 1
+
+    when = None
+    if at is not None:
+        when = normalize({"event_id": "-", "lead_id": "-", "activity": "CONTACTED",
+                          "occurred_at": at})["occurred_at"]
+    started = time.perf_counter()
+    result = diff(old_c, new_c, events(), when)
+    seconds = time.perf_counter() - started
+    if fmt == "json":
+        doc = result.as_dict(show_leads)
+        doc["rejected_lines"] = rejected
+        click.echo(json.dumps(doc, indent=2))
+        return
+    from streams.core.calendar import format_timestamp
+
+    console = Console()
+    table = Table(title=f"{old} -> {new}, evaluated at {format_timestamp(result.at)}")
+    table.add_column("stage under OLD")
+    table.add_column("stage under NEW")
+    table.add_column("leads", justify="right")
+    if show_leads:
+        table.add_column("lead ids")
+    for row in result.as_dict(show_leads)["pairs"]:
+        cells = [str(row["from"] or "(not staged)"), str(row["to"] or "(not staged)"),
+                 str(row["leads"])]
+        if show_leads:
+            cells.append(", ".join(row["lead_ids"][:50]) + (" ..." if row["leads"] > 50 else ""))
+        style = None if row["from"] == row["to"] else "bold yellow"
+        table.add_row(*cells, style=style)
+    console.print(table)
+    moved = sum(len(v) for v in result.changed().values())
+    console.print(f"{moved} of {result.leads} leads would change stage; {result.events} events "
+                  f"replayed in {seconds:.2f}s ({result.events / max(seconds, 1e-9):,.0f}/s)"
+                  + (f"; {rejected} invalid lines skipped" if rejected else ""), highlight=False)
+
+
+@main.command()
+@click.option("--leads", default=1000, show_default=True, help="How many leads.")
+@click.option("--days", default=120, show_default=True, help="Over how many past days.")
+@click.option("--seed", default=1, show_default=True)
+@click.option("--out", "out", required=True, help="JSON-lines file to write.")
+def generate(leads: int, days: int, seed: int, out: str) -> None:
+    """Write a realistic synthetic history of lead activity (JSON lines)."""
+    import time
+
+    from streams.core.definitions.compiler import compile_definitions
+    from streams.core.definitions.loader import load_file
+    from streams.tools.generator import Generator, as_json
+
+    compiled = compile_definitions(load_file(Settings.from_env().definitions))
+    events = list(Generator(compiled, seed).history(leads, days, int(time.time() * 1000)))
+    events.sort(key=lambda e: e["occurred_at"])
+    with open(out, "w", encoding="utf-8") as handle:
+        for event in events:
+            handle.write(json.dumps(as_json(event)) + "\n")
+    click.echo(f"wrote {len(events)} events for {leads} leads to {out}", err=True)
+
+
+@main.command()
+@click.argument("lead_id")
+@click.option("--url", default=None, help="Worker URL (default from LEADSTAGE_WEB_HOST/PORT).")
+def lead(lead_id: str, url: str | None) -> None:
+    """Show a lead's current stage, since when, why, and recent changes (from a worker)."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from rich.console import Console
+    from rich.table import Table
+
+    settings = Settings.from_env()
+    base = url or f"http://{settings.web_host}:{settings.web_port}"
+    request = urllib.request.Request(f"{base}/leads/{urllib.parse.quote(lead_id, safe='')}")
+    if settings.api_token:
+        request.add_header("Authorization", f"Bearer {settings.api_token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            doc = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            click.echo(f"No lead {lead_id!r}: the worker does not know it (or it was erased).",
+                       err=True)
+        elif exc.code == 401:
+            click.echo("The worker wants a token: set LEADSTAGE_API_TOKEN.", err=True)
+        else:
+            click.echo(f"The worker at {base} answered {exc.code}.", err=True)
+        sys.exit(1)
+    except (urllib.error.URLError, OSError) as exc:
+        click.echo(f"No worker answers at {base} ({getattr(exc, 'reason', exc)}). Is "
+                   "`leadstage worker` running?", err=True)
+        sys.exit(2)
+    console = Console()
+    console.print(f"[bold]{doc['lead_id']}[/]: [bold]{doc['stage'] or 'not staged'}[/] since "
+                  f"{doc['since']} (change #{doc['sequence']}, definitions v"
+                  f"{doc['definitions_version']})", highlight=False)
+    console.print(f"why: {doc['reason']}", highlight=False)
+    table = Table(title="recent changes")
+    for column in ("#", "when", "from", "to", "cause"):
+        table.add_column(column)
+    for change in doc["recent_changes"]:
+        table.add_row(str(change["sequence"]), change["changed_at"],
+                      str(change["previous_stage"] or "-"), str(change["stage"] or "-"),
+                      change["cause"])
+    console.print(table)
+
+
+@main.command()
+def topics() -> None:
+    """Create the application's topics if they are missing (as the worker does on start)."""
+    from streams.adapters.topics import ensure_topics
+
+    settings = Settings.from_env()
+    created = ensure_topics(settings)
+    click.echo(f"created: {', '.join(created)}" if created else "all topics exist")
+
+
+@main.command()
+@click.option("--duration", type=float, default=None, help="Seconds to run (default: Ctrl-C).")
+@click.option("--leads", default=500, show_default=True, help="Leads in the backfilled history.")
+def demo(duration: float | None, leads: int) -> None:
+    """Run broker, worker and synthetic producers with a live view; stop them all at the end."""
+    from streams.tools.demo import run
+
+    sys.exit(run(duration, leads))
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                               "help_option_names": []})
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run the Faust worker (Faust's worker options pass through, e.g. -l info)."""
+    from streams.worker.faust_app import app
+
+    sys.argv = ["leadstage worker", "worker", *ctx.args]
+    app.main()
+
+
+@main.command()
+@click.option("--file", "file", required=True, help="JSON-lines file of LeadActivity events.")
+@click.option("--topic", default=None, help="Topic (default $LEADSTAGE_TOPIC_ACTIVITY).")
+def produce(file: str, topic: str | None) -> None:
+    """Validate, encode and send lead activities; bad lines are reported and not sent."""
+    from streams.tools.produce import run
+
+    sys.exit(run(file, topic))
+
+
+if __name__ == "__main__":
+    main()

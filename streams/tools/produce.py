@@ -1,0 +1,112 @@
+"""`leadstage produce --file FILE.jsonl [--topic T]`: validate, encode and send every line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from kafka.errors import KafkaError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
+
+from streams.adapters.producer import LeadActivityProducer
+from streams.adapters.settings import Settings
+from streams.wire.json_lines import parse_line
+from streams.wire.validation import InvalidEvent
+
+
+@dataclass
+class ProduceSummary:
+    sent: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    undelivered: int = 0
+
+
+def produce_file(path: Path, topic: str | None, settings: Settings, err: TextIO = sys.stderr,
+                 progress: bool = True) -> ProduceSummary:
+    summary = ProduceSummary()
+    errors: list[Exception] = []
+
+    def failed(exc: Exception) -> None:
+        errors.append(exc)
+
+    size = path.stat().st_size
+    console = Console(file=err)
+    with LeadActivityProducer(settings, topic=topic) as producer, \
+            path.open("rb") as handle, \
+            Progress(TextColumn("sending"), BarColumn(), TransferSpeedColumn(),
+                     TextColumn("{task.fields[lines]} lines"), console=console,
+                     transient=True, disable=not progress or size < 1_000_000) as bar:
+        task = bar.add_task("produce", total=size, lines=0)
+        for number, raw in enumerate(handle, start=1):
+            if number % 5000 == 0:
+                bar.update(task, completed=handle.tell(), lines=number)
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                summary.rejected.append((number, "not valid UTF-8"))
+                print(f"{path}:{number}: rejected: the line is not valid UTF-8 (byte "
+                      f"{exc.start + 1})", file=err)
+                continue
+            if not line:
+                continue
+            try:
+                key, value = producer.encode_record(parse_line(line))
+            except InvalidEvent as exc:
+                summary.rejected.append((number, str(exc)))
+                print(f"{path}:{number}: rejected: {exc}", file=err)
+                continue
+            producer.send_encoded(key, value).add_errback(failed)
+            summary.sent += 1
+        producer.flush()
+    summary.undelivered = len(errors)
+    summary.sent -= len(errors)
+    if errors:
+        kinds = sorted({type(e).__name__ for e in errors})
+        print(f"{len(errors)} line(s) were not delivered: {', '.join(kinds)}", file=err)
+    return summary
+
+
+def _missing_topic(settings: Settings, topic: str) -> str | None:
+    """A sentence if the topic is missing or Kafka cannot be reached (instead of a 60 s hang)."""
+    from kafka import KafkaConsumer
+
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_list,
+                                 request_timeout_ms=15_000,
+                                 **settings.security.kafka_python_kwargs())
+    except KafkaError as exc:
+        return f"cannot reach Kafka at {settings.bootstrap_servers}: {type(exc).__name__}"
+    try:
+        if topic not in consumer.topics():
+            return (f"topic {topic!r} does not exist at {settings.bootstrap_servers}; "
+                    "start a worker (it creates its topics) or create it")
+        return None
+    finally:
+        consumer.close()
+
+
+def run(file: str, topic: str | None) -> int:
+    settings = Settings.from_env()
+    path = Path(file)
+    if not path.is_file():
+        print(f"error: no such file: {file}", file=sys.stderr)
+        return 2
+    target = topic or settings.topic_activity
+    missing = _missing_topic(settings, target)
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
+    try:
+        summary = produce_file(path, topic, settings, progress=os.isatty(2))
+    except KafkaError as exc:
+        print(f"error: Kafka at {settings.bootstrap_servers}: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return 2
+    print(f"sent {summary.sent} to {target}, rejected {len(summary.rejected)}"
+          + (f", not delivered {summary.undelivered}" if summary.undelivered else ""),
+          file=sys.stderr)
+    return 1 if summary.rejected or summary.undelivered else 0

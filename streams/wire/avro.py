@@ -1,0 +1,133 @@
+"""Avro single-object encoding (DESIGN §3): `C3 01`, the 8-byte little-endian CRC-64-AVRO
+fingerprint of the writer schema, then the Avro binary body.
+
+Readers know every schema in `schemas/` (the current ones and `schemas/history/`) by fingerprint
+and resolve an older or newer writer schema to the current reader schema.
+
+Why fastavro here: decoding a LeadActivity takes about 8 µs with fastavro against 77 µs with the
+`avro` package, and this is the worker's hot path. Why fingerprints come from fastavro's canonical
+form too: `avro` 1.12 keeps `{"type": "long"}` for logical types in its Parsing Canonical Form,
+where the specification (and Java's SchemaNormalization) write `"long"`, so its fingerprints would
+not match those of a consumer that follows the specification.
+
+Logical types are decoded as plain numbers (timestamp-millis as epoch milliseconds, date as days
+since 1970-01-01): exact, cheap, and what the core computes with.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import fastavro.schema
+
+from streams.core.resources import schema_dir
+from streams.wire.reasons import Reason
+
+MAGIC = b"\xc3\x01"
+HEADER_SIZE = 10
+
+
+class DecodeError(ValueError):
+    """Bytes that are not a single-object encoded record we can read."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _strip_logical(node: Any) -> Any:
+    """The schema with logicalType annotations removed (same canonical form and fingerprint)."""
+    if isinstance(node, dict):
+        return {k: _strip_logical(v) for k, v in node.items() if k != "logicalType"}
+    if isinstance(node, list):
+        return [_strip_logical(v) for v in node]
+    return node
+
+
+def fingerprint(schema_json: dict[str, Any]) -> bytes:
+    """CRC-64-AVRO of the Parsing Canonical Form, as the 8 little-endian bytes of the header."""
+    canonical = fastavro.schema.to_parsing_canonical_form(schema_json)
+    return bytes.fromhex(fastavro.schema.fingerprint(canonical, "CRC-64-AVRO"))
+
+
+@dataclass(frozen=True)
+class KnownSchema:
+    name: str  # full name, e.g. leadstage.v1.LeadActivity
+    source: Path
+    json: dict[str, Any]
+    fingerprint: bytes
+    parsed: Any  # fastavro parsed schema (logical types stripped)
+
+
+class Registry:
+    """Every schema in a folder, by fingerprint and by name; encoders and decoders per record."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        schema_folder = folder or schema_dir()
+        self.current: dict[str, KnownSchema] = {}
+        self.by_fingerprint: dict[bytes, KnownSchema] = {}
+        paths = [*sorted(schema_folder.glob("history/*/*.avsc")),
+                 *sorted(schema_folder.glob("*.avsc"))]
+        for path in paths:
+            known = self._load(path)
+            self.by_fingerprint.setdefault(known.fingerprint, known)
+            if path.parent == schema_folder:
+                self.current[known.name.rsplit(".", 1)[-1]] = known
+        # Resolution between a writer and the current reader, parsed once per pair.
+        self._readers: dict[bytes, tuple[Any, Any]] = {}
+
+    @staticmethod
+    def _load(path: Path) -> KnownSchema:
+        doc = json.loads(path.read_text())
+        name = f"{doc.get('namespace', '')}.{doc['name']}".lstrip(".")
+        parsed = fastavro.parse_schema(_strip_logical(doc))
+        return KnownSchema(name, path, doc, fingerprint(doc), parsed)
+
+    def encode(self, record_type: str, record: dict[str, Any]) -> bytes:
+        schema = self.current[record_type]
+        out = io.BytesIO()
+        out.write(MAGIC)
+        out.write(schema.fingerprint)
+        fastavro.schemaless_writer(out, schema.parsed, record)
+        return out.getvalue()
+
+    def decode(self, data: bytes, expect: str | None = None) -> tuple[str, dict[str, Any]]:
+        """(record type, record) resolved to the current schema of that record type."""
+        if len(data) < HEADER_SIZE or data[:2] != MAGIC:
+            raise DecodeError(Reason.UNDECODABLE,
+                              "not Avro single-object encoded (no C3 01 header)")
+        fp = bytes(data[2:HEADER_SIZE])
+        writer = self.by_fingerprint.get(fp)
+        if writer is None:
+            raise DecodeError(Reason.UNKNOWN_FINGERPRINT,
+                              f"unknown writer schema fingerprint {fp.hex()}")
+        record_type = writer.name.rsplit(".", 1)[-1]
+        if expect is not None and record_type != expect:
+            raise DecodeError(Reason.WRONG_RECORD_TYPE, f"a {record_type}, expected a {expect}")
+        pair = self._readers.get(fp)
+        if pair is None:
+            reader = self.current[record_type]
+            pair = (writer.parsed, None if reader.fingerprint == fp else reader.parsed)
+            self._readers[fp] = pair
+        body = io.BytesIO(data[HEADER_SIZE:])
+        try:
+            record = fastavro.schemaless_reader(body, pair[0], pair[1])
+        except Exception as exc:  # fastavro raises many types on corrupt bodies
+            raise DecodeError(Reason.UNDECODABLE, f"corrupt Avro body: {type(exc).__name__}: "
+                                                  f"{str(exc)[:200]}") from None
+        if body.tell() != len(data) - HEADER_SIZE:
+            raise DecodeError(Reason.UNDECODABLE, "trailing bytes after the Avro body")
+        if not isinstance(record, dict):
+            raise DecodeError(Reason.WRONG_RECORD_TYPE, "the body is not a record")
+        return record_type, record
+
+
+@cache
+def registry() -> Registry:
+    return Registry()

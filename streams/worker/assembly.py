@@ -1,0 +1,167 @@
+"""Builds a worker from its settings (DESIGN §5, §7): the Faust app, the lead table, the pipeline,
+its timers and its HTTP pages. Nothing runs at import; `streams.worker.faust_app` is the module
+that builds one from the environment.
+
+Definitions that fail `leadstage definitions check` are refused here (DefinitionsRefused, with
+the checker's message), before anything connects to Kafka.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from streams.adapters.batch_consumer import BatchInput, BatchTransport
+from streams.adapters.batch_sender import BatchSender
+from streams.adapters.faust_codecs import register as register_codecs
+from streams.adapters.faust_settings import faust_app_kwargs
+from streams.adapters.lead_store import LeadStore
+from streams.adapters.settings import Settings
+from streams.adapters.topics import ensure_topics
+from streams.core.definitions.checker import load_checked
+from streams.core.definitions.compiler import Compiled, compile_definitions
+from streams.core.definitions.model import Definitions
+from streams.core.stage_machine import StageMachine
+from streams.worker.commit import Outputs
+from streams.worker.metrics import Metrics
+from streams.worker.pause_fence import PauseFence
+from streams.worker.pipeline import LeadPipeline
+from streams.worker.web import register_pages
+
+# Records per fetch, at most. Most of the cost is per lead touched, so larger batches (where a
+# lead recurs) go faster; when the worker keeps up, fetches stay small and so does latency
+# (bench/README.md has the measurements).
+BATCH_SIZE = 20000
+#: A killed worker's partitions move on after this (Faust's default is 60 s).
+SESSION_TIMEOUT_S = 10.0
+# Faust's RocksDB defaults (large write buffers and block cache) are per partition database, so
+# memory grows with partitions; these keep a worker of 8 partitions under its memory target.
+ROCKSDB_OPTIONS = {"write_buffer_size": 4 * 2**20, "max_write_buffer_number": 2,
+                   "target_file_size_base": 16 * 2**20, "block_cache_size": 4 * 2**20}
+
+
+class DefinitionsRefused(Exception):
+    """The definitions file did not pass the checker; the message is the checker's."""
+
+
+class LeadstageApp(faust.App):
+    #: the input topic and the coroutine each fetched batch of it goes to (see BatchConsumer)
+    batch_input: BatchInput
+    #: the topics the app creates on first start
+    leadstage_settings: Settings
+
+    def _new_transport(self) -> BatchTransport:
+        return BatchTransport(self.conf.broker_consumer, self)
+
+    async def on_first_start(self) -> None:
+        # The input topic must exist before the consumer subscribes, or Faust ignores it.
+        ensure_topics(self.leadstage_settings)
+        await super().on_first_start()
+
+
+class LeadstageWorker(faust.Worker):
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        # Faust's terminal spinner sets the root logger to DEBUG so that it spins on every
+        # record, and every aiokafka debug record is then built and dropped. No spinner; the
+        # root logger keeps the -l level.
+        self.spinner = None
+        super().on_setup_root_logger(logger, level)
+
+
+@dataclass
+class WorkerAssembly:
+    """Everything one worker is made of, for the timers, the HTTP pages and tests."""
+
+    settings: Settings
+    definitions: Definitions
+    compiled: Compiled
+    app: LeadstageApp
+    table: Any  # the Faust table of lead states
+    metrics: Metrics
+    pipeline: LeadPipeline
+    fence: PauseFence
+
+
+def build(settings: Settings) -> WorkerAssembly:
+    definitions, problem = load_checked(str(settings.definitions))
+    if definitions is None:
+        raise DefinitionsRefused(problem)
+    compiled = compile_definitions(definitions)
+    register_codecs()
+    app = LeadstageApp(
+        settings.app_id,
+        **faust_app_kwargs(
+            settings,
+            # No browsing of tables, routers, graphs or stats over HTTP (they expose state).
+            web_router_enabled=False, web_tables_enabled=False, web_graph_enabled=False,
+            web_stats_enabled=False,
+            Worker=LeadstageWorker,
+            stream_buffer_maxsize=8000,  # only records outside the batch paths use it
+            broker_max_poll_records=BATCH_SIZE,
+            consumer_max_fetch_size=4 * 1024 * 1024,
+            broker_commit_every=10_000,
+            broker_commit_interval=1.0,
+            broker_session_timeout=SESSION_TIMEOUT_S,
+            broker_heartbeat_interval=3.0,
+            producer_acks=-1,
+            producer_linger_ms=0,
+            # aiokafka sends one batch per partition per request: a commit's states for a
+            # partition should fit one batch.
+            producer_max_batch_size=512 * 1024,
+            producer_max_request_size=8 * 2**20,
+        ),
+    )
+    app.leadstage_settings = settings
+    activity_topic = app.topic(settings.topic_activity, key_serializer="raw",
+                               value_serializer="raw", partitions=settings.partitions)
+    table = app.Table("leads", partitions=settings.partitions, key_type=bytes,
+                      value_type=bytes, options=dict(ROCKSDB_OPTIONS),
+                      recovery_buffer_size=10_000)
+    metrics = Metrics()
+    metrics.definitions_info.labels(str(definitions.version)).set(1)
+    machine = StageMachine(compiled)
+    metrics.initialise(definitions.stage_names, machine.handoff_stage, machine.verdict)
+    # Fence well inside the session timeout: a loop away this long may have lost its partitions.
+    fence = PauseFence(threshold_s=SESSION_TIMEOUT_S * 0.7)
+    pipeline = LeadPipeline(
+        machine, LeadStore(table),
+        Outputs(settings.topic_stage_changes, settings.topic_stages, settings.topic_dlq),
+        metrics,
+        BatchSender.of_faust_app(app),
+        fence,
+    )
+    # The input topic is consumed a fetch at a time by BatchConsumer, not through a Faust agent.
+    # One handler at a time: a partition's events are handled in order, and offsets are
+    # committed only after their batch.
+    app.topics.add(activity_topic)
+    app.batch_input = BatchInput(settings.topic_activity, pipeline.process_batch)
+
+    async def pause_fence() -> None:
+        fence.tick()
+
+    async def sweep() -> None:
+        await pipeline.sweep()
+
+    async def after_recovery() -> None:
+        active = {tp.partition for tp in app.assignor.assigned_actives()
+                  if tp.topic == settings.topic_activity}
+        await pipeline.rescan(active)
+
+    app.timer(interval=1.0)(pause_fence)
+    app.timer(interval=settings.sweep_interval)(sweep)
+    table.on_recover(after_recovery)
+    register_pages(app, table, compiled, pipeline, settings.api_token)
+    return WorkerAssembly(settings, definitions, compiled, app, table, metrics, pipeline, fence)
+
+
+def settle_memory() -> None:
+    """The hot path allocates a few hundred objects per event; CPython's default collector
+    (a young pass every 700 allocations, full passes over every live object) then costs a
+    large share of the worker's time. Collect young objects every 50,000 allocations, and leave
+    what exists after start-up (modules, definitions, the solver) out of full passes."""
+    gc.set_threshold(50_000, 20, 10)
+    gc.freeze()

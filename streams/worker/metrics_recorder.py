@@ -1,0 +1,61 @@
+"""Turns the core's signals into Prometheus metrics (DESIGN §6).
+
+Every label value comes from a closed set: stages of the definitions (anything else, such as a
+team's free-text `assessed_stage`, is "other"), enums of the schema and fixed words. Values that
+Prometheus counters refuse (negative, NaN, infinite) are never passed on: recording metrics must
+not fail after a batch's changes are published.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+
+from streams.core.signals import (
+    Assessment,
+    Deal,
+    HandoffResponse,
+    SalesDecision,
+    Signal,
+    SlaBreach,
+    StageChanged,
+    TimeInStage,
+    Trimmed,
+)
+from streams.worker.metrics import Metrics
+
+_TEAMS = frozenset({"MARKETING", "SALES"})
+
+
+def record(metrics: Metrics, signals: Iterable[Signal]) -> None:
+    """Counters are summed per label set first (one update per set and batch: labels() takes a
+    lock and builds a key each time); histograms get every value."""
+    counts: Counter[tuple[str, ...]] = Counter()
+    amounts: dict[str, float] = defaultdict(float)
+    stage = metrics.stage_label
+    for s in signals:
+        if isinstance(s, StageChanged):
+            counts[("stage_changes", stage(s.from_stage), stage(s.to_stage), s.cause.value)] += 1
+        elif isinstance(s, TimeInStage):
+            metrics.time_in_stage.labels(stage(s.stage)).observe(max(0.0, s.seconds))
+        elif isinstance(s, Assessment):
+            team = s.team if s.team in _TEAMS else "other"
+            counts[("assessments", team, stage(s.assessed_stage), stage(s.objective_stage),
+                    s.verdict)] += 1
+        elif isinstance(s, SalesDecision):
+            counts[("sales_decisions", stage(s.stage), s.decision)] += 1
+        elif isinstance(s, HandoffResponse):
+            metrics.handoff_response.labels(stage(s.stage)).observe(max(0.0, s.seconds))
+        elif isinstance(s, SlaBreach):
+            counts[("sla_breaches", stage(s.stage))] += 1
+        elif isinstance(s, Trimmed):
+            counts[("trimmed", s.part)] += 1
+        elif isinstance(s, Deal):
+            counts[("deals_closed", stage(s.stage), s.outcome)] += 1
+            if s.outcome == "won" and math.isfinite(s.amount) and s.amount > 0:
+                amounts[stage(s.stage)] += s.amount
+    for (name, *labels), n in counts.items():
+        getattr(metrics, name).labels(*labels).inc(n)
+    for label, amount in amounts.items():
+        metrics.deal_amount.labels(label).inc(amount)

@@ -1,0 +1,308 @@
+"""The worker's pipeline: input batches, time sweeps and post-rebalance scans of the leads of this
+worker's partitions. Each ends in the commit protocol (worker/commit.py).
+
+An input batch: every record passes the input gate (valid, ignored or dead-lettered); records
+found on a partition other than their key's are sent on to the right partition instead of being
+applied where a second copy of the lead would grow; each lead's events are folded into its state
+by the stage machine; then the batch is committed. A sweep re-evaluates the leads whose review
+time has come (DueIndex); a scan after each rebalance rebuilds the index and counts, publishes
+unconfirmed outboxes and re-evaluates leads staged under older definitions.
+
+A failure confined to one lead stays with that lead: an exception while applying its events,
+sweeping or scanning it, or building its records sends its events of the batch to the DLQ (with
+their original topic, partition and offset) or leaves the lead out of sweeps until its next
+event, and is counted and shown by `GET /leads/{id}`; the batch goes on.
+
+Input batches, sweep and scan share one lock, so a lead is never worked on by two of them at
+once; input batches are handled one at a time, in offset order (faust-streaming's agent
+concurrency above 1 can commit offsets past unprocessed events; its exactly_once mode is not
+relied on either).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+from streams.core.clock import wall_ms
+from streams.core.due_index import DueIndex
+from streams.core.lead_state import OUTBOX_LIMIT, LeadState
+from streams.core.stage_machine import StageMachine
+from streams.wire.gate import DEAD, IGNORE, DeadLetter, admit
+from streams.wire.reasons import Reason
+from streams.worker.commit import CommitProtocol, LeadStore, Outputs, Sender, Update, exit_process
+from streams.worker.dead_letters import DeadLetterRouter
+from streams.worker.metrics import Metrics
+from streams.worker.metrics_recorder import record
+from streams.worker.pause_fence import PauseFence
+
+log = logging.getLogger(__name__)
+SWEEP_CHUNK = 2000
+#: Leads whose last failure is remembered for lookups; past this the oldest are forgotten.
+MAX_QUARANTINED = 10_000
+
+#: (decoded event, the input record it came from)
+Item = tuple[dict[str, Any], Any]
+
+
+class PipelineStore(LeadStore, Protocol):
+    """What the pipeline needs of the lead table besides the commit protocol's needs."""
+
+    def get(self, partition: int, lead_id: str) -> LeadState | None: ...
+
+    def decode(self, raw: bytes) -> LeadState: ...
+
+    def raw_items(self, partition: int) -> Iterable[tuple[bytes, bytes]]: ...
+
+    def find(self, lead_id: str) -> LeadState | None: ...
+
+
+class PipelineSender(Sender, Protocol):
+    def partition_for(self, topic: str, key: bytes) -> int: ...
+
+
+class LeadPipeline:
+    """Input batches, sweeps and scans of the leads of this worker's partitions."""
+
+    def __init__(self, machine: StageMachine, store: PipelineStore, outputs: Outputs,
+                 metrics: Metrics, sender: PipelineSender, fence: PauseFence | None = None,
+                 on_fatal: Callable[[BaseException], Any] = exit_process) -> None:
+        self.machine = machine
+        self.store = store
+        self.sender = sender
+        self.metrics = metrics
+        self.commits = CommitProtocol(store, sender, outputs, fence, on_fatal,
+                                      metrics.dead_letters_dropped.inc)
+        self.lock = asyncio.Lock()
+        self.ready = False
+        self.partitions: set[int] = set()
+        self.stage_counts: dict[int, Counter[str]] = {}
+        self.due = DueIndex()
+        self.dead_letters = DeadLetterRouter(self._send_dead, outputs.dlq, metrics)
+        #: lead -> why its last evaluation failed (shown by lookups; cleared by a good commit)
+        self.quarantined: dict[str, str] = {}
+
+    # --- input ---------------------------------------------------------------------------------
+
+    async def process_batch(self, records: Iterable[Any]) -> None:
+        """Records are aiokafka ConsumerRecords (anything with topic, partition, offset, key,
+        value, headers), in offset order within each partition."""
+        async with self.lock:
+            now = wall_ms()
+            groups: dict[tuple[int, str], list[Item]] = defaultdict(list)
+            # (source, activity, outcome) -> events: one counter update per label set and batch
+            tally: Counter[tuple[str, str, str]] = Counter()
+            for msg in records:
+                outcome, payload = admit(msg.key, msg.value, now)
+                if outcome == DEAD:
+                    self.dead_letters.route(payload, msg.topic, msg.partition, msg.offset)
+                elif outcome == IGNORE:
+                    tally[(payload["source"], payload["activity"], "ignored")] += 1
+                else:
+                    groups[(msg.partition, payload["lead_id"])].append((payload, msg))
+            if groups:
+                await self._reroute(groups)
+            # A lead whose events would pile up more than OUTBOX_LIMIT unpublished changes is
+            # committed and continued in another round, so no state outgrows its bound. The
+            # first commit also carries the batch's dead letters and re-routed records.
+            pending = groups
+            while True:
+                updates = []
+                rest: dict[tuple[int, str], list[Item]] = {}
+                for (partition, lead_id), items in pending.items():
+                    update, left = self._apply(partition, lead_id, items, now, tally)
+                    if update is not None:
+                        updates.append(update)
+                    if left:
+                        rest[(partition, lead_id)] = left
+                await self._commit(updates)
+                if not rest:
+                    break
+                pending = rest
+            events_metric = self.metrics.events
+            for labels, count in tally.items():
+                events_metric.labels(*labels).inc(count)
+
+    async def _reroute(self, groups: dict[tuple[int, str], list[Item]]) -> None:
+        """Send records that sit on another partition than their key's to the right one
+        (producers with another default partitioner put them there): applied where they
+        landed, they would grow a second copy of their lead."""
+        sender = self.sender
+        await sender.prepare(list({items[0][1].topic for items in groups.values()}))
+        misplaced = []
+        for (partition, lead_id), items in groups.items():
+            first = items[0][1]
+            right = sender.partition_for(first.topic, first.key)
+            if right != partition:
+                misplaced.append((partition, lead_id))
+                for _, msg in items:
+                    headers = [*(getattr(msg, "headers", None) or ()),
+                               ("leadstage.rerouted.from",
+                                f"{msg.partition}:{msg.offset}".encode())]
+                    sender.add(msg.topic, msg.key, msg.value, headers, partition=right)
+                self.metrics.rerouted.inc(len(items))
+        for key in misplaced:
+            del groups[key]
+
+    def _apply(self, partition: int, lead_id: str, items: list[Item], now: int,
+               tally: Counter[tuple[str, str, str]]) -> tuple[Update | None, list[Item]]:
+        """Fold a lead's events in: (the update, events left for the next round)."""
+        machine = self.machine
+        applied: list[tuple[str, str, str]] = []
+        left: list[Item] = []
+        try:
+            state = self._load(partition, lead_id) or LeadState(lead_id)
+            update = Update(partition, state, state.stage)
+            for i, (event, msg) in enumerate(items):
+                if len(state.outbox) >= OUTBOX_LIMIT:
+                    left = items[i:]
+                    break
+                outcome = machine.fold(state, event, update.signals)
+                applied.append((event["source"], event["activity"], outcome.value))
+                update.inputs.append(msg)
+        except Exception as exc:  # a bug must not stop the stream: park the lead's events
+            self._lead_failed("event", lead_id, exc, [msg for _, msg in items])
+            return None, []
+        lag = self.metrics.event_lag
+        for event, _ in items[:len(applied)]:
+            lag.observe(max(0.0, (now - event["occurred_at"]) / 1000))
+        for labels in applied:
+            tally[labels] += 1
+        return update, left
+
+    def _lead_failed(self, where: str, lead_id: str, exc: BaseException,
+                     inputs: Sequence[Any] = ()) -> None:
+        """One lead could not be handled: count it, remember why, dead-letter its events."""
+        log.error("lead %s: %s failed, %s: %s: %s", lead_id, where,
+                  "its events go to the dead-letter topic" if inputs else "left out of sweeps "
+                  "until its next event", type(exc).__name__, exc, exc_info=exc)
+        self.metrics.lead_failures.labels(where).inc()
+        quarantined = self.quarantined
+        quarantined.pop(lead_id, None)
+        quarantined[lead_id] = f"{where} failed: {type(exc).__name__}: {str(exc)[:200]}"
+        while len(quarantined) > MAX_QUARANTINED:
+            del quarantined[next(iter(quarantined))]
+        self.metrics.quarantined.set(len(quarantined))
+        for msg in inputs:
+            dead = DeadLetter(Reason.PROCESSING_ERROR, type(exc).__name__, str(exc)[:200],
+                              msg.key, msg.value)
+            self.dead_letters.route(dead, msg.topic, msg.partition, msg.offset)
+
+    def _load(self, partition: int, lead_id: str) -> LeadState | None:
+        state = self.store.get(partition, lead_id)
+        if state is not None:
+            self.commits.settle(partition, state)
+        return state
+
+    def _send_dead(self, topic: str, key: bytes | None, value: bytes | None,
+                   headers: list[tuple[str, bytes]]) -> None:
+        self.sender.add(topic, key, value, headers)  # flushed with the batch's step 1
+
+    # --- time ----------------------------------------------------------------------------------
+
+    async def sweep(self, now: int | None = None) -> int:
+        """Re-evaluate the leads whose review time has come; returns how many."""
+        if not self.ready:
+            return 0
+        total = 0
+        while True:
+            async with self.lock:
+                now_ms = now if now is not None else wall_ms()
+                due = self.due.pop_due(now_ms, SWEEP_CHUNK)
+                updates = []
+                for partition, lead_id in due:
+                    if partition not in self.partitions:
+                        continue
+                    try:
+                        state = self._load(partition, lead_id)
+                        if state is None:
+                            continue
+                        update = Update(partition, state, state.stage)
+                        self.machine.advance(state, now_ms, update.signals)
+                    except Exception as exc:  # the lead stays out of the due index
+                        self._lead_failed("sweep", lead_id, exc)
+                        continue
+                    updates.append(update)
+                await self._commit(updates)
+            total += len(due)
+            if len(due) < SWEEP_CHUNK:
+                return total
+
+    # --- rebalances ----------------------------------------------------------------------------
+
+    async def rescan(self, partitions: set[int]) -> None:
+        """After recovery: rebuild indexes and counts, publish unconfirmed outboxes, and
+        re-evaluate leads staged under older definitions (cause DEFINITIONS)."""
+        async with self.lock:
+            self.ready = False
+            self.partitions = set(partitions)
+            self.due.clear()
+            self.stage_counts = {p: Counter() for p in partitions}
+            self.commits.reset(partitions)
+            updates: list[Update] = []
+            for partition in sorted(partitions):
+                for key, raw in self.store.raw_items(partition):
+                    lead_id = key.decode(errors="replace")
+                    try:
+                        state = self.store.decode(raw)
+                        self.commits.settle(partition, state)
+                        update = Update(partition, state, state.stage)
+                        self.machine.redefine(state, update.signals)
+                    except Exception as exc:  # one unreadable lead must not stop the scan
+                        self._lead_failed("scan", lead_id, exc)
+                        continue
+                    if update.old_stage is not None:
+                        self.stage_counts[partition][update.old_stage] += 1
+                    if state.outbox or update.signals:
+                        updates.append(update)
+                    else:
+                        self.due.set(partition, lead_id, state.next_review)
+                    if len(updates) >= SWEEP_CHUNK:
+                        await self._commit(updates)
+                        updates = []
+            await self._commit(updates)
+            self._set_gauge()
+            self.ready = True
+
+    # --- after the commit protocol -------------------------------------------------------------
+
+    def _failed_in_commit(self, update: Update, exc: BaseException) -> None:
+        self._lead_failed("encode", update.state.lead_id, exc, update.inputs)
+
+    async def _commit(self, updates: list[Update]) -> None:
+        committed = await self.commits.commit(updates, self._failed_in_commit)
+        quarantined = self.quarantined
+        for u in committed:
+            self._count(u)
+            self.due.set(u.partition, u.state.lead_id, u.state.next_review)
+            if quarantined:
+                quarantined.pop(u.state.lead_id, None)
+        if committed:
+            self._record_metrics(committed)
+
+    def _record_metrics(self, committed: list[Update]) -> None:
+        """After publishing: a metrics failure is logged and counted, never fatal."""
+        try:
+            record(self.metrics, (s for u in committed for s in u.signals))
+            self._set_gauge()
+            self.metrics.quarantined.set(len(self.quarantined))
+        except Exception as exc:
+            log.exception("recording metrics failed: %s", exc)
+            self.metrics.lead_failures.labels("metrics").inc()
+
+    def _count(self, u: Update) -> None:
+        counts = self.stage_counts.setdefault(u.partition, Counter())
+        if u.old_stage is not None:
+            counts[u.old_stage] -= 1
+        if u.state.stage is not None:
+            counts[u.state.stage] += 1
+
+    def _set_gauge(self) -> None:
+        totals: Counter[str] = Counter()
+        for p in self.partitions:
+            totals.update(self.stage_counts.get(p, Counter()))
+        for stage in self.machine.definitions.stage_names:
+            self.metrics.leads.labels(stage).set(totals.get(stage, 0))

@@ -1,0 +1,48 @@
+from pathlib import Path
+
+import pytest
+
+from streams.adapters.settings import Settings
+
+
+def test_defaults_match_design():
+    s = Settings.from_env({})
+    assert s.bootstrap_servers == "127.0.0.1:9092"
+    assert (s.app_id, s.partitions, s.sweep_interval) == ("leadstage", 8, 60)
+    assert (s.topic_activity, s.topic_stage_changes, s.topic_stages, s.topic_dlq) == (
+        "lead-activity", "lead-stage-changes", "lead-stages", "lead-activity-dlq")
+    assert (s.web_host, s.web_port) == ("127.0.0.1", 6066)
+    assert s.definitions.parts[-2:] == ("definitions", "lead-stages.yaml")
+    assert s.security.protocol == "PLAINTEXT"
+
+
+def test_environment_overrides():
+    s = Settings.from_env({
+        "KAFKA_BOOTSTRAP_SERVERS": "a:1, b:2", "LEADSTAGE_PARTITIONS": "3",
+        "LEADSTAGE_TOPIC_DLQ": "dead", "LEADSTAGE_DEFINITIONS": "/x/y.yaml",
+        "LEADSTAGE_SWEEP_INTERVAL": "5",
+    })
+    assert s.bootstrap_list == ["a:1", "b:2"]
+    assert (s.partitions, s.topic_dlq, s.sweep_interval) == (3, "dead", 5)
+    assert s.definitions == Path("/x/y.yaml")
+
+
+@pytest.mark.parametrize("value", ["zero", "0", "-2"])
+def test_bad_numbers_are_rejected_with_the_variable_name(value):
+    with pytest.raises(ValueError, match="LEADSTAGE_PARTITIONS"):
+        Settings.from_env({"LEADSTAGE_PARTITIONS": value})
+
+
+def test_password_never_in_repr():
+    s = Settings.from_env({"KAFKA_SECURITY_PROTOCOL": "sasl_ssl", "KAFKA_SASL_MECHANISM":
+                           "SCRAM-SHA-512", "KAFKA_SASL_USERNAME": "u",
+                           "KAFKA_SASL_PASSWORD": "hunter2-secret"})
+    assert "hunter2-secret" not in repr(s)
+    assert s.security.protocol == "SASL_SSL"
+    assert s.security.kafka_python_kwargs()["sasl_plain_password"] == "hunter2-secret"
+
+
+def test_web_bind_defaults_to_the_web_host_and_can_differ():
+    assert Settings.from_env({}).web_bind == "127.0.0.1"
+    s = Settings.from_env({"LEADSTAGE_WEB_HOST": "worker-1", "LEADSTAGE_WEB_BIND": "0.0.0.0"})
+    assert (s.web_host, s.web_bind) == ("worker-1", "0.0.0.0")

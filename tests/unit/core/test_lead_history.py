@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from streams.core.calendar import MS_PER_DAY
+from streams.core.lead_history import (
+    DEDUP_HORIZON_MS,
+    RECENT_CAP,
+    RETENTION_MS,
+    SEEN_CAP,
+    LeadHistory,
+)
+
+T0 = 1_790_000_000_000
+
+
+def ev(i: int | str, activity: str = "PAGE_VIEWED", at: int = T0, **extra: object) -> dict:
+    return {"event_id": str(i), "occurred_at": at, "activity": activity, **extra}
+
+
+def test_duplicates_count_once():
+    h = LeadHistory()
+    assert h.apply(ev(1)) is True
+    assert h.apply(ev(1, at=T0 + 5)) is False
+    assert h.counts == {"PAGE_VIEWED": 1} and h.recent["PAGE_VIEWED"] == [T0]
+
+
+def test_out_of_order_events_are_placed_by_occurred_at():
+    h = LeadHistory()
+    h.apply(ev(1, at=T0 + 10))
+    h.apply(ev(2, at=T0))
+    h.apply(ev(3, at=T0 + 5))
+    assert h.recent["PAGE_VIEWED"] == [T0, T0 + 5, T0 + 10]
+    assert (h.first_at["PAGE_VIEWED"], h.last_at["PAGE_VIEWED"]) == (T0, T0 + 10)
+    assert h.max_occurred_at == T0 + 10
+
+
+def test_latest_is_by_occurred_at_not_arrival():
+    h = LeadHistory()
+    h.apply(ev("new", "BUDGET_CONFIRMED", at=T0 + 10, amount=5.0, currency="EUR"))
+    h.apply(ev("old", "BUDGET_CONFIRMED", at=T0, amount=9.0))
+    assert h.latest["BUDGET_CONFIRMED"] == (T0 + 10, "new", {"amount": 5.0, "currency": "EUR"})
+
+
+def test_memory_stays_bounded_for_a_very_busy_lead():
+    h = LeadHistory()
+    for i in range(SEEN_CAP + 3 * RECENT_CAP):
+        h.apply(ev(i, at=T0 + i * 1000))
+    assert len(h.recent["PAGE_VIEWED"]) <= RECENT_CAP
+    assert len(h.seen) <= SEEN_CAP
+    assert h.counts["PAGE_VIEWED"] == SEEN_CAP + 3 * RECENT_CAP  # totals stay exact
+
+
+def test_prune_forgets_old_ids_and_timestamps():
+    h = LeadHistory()
+    h.apply(ev("old", at=T0))
+    h.apply(ev("new", at=T0 + RETENTION_MS + MS_PER_DAY))
+    h.prune()
+    assert "old" not in h.seen and "new" in h.seen
+    assert h.recent["PAGE_VIEWED"] == [T0 + RETENTION_MS + MS_PER_DAY]
+    assert h.counts["PAGE_VIEWED"] == 2 and h.first_at["PAGE_VIEWED"] == T0
+    assert DEDUP_HORIZON_MS < RETENTION_MS
+
+
+def test_ids_past_the_dedup_horizon_are_forgotten_as_events_arrive():
+    from streams.core.lead_history import PRUNE_EVERY
+
+    h = LeadHistory()
+    for i in range(3 * PRUNE_EVERY):  # one event a day
+        h.apply(ev(i, at=T0 + i * MS_PER_DAY))
+    horizon_days = DEDUP_HORIZON_MS // MS_PER_DAY
+    # at most the horizon's worth of ids, plus those added since the last prune
+    assert len(h.seen) <= horizon_days + 1 + PRUNE_EVERY
+    oldest = min(h.seen.values())
+    assert oldest >= h.max_occurred_at - (horizon_days + PRUNE_EVERY) * MS_PER_DAY
+    assert h.counts["PAGE_VIEWED"] == 3 * PRUNE_EVERY

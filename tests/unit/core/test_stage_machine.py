@@ -1,0 +1,168 @@
+"""State transitions of the core, without Kafka: sequences, time, opinions, erasure, handoff."""
+
+from __future__ import annotations
+
+import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.core.calendar import MS_PER_DAY, parse_date
+from streams.core.definitions.compiler import compile_definitions
+from streams.core.definitions.loader import load_file
+from streams.core.definitions.review import next_review
+from streams.core.lead_state import LeadState, dumps, loads
+from streams.core.signals import Assessment, HandoffResponse, SalesDecision, SlaBreach
+from streams.core.stage_machine import APPLIED, DUPLICATE, StageMachine
+from tests.unit.core.test_properties import events, replayed
+
+COMPILED = compile_definitions(load_file("definitions/lead-stages.yaml"))
+T0 = parse_date("2026-11-26") * MS_PER_DAY + 12 * 3_600_000
+DAY = MS_PER_DAY
+
+
+def ev(i: int, activity: str, at: int, **extra: object) -> dict:
+    return {"event_id": f"e{i}", "lead_id": "L", "occurred_at": at, "activity": activity,
+            "source": "WEB", **extra}
+
+
+def run(*evs: dict) -> tuple[LeadState, list, StageMachine]:
+    machine, state, signals = StageMachine(COMPILED), LeadState("L"), []
+    for e in evs:
+        machine.apply(state, e, signals)
+    return state, signals, machine
+
+
+def path(state: LeadState) -> list[tuple]:
+    return [(c["sequence"], c["previous_stage"], c["stage"], c["cause"]) for c in state.outbox]
+
+
+def test_a_lead_moves_through_the_funnel_with_contiguous_sequences():
+    state, _, _ = run(ev(1, "PAGE_VIEWED", T0), ev(2, "CONTACTED", T0 + 1),
+                      ev(3, "PRICING_VIEWED", T0 + 2),
+                      ev(4, "DECISION_TIMELINE_PROVIDED", T0 + 3,
+                         decision_by=parse_date("2027-03-01")))
+    assert path(state) == [(1, None, "cold", "EVENT"), (2, "cold", "warm", "EVENT"),
+                           (3, "warm", "hot", "EVENT")]
+    hot = state.outbox[-1]
+    assert hot["event_id"] == "L:3" and hot["cause_event_id"] == "e4"
+    assert hot["changed_at"] == T0 + 3 and hot["facts"]["decision_date"] == "2027-03-01"
+    assert "decision_date = 2027-03-01" in hot["reason"]
+
+
+def test_duplicates_change_nothing():
+    machine, state, signals = StageMachine(COMPILED), LeadState("L"), []
+    assert machine.apply(state, ev(1, "CONTACTED", T0), signals) == APPLIED
+    before = dumps(state)
+    assert machine.apply(state, ev(1, "CONTACTED", T0 + 5), signals) == DUPLICATE
+    assert dumps(state) == before
+
+
+def test_an_older_timeline_arriving_later_does_not_move_the_lead():
+    state, _, _ = run(ev(1, "CONTACTED", T0),
+                      ev(2, "DECISION_TIMELINE_PROVIDED", T0 + 10,
+                         decision_by=parse_date("2027-01-15")),
+                      ev(3, "DECISION_TIMELINE_PROVIDED", T0 + 5,
+                         decision_by=parse_date("2029-01-01")))
+    assert state.stage == "hot" and state.sequence == 2
+
+
+def test_time_alone_moves_warm_to_cold_at_the_exact_instant():
+    state, signals, machine = run(ev(1, "CONTACTED", T0), ev(2, "DEMO_REQUESTED", T0))
+    assert state.stage == "warm" and state.next_review == T0 + 90 * DAY
+    machine.advance(state, T0 + 90 * DAY - 1, signals)
+    assert state.stage == "warm"
+    machine.advance(state, T0 + 200 * DAY, signals)
+    assert path(state)[-1] == (3, "warm", "cold", "TIME")
+    assert state.outbox[-1]["changed_at"] == T0 + 90 * DAY
+
+
+def test_a_passed_decision_date_makes_a_hot_lead_cold():
+    state, _, machine = run(ev(1, "CONTACTED", T0), ev(
+        2, "DECISION_TIMELINE_PROVIDED", T0, decision_by=parse_date("2026-12-10")))
+    assert state.stage == "hot"
+    machine.advance(state, T0 + 30 * DAY, [])
+    assert state.stage == "cold"
+    assert state.outbox[-1]["changed_at"] == parse_date("2026-12-11") * DAY
+
+
+def test_events_after_a_gap_first_catch_up_with_time():
+    state, _, _ = run(ev(1, "CONTACTED", T0), ev(2, "DEMO_REQUESTED", T0),
+                      ev(3, "DEMO_REQUESTED", T0 + 100 * DAY))
+    assert path(state)[1:] == [(2, "cold", "warm", "EVENT"), (3, "warm", "cold", "TIME"),
+                               (4, "cold", "warm", "EVENT")]
+
+
+def test_opinions_move_nothing_and_are_judged_against_the_objective_stage():
+    state, signals, machine = run(ev(1, "CONTACTED", T0))
+    machine.apply(state, ev(2, "STAGE_ASSESSED", T0 + 200 * DAY, team="MARKETING",
+                            assessed_stage="hot"), signals)
+    machine.apply(state, ev(3, "STAGE_ASSESSED", T0, team="SALES", assessed_stage="cold"),
+                  signals)
+    assert state.sequence == 1 and state.evaluated_at == T0
+    assert [s for s in signals if isinstance(s, Assessment)] == [
+        Assessment("MARKETING", "hot", "cold", "overrated"),
+        Assessment("SALES", "cold", "cold", "agree")]
+
+
+def test_erasure_forgets_the_lead_but_not_its_numbering():
+    state, _, machine = run(ev(1, "CONTACTED", T0))
+    machine.erase(state, ev(2, "ERASURE_REQUESTED", T0 + 5), [])
+    assert state.erased and state.history.counts == {} and state.stage is None
+    assert path(state)[-1] == (2, "cold", None, "EVENT")
+    machine.apply(state, ev(3, "CONTACTED", T0 + 10), [])
+    assert path(state)[-1] == (3, None, "cold", "EVENT") and not state.erased
+
+
+def test_handoff_follow_up_in_time_and_breach():
+    decided = dict(decision_by=parse_date("2027-01-15"))
+    state, signals, machine = run(ev(1, "CONTACTED", T0),
+                                  ev(2, "DECISION_TIMELINE_PROVIDED", T0, **decided),
+                                  ev(3, "SALES_ACCEPTED", T0 + DAY))
+    assert HandoffResponse("hot", 86400.0) in signals
+    assert SalesDecision("hot", "accepted") in signals
+    machine.advance(state, T0 + 10 * DAY, signals)
+    assert not any(isinstance(s, SlaBreach) for s in signals)
+
+    late, signals, machine = run(ev(1, "CONTACTED", T0),
+                                 ev(2, "DECISION_TIMELINE_PROVIDED", T0, **decided))
+    assert late.next_review == T0 + 2 * DAY
+    machine.advance(late, T0 + 3 * DAY, signals)
+    assert SlaBreach("hot") in signals and late.stage == "hot"
+
+
+def test_new_definitions_reevaluate_with_cause_definitions():
+    state, _, machine = run(ev(1, "CONTACTED", T0))
+    state.definitions_version = 0
+    state.stage = "warm"  # as an older version had it
+    machine.redefine(state, [])
+    assert path(state)[-1] == (2, "warm", "cold", "DEFINITIONS")
+    assert state.definitions_version == 1
+
+
+def test_state_survives_serialisation():
+    state, _, _ = run(ev(1, "CONTACTED", T0), ev(2, "DECISION_TIMELINE_PROVIDED", T0,
+                                                   decision_by=parse_date("2027-01-15")))
+    again = loads(dumps(state))
+    assert again == state
+    assert dumps(again) == dumps(state)
+
+
+def test_states_written_in_format_2_still_load():
+    """Changelogs written before format 3 (recent changes as maps) must recover unchanged."""
+    state, _, _ = run(ev(1, "CONTACTED", T0), ev(2, "PRICING_VIEWED", T0 + 1))
+    fields = msgspec.msgpack.decode(dumps(state))
+    fields[0], fields[10] = 2, state.recent_changes  # as format 2 wrote them
+    old = loads(msgspec.msgpack.encode(fields))
+    assert old == state and old.recent_changes == state.recent_changes
+    assert [c["sequence"] for c in old.recent_changes] == [1, 2]
+
+
+@settings(max_examples=300, deadline=None)
+@given(events(), st.integers(0, 400 * MS_PER_DAY), st.floats(0, 1))
+def test_the_next_review_is_never_late(evs, after, fraction):
+    h, now = replayed(evs, after)
+    review = next_review(COMPILED, h, now)
+    stage_now = COMPILED.evaluate(h, now)[0]
+    horizon = review if review is not None else now + 3 * 366 * MS_PER_DAY
+    probe = now + int((horizon - now - 1) * fraction) if horizon > now + 1 else now
+    assert COMPILED.evaluate(h, probe)[0] == stage_now

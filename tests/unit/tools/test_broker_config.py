@@ -1,0 +1,52 @@
+"""The local broker's generated configuration and pid handling, without starting Java."""
+
+import os
+import subprocess
+import sys
+
+from streams.tools import broker
+
+
+def test_server_properties_are_single_node_kraft_on_loopback(tmp_path):
+    cfg = broker.BrokerConfig(port=19092, controller_port=19093, directory=tmp_path)
+    props = dict(
+        line.split("=", 1) for line in broker._server_properties(cfg).splitlines() if line
+    )
+    assert props["process.roles"] == "broker,controller"
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:19093"
+    assert props["group.initial.rebalance.delay.ms"] == "0"
+    assert props["offsets.topic.replication.factor"] == "1"
+    assert props["log.dirs"] == str(tmp_path / "data")
+
+
+def test_kafka_version_is_pinned_4x():
+    assert broker.kafka_version().startswith("4.")
+
+
+def test_running_pid_ignores_stale_and_foreign_pids(tmp_path):
+    cfg = broker.BrokerConfig(directory=tmp_path)
+    assert broker.running_pid(cfg) is None
+    cfg.pid_file.write_text(f"{os.getpid()}\n")  # alive, but not a Kafka process
+    assert broker.running_pid(cfg) is None
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    cfg.pid_file.write_text(f"{dead.pid}\n")
+    assert broker.running_pid(cfg) is None
+
+
+def test_port_in_use_detects_a_listener():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        assert broker._port_in_use(s.getsockname()[1])
+
+
+def test_cluster_ids_never_look_like_options():
+    # About 1 in 64 random ids would start with '-' and break `kafka-storage format`.
+    ids = {broker.new_cluster_id() for _ in range(3000)}
+    assert len(ids) == 3000
+    assert not any(i.startswith("-") for i in ids)
+    assert all(len(i) == 22 for i in ids)

@@ -1,0 +1,89 @@
+"""The commit protocol, crashed at its worst moment: state durable, changes not yet published.
+
+The next process must publish the outbox: on the scan after the rebalance, or when the lead is
+next touched, with the same event ids and content, before any newer change."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from streams.core.definitions.compiler import compile_definitions
+from streams.core.definitions.loader import load_file
+from streams.core.stage_machine import StageMachine
+from streams.worker.commit import Outputs
+from streams.worker.metrics import Metrics
+from streams.worker.pipeline import LeadPipeline
+from tests.fakes import MemoryStore, Message, Sender, activity_record, message
+
+OUT = Outputs("changes", "stages", "dlq")
+
+
+class Crash(Exception):
+    pass
+
+
+def events(*specs: tuple[str, str]) -> list[Message]:
+    now = int(time.time() * 1000) - 60_000
+    return [message(activity_record(event_id, "L", now + i, activity,
+                                    decision_by=now // 86_400_000 + 30), offset=i)
+            for i, (event_id, activity) in enumerate(specs)]
+
+
+def make(store: MemoryStore, sender: Sender) -> LeadPipeline:
+    machine = StageMachine(compile_definitions(load_file("definitions/lead-stages.yaml")))
+    return LeadPipeline(machine, store, OUT, Metrics(), sender,  # type: ignore[arg-type]
+                     on_fatal=crash)
+
+
+def crash(exc: BaseException) -> None:
+    raise Crash(exc)
+
+
+def crashed_after_the_state_was_written() -> MemoryStore:
+    store = MemoryStore()
+    sender = Sender(fail_on_flush=2)  # flush 1: states (durable); flush 2: outputs (lost)
+    with pytest.raises(Crash):
+        asyncio.run(make(store, sender).process_batch(
+            events(("e1", "CONTACTED"), ("e2", "PRICING_VIEWED"))))
+    assert sender.decoded("changes") == []  # nothing reached the output topics
+    state = store.get(0, "L")
+    assert state is not None and [c["sequence"] for c in state.outbox] == [1, 2]
+    return store
+
+
+def test_the_scan_after_a_rebalance_publishes_the_unconfirmed_outbox():
+    store = crashed_after_the_state_was_written()
+    lost = store.get(0, "L").outbox  # type: ignore[union-attr]
+    sender = Sender()
+    asyncio.run(make(store, sender).rescan({0}))
+    assert sender.decoded("changes") == lost  # same ids, same content
+    again = Sender()
+    asyncio.run(make(store, again).rescan({0}))
+    assert again.decoded("changes") == []  # confirmed now: the next scan publishes nothing
+    assert sender.decoded("stages")[-1]["sequence"] == 2
+
+
+def test_the_next_event_publishes_the_outbox_before_its_own_change():
+    store = crashed_after_the_state_was_written()
+    sender = Sender()
+    asyncio.run(make(store, sender).process_batch(
+        events(("e1", "CONTACTED"), ("e2", "PRICING_VIEWED"),  # replayed input: duplicates
+               ("e3", "DECISION_TIMELINE_PROVIDED"))))
+    assert [(c["sequence"], c["stage"]) for c in sender.decoded("changes")] == [
+        (1, "cold"), (2, "warm"), (3, "hot")]
+
+
+def test_a_crash_before_the_state_is_durable_replays_to_identical_changes():
+    batch = events(("e1", "CONTACTED"), ("e2", "PRICING_VIEWED"))  # the same bytes, replayed
+    store = MemoryStore()
+    with pytest.raises(Crash):
+        asyncio.run(make(store, Sender(fail_on_flush=1)).process_batch(batch))
+    assert store.get(0, "L") is None  # nothing written locally either
+    first, second = Sender(), Sender()
+    asyncio.run(make(MemoryStore(), first).process_batch(batch))
+    asyncio.run(make(store, second).process_batch(batch))
+    assert first.decoded("changes") == second.decoded("changes")
+    assert len(first.decoded("changes")) == 2
