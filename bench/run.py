@@ -31,9 +31,9 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from streams import broker  # noqa: E402
 from streams.core.definitions.compiler import compile_definitions  # noqa: E402
 from streams.core.definitions.loader import load_file  # noqa: E402
+from streams.tools import broker  # noqa: E402
 from streams.tools.generator import Generator, as_json  # noqa: E402
 from streams.tools.processes import healthy, stop_process  # noqa: E402
 from streams.wire.avro import registry  # noqa: E402
