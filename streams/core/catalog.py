@@ -18,6 +18,9 @@ SUBJECTIVE_ACTIVITIES = frozenset({"STAGE_ASSESSED"})
 SUBJECTIVE_FIELDS = frozenset({"team", "assessed_stage", "reason", "attributes"})
 #: (activity, field) pairs the input gate requires, so `latest` of them is none only without events.
 REQUIRED_FIELDS = frozenset({("DECISION_TIMELINE_PROVIDED", "decision_by")})
+#: The activities whose events carry a numeric field that `sum` and `max` may read (the
+#: schema's doc for `amount`); a lead's history keeps windowed values for these only.
+SUMMED = {"amount": ("BUDGET_CONFIRMED", "DEAL_WON")}
 #: Fields every event has; `latest X.f` reads the other (per-activity) ones.
 ENVELOPE_FIELDS = frozenset({"event_id", "lead_id", "occurred_at", "source", "activity"})
 

@@ -5,6 +5,10 @@ Facts are computed from this summary, never by replaying a lead's events:
 - the occurred_at of recent events per activity (for windowed counts), kept for RETENTION_MS
   behind the latest event and at most RECENT_CAP per activity;
 - the objective fields of the most recent event per activity (by occurred_at, not arrival);
+- per numeric field of an activity ("BUDGET_CONFIRMED.amount"): the sum, maximum and number of
+  every event that carried it, and the (occurred_at, value) of recent ones (for windowed sums
+  and maxima), kept like activity times;
+- the properties systems of record set (DESIGN §4.1), each with the occurred_at it holds as of;
 - event ids seen within the de-duplication horizon (at most SEEN_CAP; an id longer than
   SEEN_KEY_CHARS, or not ASCII, is kept as a 16-character digest of it).
 
@@ -19,11 +23,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from bisect import insort
+from bisect import bisect_right, insort
 from dataclasses import dataclass, field
 from typing import Any
 
 from streams.core.calendar import MS_PER_DAY
+from streams.core.catalog import SUMMED
 
 #: Windows are at most one year (the loader enforces it); keep a month more for safety.
 RETENTION_MS = 400 * MS_PER_DAY
@@ -43,6 +48,9 @@ def seen_key(event_id: str) -> str:
     return "#" + base64.b64encode(digest).decode()
 #: Fields of the latest event per activity that facts may read (objective ones only).
 KEPT_FIELDS = ("decision_by", "amount", "currency")
+#: "ACTIVITY.field" whose sums and maxima facts may read (catalog.SUMMED).
+SUMMED_KEYS = frozenset(f"{activity}.{name}" for name, activities in SUMMED.items()
+                        for activity in activities)
 
 
 @dataclass(slots=True)
@@ -56,6 +64,13 @@ class LeadHistory:
     #: event_id -> occurred_at, in arrival order
     seen: dict[str, int] = field(default_factory=dict)
     max_occurred_at: int = 0
+    #: "ACTIVITY.field" -> [sum, max, events] of every event that carried the field
+    totals: dict[str, list[float]] = field(default_factory=dict)
+    #: "ACTIVITY.field" -> occurred_at of recent events that carried it, sorted, and their values
+    value_times: dict[str, list[int]] = field(default_factory=dict)
+    value_amounts: dict[str, list[float]] = field(default_factory=dict)
+    #: property -> (occurred_at it holds as of, value; None once cleared)
+    properties: dict[str, tuple[int, Any]] = field(default_factory=dict)
     #: bounds hit since the owner last looked (TRIM_*); not stored
     trimmed: tuple[str, ...] = ()
 
@@ -110,6 +125,45 @@ class LeadHistory:
             self.latest[activity] = (at, event_id, {
                 f: event[f] for f in KEPT_FIELDS if event.get(f) is not None
             })
+        amount = event.get("amount")
+        if amount is not None:
+            key = f"{activity}.amount"
+            if key in SUMMED_KEYS:
+                self._add_value(key, at, float(amount), horizon)
+        return True
+
+    def _add_value(self, key: str, at: int, value: float, horizon: int) -> None:
+        total = self.totals.get(key)
+        if total is None:
+            self.totals[key] = [value, value, 1]
+        else:
+            total[0] += value
+            total[2] += 1
+            if value > total[1]:
+                total[1] = value
+        if at <= horizon:
+            return
+        times = self.value_times.get(key)
+        if times is None:
+            self.value_times[key], self.value_amounts[key] = [at], [value]
+            return
+        amounts = self.value_amounts[key]
+        i = bisect_right(times, at)
+        times.insert(i, at)
+        amounts.insert(i, value)
+        if times[0] <= horizon or len(times) > RECENT_CAP:
+            if len(times) > RECENT_CAP:
+                self.trimmed += (TRIM_ACTIVITY_TIMES,)
+            before = len(times)
+            self._trim(times, horizon)
+            del amounts[:before - len(times)]
+
+    def set_property(self, name: str, at: int, value: Any) -> bool:
+        """Hold `value` (None clears) as of `at`, unless a newer value is held already."""
+        current = self.properties.get(name)
+        if current is not None and at < current[0]:
+            return False  # a late older value never replaces a newer one
+        self.properties[name] = (at, value)
         return True
 
     @staticmethod
@@ -130,3 +184,9 @@ class LeadHistory:
             self._trim(times, horizon)
             if not times:
                 del self.recent[activity]
+        for key, times in list(self.value_times.items()):
+            before = len(times)
+            self._trim(times, horizon)
+            del self.value_amounts[key][:before - len(times)]
+            if not times:
+                del self.value_times[key], self.value_amounts[key]

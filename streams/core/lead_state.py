@@ -15,9 +15,10 @@ import msgspec
 
 from streams.core.lead_history import LeadHistory, seen_key
 
-#: 4: long event ids kept as digests (lead_history.seen_key); 3: recent changes stored
-#: pre-encoded; 2 stored them as maps. 2 and 3 still load.
-FORMAT = 4
+#: 5: numeric totals and values, and properties (DESIGN §4.1); 4: long event ids kept as
+#: digests (lead_history.seen_key); 3: recent changes stored pre-encoded; 2 stored them as maps.
+#: 2 to 4 still load.
+FORMAT = 5
 RECENT_CHANGES = 5
 #: Changes a state may hold unpublished: the worker publishes (commits) before a lead's outbox
 #: grows past this, however many of its events one fetch brings.
@@ -74,7 +75,8 @@ def dumps(state: LeadState) -> bytes:
         state.definitions_version, state.evaluated_at, state.handoff_since,
         state.handoff_breached, state.next_review, state.recent_packed, state.outbox,
         state.outbox_batch, state.erased,
-        [h.counts, h.first_at, h.last_at, h.recent, h.latest, h.seen, h.max_occurred_at],
+        [h.counts, h.first_at, h.last_at, h.recent, h.latest, h.seen, h.max_occurred_at,
+         h.totals, h.value_times, h.value_amounts, h.properties],
     ])
 
 
@@ -83,15 +85,18 @@ def loads(data: bytes) -> LeadState:
      next_review, recent, outbox, outbox_batch, erased, h) = _decode(data)
     if fmt == 2:
         recent = [_encode(change) for change in recent]
-    elif fmt not in (3, FORMAT):
+    elif fmt not in (3, 4, FORMAT):
         raise ValueError(f"unknown lead state format {fmt}")
-    counts, first_at, last_at, recent_times, latest, seen, max_at = h
+    counts, first_at, last_at, recent_times, latest, seen, max_at = h[:7]
     if fmt < 4:
         seen = {seen_key(k): v for k, v in seen.items()}
+    totals, value_times, value_amounts, properties = h[7:] if fmt >= 5 else ({}, {}, {}, {})
     history = LeadHistory(counts=counts, first_at=first_at, last_at=last_at,
                           recent=recent_times,
                           latest={k: (v[0], v[1], v[2]) for k, v in latest.items()},
-                          seen=seen, max_occurred_at=max_at)
+                          seen=seen, max_occurred_at=max_at, totals=totals,
+                          value_times=value_times, value_amounts=value_amounts,
+                          properties={k: (v[0], v[1]) for k, v in properties.items()})
     return LeadState(lead_id=lead_id, history=history, stage=stage, since=since,
                      sequence=sequence, definitions_version=version, evaluated_at=evaluated_at,
                      handoff_since=handoff_since, handoff_breached=breached,

@@ -62,6 +62,12 @@ class Deal(NamedTuple):
     amount: float
 
 
+class PropertyRejected(NamedTuple):
+    """An attributes value that is not a value of its declared property (left unchanged)."""
+
+    property: str
+
+
 class Trimmed(NamedTuple):
     """A lead's state hit a bound and dropped its oldest entries of `part`."""
 
@@ -69,4 +75,4 @@ class Trimmed(NamedTuple):
 
 
 Signal = (StageChanged | TimeInStage | Assessment | SalesDecision | HandoffResponse | SlaBreach
-          | Deal | Trimmed)
+          | Deal | Trimmed | PropertyRejected)

@@ -18,6 +18,7 @@ from typing import Any
 
 from streams.core.calendar import add_months_ms
 from streams.core.definitions.compiler import Compiled
+from streams.core.definitions.model import Property
 from streams.core.definitions.review import next_review
 from streams.core.lead_history import LeadHistory
 from streams.core.lead_state import LeadState
@@ -28,6 +29,7 @@ from streams.core.signals import (
     Deal,
     HandoffResponse,
     Outcome,
+    PropertyRejected,
     SalesDecision,
     Signal,
     SlaBreach,
@@ -51,6 +53,10 @@ class StageMachine:
         handoff = self.definitions.handoff
         self.handoff_stage = handoff.stage if handoff else None
         self.follow_up = handoff.follow_up_within if handoff else None
+        #: source -> the properties its events may set
+        self.properties_of: dict[str, tuple[Property, ...]] = {}
+        for prop in self.definitions.properties.values():
+            self.properties_of[prop.source] = (*self.properties_of.get(prop.source, ()), prop)
 
     # --- events ------------------------------------------------------------------------------
 
@@ -81,11 +87,28 @@ class StageMachine:
         self.advance(state, when, signals)
         self._business_signals(state, event, signals)
         history.apply(event)
+        if self.properties_of and event.get("attributes"):
+            self.set_properties(history, event, signals)
         if history.trimmed:
             signals.extend(Trimmed(part) for part in history.trimmed)
             history.trimmed = ()
         self.evaluate(state, max(when, history.max_occurred_at), Cause.EVENT, event_id, signals)
         return APPLIED
+
+    def set_properties(self, history: LeadHistory, event: dict[str, Any],
+                        signals: list[Signal]) -> None:
+        """Properties the event's source may set, from its attributes, as of its occurred_at."""
+        attributes = event["attributes"]
+        for prop in self.properties_of.get(event["source"], ()):
+            raw = attributes.get(prop.attribute)
+            if raw is None:
+                continue
+            try:
+                value = prop.parse(raw)
+            except ValueError:
+                signals.append(PropertyRejected(prop.name))
+                continue
+            history.set_property(prop.name, event["occurred_at"], value)
 
     def erase(self, state: LeadState, event: dict[str, Any], signals: list[Signal]) -> None:
         """Forget the lead; keep only its sequence so numbering never restarts."""

@@ -1,7 +1,8 @@
 """What-if: which leads would be in which stage under two definitions files (pure core).
 
 Events are replayed into each lead's history (duplicates counted once, out-of-order events placed
-by occurred_at), then every lead is staged under both files at the same evaluation time.
+by occurred_at, properties set as each file declares them), then every lead is staged under both
+files at the same evaluation time.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from streams.core.definitions.compiler import Compiled
 from streams.core.lead_history import LeadHistory
 from streams.core.routing import Route, route
+from streams.core.stage_machine import StageMachine
 
 
 @dataclass
@@ -39,8 +41,10 @@ class Diff:
                 "moved": sum(len(v) for v in self.changed().values()), "pairs": rows}
 
 
-def replay(events: Iterable[dict[str, Any]]) -> tuple[dict[str, LeadHistory], int, int]:
-    """(history per lead, events read, latest occurred_at)."""
+def replay(events: Iterable[dict[str, Any]], machine: StageMachine | None = None
+           ) -> tuple[dict[str, LeadHistory], int, int]:
+    """(history per lead, events read, latest occurred_at); with `machine`, the properties its
+    definitions declare are set too."""
     histories: dict[str, LeadHistory] = {}
     count, latest = 0, 0
     for event in events:
@@ -56,7 +60,8 @@ def replay(events: Iterable[dict[str, Any]]) -> tuple[dict[str, LeadHistory], in
         history = histories.get(lead)
         if history is None:
             history = histories[lead] = LeadHistory()
-        history.apply(event)
+        if history.apply(event) and machine is not None and event.get("attributes"):
+            machine.set_properties(history, event, [])
         if event["occurred_at"] > latest:
             latest = event["occurred_at"]
     return histories, count, latest
@@ -64,9 +69,16 @@ def replay(events: Iterable[dict[str, Any]]) -> tuple[dict[str, LeadHistory], in
 
 def diff(old: Compiled, new: Compiled, events: Iterable[dict[str, Any]],
          at: int | None = None) -> Diff:
-    histories, count, latest = replay(events)
+    if old.definitions.properties == new.definitions.properties:
+        histories, count, latest = replay(events, StageMachine(old))
+        new_histories = histories
+    else:  # each file sets its own properties
+        listed = list(events)
+        histories, count, latest = replay(listed, StageMachine(old))
+        new_histories = replay(listed, StageMachine(new))[0]
     when = latest if at is None else at
     moves: dict[tuple[str | None, str | None], list[str]] = defaultdict(list)
     for lead, history in histories.items():
-        moves[(old.evaluate(history, when)[0], new.evaluate(history, when)[0])].append(lead)
+        moves[(old.evaluate(history, when)[0],
+               new.evaluate(new_histories[lead], when)[0])].append(lead)
     return Diff(at=when, events=count, leads=len(histories), moves=dict(moves))

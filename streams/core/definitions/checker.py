@@ -7,11 +7,16 @@ leads accumulate them, so every counterexample is a lead that can exist:
 - per window: 0 <= n_A,w <= n_A, at least one in the window iff the last one is in it, all of
   them iff the first one is; longer windows hold at least as many;
 - `latest A.f` is none when there is no A event (and never none when A requires f);
+- sums and maxima of amounts are >= 0 (amounts cannot be negative), none without such events,
+  a windowed one never exceeds the all-time one and a maximum never exceeds its sum;
+- properties range over their declared domain (text over its `values`, numbers within `min` and
+  `max`) or are none; texts are compared through one numbering of every text the file names;
 - calendar months and years are encoded exactly (civil-date arithmetic with leap years).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,12 +31,15 @@ from streams.core.calendar import (
 )
 from streams.core.catalog import REQUIRED_FIELDS
 from streams.core.definitions import expressions as ex
-from streams.core.definitions.model import Definitions, Duration, Fact, Type
+from streams.core.definitions.model import Definitions, Duration, Fact, Property, PropertyType, Type
 
 MIN_DAY = parse_date("2000-01-01")
 MIN_TS = MIN_DAY * MS_PER_DAY
 MAX_NOW = parse_date("2090-01-01") * MS_PER_DAY  # leaves room for month arithmetic < 2100
 TIMEOUT_MS = 30_000
+#: All the proofs of one file together get at most this long (an adversarial file must not
+#: hang the checker); past it, what is left is reported as not proved.
+BUDGET_S = 20.0
 
 
 @dataclass
@@ -141,9 +149,17 @@ class _Encoder:
         self.window_start: dict[Duration, z3.ArithRef] = {}
         self.facts: dict[str, _Val] = {}
         self.conditions: dict[str, Any] = {}
+        #: every text the file names (property values and literals), numbered
+        self.texts: dict[str, int] = {}
+        for prop in d.properties.values():
+            for value in prop.values or ():
+                self.text(value)
         for fact in d.facts.values():
             self.facts[fact.name] = self._fact(fact)
+        for prop in d.properties.values():
+            self.facts[prop.name] = self._property(prop)
         self._window_order()
+        self._amount_order()
         for name, rule in d.conditions.items():
             self.conditions[name] = self.boolean(rule.tree)
 
@@ -193,9 +209,60 @@ class _Encoder:
                         self.hard.append(z3.Implies(self._start(w1) >= self._start(w2),
                                                     self.windows[(a, w1)] <= self.windows[(a, w2)]))
 
+    def text(self, value: str) -> int:
+        return self.texts.setdefault(value, len(self.texts))
+
+    def _property(self, p: Property) -> _Val:
+        none = z3.Bool(f"none[{p.name}]")
+        if p.type is PropertyType.BOOLEAN:
+            return _Val(z3.Bool(p.name), none)
+        if p.type is PropertyType.NUMBER:
+            v = z3.Real(p.name)
+            if p.min is not None:
+                self.hard.append(z3.Implies(z3.Not(none), v >= z3.RealVal(repr(p.min))))
+            if p.max is not None:
+                self.hard.append(z3.Implies(z3.Not(none), v <= z3.RealVal(repr(p.max))))
+            return _Val(v, none)
+        v = z3.Int(p.name)
+        if p.type is PropertyType.TEXT:
+            self.hard.append(z3.Implies(z3.Not(none), z3.Or(
+                [v == self.text(value) for value in p.values or ()])))
+        else:  # a date, as the dates of events
+            self.hard.append(z3.Implies(z3.Not(none), z3.And(
+                v >= parse_date("1971-01-01"), v < parse_date("2095-01-01"))))
+        return _Val(v, none)
+
+    def _amounts(self, f: Fact) -> _Val:
+        """A sum or maximum of amounts: >= 0, none when no such event (in the window)."""
+        a = f.activities[0]
+        v, none = z3.Real(f.name), z3.Bool(f"none[{f.name}]")
+        self.hard += [z3.Implies(self.n[a] == 0, none), z3.Implies(z3.Not(none), v >= 0)]
+        if f.within is not None:
+            self.hard.append(z3.Implies(self._window(a, f.within) == 0, none))
+        return _Val(v, none)
+
+    def _amount_order(self) -> None:
+        """Windowed sums and maxima never exceed the all-time ones; a maximum never exceeds
+        the sum over the same events."""
+        summed = [f for f in self.d.facts.values() if f.kind in ("sum", "max")]
+        for f1 in summed:
+            for f2 in summed:
+                if f1 is f2 or f1.values_key != f2.values_key:
+                    continue
+                v1, v2 = self.facts[f1.name], self.facts[f2.name]
+                wider = f1.within is None and f2.within is not None  # f2's events are f1's
+                same_events = f1.within == f2.within
+                if not (wider or same_events):
+                    continue
+                self.hard.append(z3.Implies(v1.none, v2.none))
+                if f1.kind == f2.kind or f1.kind == "sum":  # amounts are >= 0
+                    self.hard.append(z3.Implies(z3.Not(v2.none), v2.value <= v1.value))
+
     def _fact(self, f: Fact) -> _Val:
         for a in f.activities:
             self._activity(a)
+        if f.kind in ("sum", "max"):
+            return self._amounts(f)
         if f.kind == "count":
             if f.within is None:
                 return _Val(z3.Sum([self.n[a] for a in f.activities]))
@@ -241,6 +308,15 @@ class _Encoder:
             return _Val(z3.RealVal(n.text) if isinstance(n.value, float) else z3.IntVal(n.value))
         if isinstance(n, ex.DateLit):
             return _Val(z3.IntVal(n.day))
+        if isinstance(n, ex.TextLit):
+            return _Val(z3.IntVal(self.text(n.value)))
+        if isinstance(n, ex.BoolLit):
+            return _Val(z3.BoolVal(n.value))
+        if isinstance(n, ex.Arith) and not isinstance(n.right, ex.DurationLit):
+            left, right = self.value(n.left), self.value(n.right)
+            combined = left.value * right.value if n.op == "*" else (
+                left.value + right.value if n.op == "+" else left.value - right.value)
+            return _Val(combined, z3.Or(_as_bool(left.none), _as_bool(right.none)))
         if isinstance(n, ex.Arith):
             assert isinstance(n.right, ex.DurationLit)
             dur, sign = n.right.duration, (1 if n.op == "+" else -1)
@@ -256,8 +332,17 @@ class _Encoder:
         return _Val(self.boolean(n))
 
     def boolean(self, n: ex.Node) -> Any:
+        if isinstance(n, ex.Name) and n.is_property:  # a boolean property alone: is true
+            prop = self.facts[n.name]
+            return z3.And(z3.Not(prop.none), prop.value)
         if isinstance(n, ex.Name):
             return self.conditions[n.name]
+        if isinstance(n, ex.BoolLit):
+            return z3.BoolVal(n.value)
+        if isinstance(n, ex.InList):
+            operand = self.value(n.operand)
+            found = z3.Or([operand.value == self.value(i).value for i in n.items])
+            return z3.And(z3.Not(_as_bool(operand.none)), z3.Not(found) if n.negated else found)
         if isinstance(n, ex.Not):
             return z3.Not(self.boolean(n.item))
         if isinstance(n, ex.BoolOp):
@@ -276,6 +361,10 @@ class _Encoder:
         raise TypeError(type(n).__name__)  # pragma: no cover
 
 
+def _as_bool(none: Any) -> Any:
+    return z3.BoolVal(none) if isinstance(none, bool) else none
+
+
 _OPS = {
     "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
     ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
@@ -285,16 +374,21 @@ _OPS = {
 # --- queries and readable counterexamples -----------------------------------------------------
 
 class _Prover:
-    def __init__(self, d: Definitions) -> None:
+    def __init__(self, d: Definitions, budget_s: float = BUDGET_S) -> None:
         self.d = d
+        self.budget_s = budget_s
+        self.deadline = time.monotonic() + budget_s
         self.enc = _Encoder(d)
         self.population = self.enc.boolean(d.population.tree) if d.population else z3.BoolVal(True)
         self.stages = [self.enc.boolean(s.when.tree) for s in d.stages]
 
     def solve(self, *goal: Any, example: bool = True
               ) -> tuple[z3.CheckSatResult, Counterexample | None]:
+        left_ms = int((self.deadline - time.monotonic()) * 1000)
+        if left_ms <= 0:
+            return z3.unknown, None
         s = z3.Solver()
-        s.set("timeout", TIMEOUT_MS)
+        s.set("timeout", min(TIMEOUT_MS, left_ms))
         s.add(*self.enc.hard, self.population, *goal)
         verdict = s.check()
         if verdict != z3.sat or not example:
@@ -340,31 +434,41 @@ class _Prover:
         enc = self.enc
         now = model.eval(enc.now, model_completion=True).as_long()
         facts: dict[str, str] = {}
-        for fact in self.d.facts.values():
-            val = enc.facts[fact.name]
+        by_number = {number: text for text, number in enc.texts.items()}
+        for name in self.d.value_names:
+            val = enc.facts[name]
+            kind = self.d.value_type(name)
             if val.none is not False and z3.is_true(model.eval(val.none, model_completion=True)):
-                facts[fact.name] = "none"
+                facts[name] = "none"
                 continue
             raw = model.eval(val.value, model_completion=True)
-            if fact.type is Type.DATE:
-                facts[fact.name] = format_date(raw.as_long())
-            elif fact.type is Type.TIMESTAMP:
-                facts[fact.name] = format_timestamp(raw.as_long())
-            elif fact.type is Type.DECIMAL:
-                facts[fact.name] = str(float(raw.as_fraction()))
-            elif fact.type is Type.TEXT:
-                facts[fact.name] = f"<text #{raw.as_long()}>"
+            if kind is Type.BOOLEAN:
+                facts[name] = "true" if z3.is_true(raw) else "false"
+            elif kind is Type.TEXT:
+                number = raw.as_long()
+                facts[name] = f'"{by_number[number]}"' if number in by_number else "<other text>"
+            elif kind is Type.DATE:
+                facts[name] = format_date(raw.as_long())
+            elif kind is Type.TIMESTAMP:
+                facts[name] = format_timestamp(raw.as_long())
+            elif kind is Type.DECIMAL:
+                facts[name] = str(float(raw.as_fraction()))
             else:
-                facts[fact.name] = str(raw.as_long())
+                facts[name] = str(raw.as_long())
         return Counterexample(now=format_timestamp(now), facts=facts)
 
 
-def check(d: Definitions) -> CheckResult:
+def check(d: Definitions, budget_s: float = BUDGET_S) -> CheckResult:
     """Every problem of the loaded definitions, each with a concrete counterexample lead."""
-    prover = _Prover(d)
+    prover = _Prover(d, budget_s)
     result = CheckResult(d)
     names = list(d.stage_names)
     verdict, _ = prover.solve(example=False)
+    if verdict == z3.unknown:
+        result.findings.append(Finding("unknown", [], f"could not prove within "
+                                                      f"{prover.budget_s:.0f} s that any lead can "
+                                                      "be in the population"))
+        return result
     if verdict == z3.unsat:
         result.findings.append(Finding("empty-population", [],
                                        "no lead can ever be in the population"))
@@ -376,8 +480,9 @@ def check(d: Definitions) -> CheckResult:
                 "unreachable", [name],
                 f"stage `{name}` can never hold for a lead in the population"))
         elif verdict == z3.unknown:
-            result.findings.append(Finding("unknown", [name], f"the solver could not decide "
-                                           f"whether stage `{name}` is reachable"))
+            result.findings.append(Finding("unknown", [name], f"could not prove within "
+                                           f"{prover.budget_s:.0f} s whether stage `{name}` is "
+                                           "reachable"))
     for i in range(len(names)):
         for j in range(i + 1, len(names)):
             verdict, example = prover.solve(prover.stages[i], prover.stages[j])
@@ -387,15 +492,16 @@ def check(d: Definitions) -> CheckResult:
                     f"a lead can be `{names[i]}` and `{names[j]}` at the same time", example))
             elif verdict == z3.unknown:
                 result.findings.append(Finding("unknown", [names[i], names[j]],
-                                               "the solver could not decide whether "
-                                               f"`{names[i]}` and `{names[j]}` overlap"))
+                                               f"could not prove within {prover.budget_s:.0f} s "
+                                               f"whether `{names[i]}` and `{names[j]}` overlap"))
     verdict, example = prover.solve(*[z3.Not(s) for s in prover.stages])
     if verdict == z3.sat:
         result.findings.append(Finding("gap", [], "a lead in the population can be in no stage",
                                        example))
     elif verdict == z3.unknown:
-        result.findings.append(Finding("unknown", [], "the solver could not decide whether "
-                                                      "every lead has a stage"))
+        result.findings.append(Finding("unknown", [], f"could not prove within "
+                                                      f"{prover.budget_s:.0f} s that every lead "
+                                                      "has a stage"))
     return result
 
 

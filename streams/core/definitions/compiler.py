@@ -38,6 +38,27 @@ def _window_count(recent: dict[str, list[int]], activities: Sequence[str], start
     return total
 
 
+def _window_values(times: dict[str, list[int]], amounts: dict[str, list[float]], key: str,
+                   start: int, end: int) -> list[float]:
+    """Values of the events of `key` with occurred_at in (start, end]."""
+    at = times.get(key)
+    if not at:
+        return []
+    return amounts[key][bisect_right(at, start):bisect_right(at, end)]
+
+
+def _window_sum(times: dict[str, list[int]], amounts: dict[str, list[float]], key: str,
+                start: int, end: int) -> float | None:
+    values = _window_values(times, amounts, key, start, end)
+    return sum(values) if values else None
+
+
+def _window_max(times: dict[str, list[int]], amounts: dict[str, list[float]], key: str,
+                start: int, end: int) -> float | None:
+    values = _window_values(times, amounts, key, start, end)
+    return max(values) if values else None
+
+
 def _add_months_none(value: int | None, months: int, ms: bool) -> int | None:
     if value is None:
         return None
@@ -49,13 +70,15 @@ _RUNTIME = {
     "_add_months": add_months,
     "_add_months_ms": add_months_ms,
     "_add_months_none": _add_months_none,
+    "_window_sum": _window_sum,
+    "_window_max": _window_max,
 }
 
 
 class _Codegen:
     def __init__(self, definitions: Definitions) -> None:
         self.d = definitions
-        self.fact_var = {name: f"f_{name}" for name in definitions.facts}
+        self.fact_var = {name: f"f_{name}" for name in definitions.value_names}
 
     def expr(self, n: ex.Node, as_ms: bool = False) -> str:
         """Python source for a value node; dates become ms when `as_ms` (for mixed compares)."""
@@ -76,6 +99,10 @@ class _Codegen:
             return repr(n.value)
         if isinstance(n, ex.DateLit):
             return str(n.day)
+        if isinstance(n, ex.TextLit):
+            return repr(n.value)
+        if isinstance(n, ex.BoolLit):
+            return repr(n.value)
         if isinstance(n, ex.Arith):
             return self._arith(n)
         if isinstance(n, ex.Compare | ex.IsNone | ex.BoolOp | ex.Not):
@@ -83,7 +110,13 @@ class _Codegen:
         raise TypeError(f"cannot compile {type(n).__name__}")  # pragma: no cover
 
     def _arith(self, n: ex.Arith) -> str:
-        assert isinstance(n.right, ex.DurationLit)
+        if not isinstance(n.right, ex.DurationLit):  # numbers: + - and * by a literal
+            left, right = self.expr(n.left), self.expr(n.right)
+            if not n.nullable:
+                return f"({left} {n.op} {right})"
+            guards = " or ".join(f"{c} is None" for c, o in ((left, n.left), (right, n.right))
+                                 if o.nullable)
+            return f"(None if {guards} else {left} {n.op} {right})"
         duration = n.right.duration
         sign = 1 if n.op == "+" else -1
         to_ms = n.type is Type.TIMESTAMP and n.left.type is Type.DATE
@@ -103,7 +136,15 @@ class _Codegen:
 
     def boolean(self, n: ex.Node) -> str:
         if isinstance(n, ex.Name):
-            return f"c_{n.name}"
+            # a boolean property alone means "is true" (none is not true)
+            return f"({self.fact_var[n.name]} is True)" if n.is_property else f"c_{n.name}"
+        if isinstance(n, ex.BoolLit):
+            return repr(n.value)
+        if isinstance(n, ex.InList):
+            code = self.expr(n.operand)
+            listed = ", ".join(self.expr(i) for i in n.items)
+            test = f"{code} {'not in' if n.negated else 'in'} ({listed},)"
+            return f"({code} is not None and {test})" if n.operand.nullable else f"({test})"
         if isinstance(n, ex.Not):
             return f"(not {self.boolean(n.item)})"
         if isinstance(n, ex.BoolOp):
@@ -137,6 +178,17 @@ class _Codegen:
         if f.kind == "latest":
             return (f"_l = latest.get({acts[0]!r})\n"
                     f"    {var} = None if _l is None else _l[2].get({f.field!r})")
+        if f.kind in ("sum", "max"):
+            key = f.values_key
+            if f.within is None:
+                return (f"_t = totals.get({key!r})\n"
+                        f"    {var} = None if _t is None else _t[{0 if f.kind == 'sum' else 1}]")
+            start = "now"
+            if f.within.months:
+                start = f"_add_months_ms(now, {-f.within.months})"
+            if f.within.millis:
+                start = f"{start} - {f.within.millis}"
+            return f"{var} = _window_{f.kind}(vtimes, vamounts, {key!r}, {start}, now)"
         table = "first_at" if f.kind == "first" else "last_at"
         pick = "min" if f.kind == "first" else "max"
         if len(acts) == 1:
@@ -171,7 +223,7 @@ class _Codegen:
 
     def source(self) -> str:
         d = self.d
-        fact_names = list(d.facts)
+        fact_names = list(d.value_names)
         vars_ = ", ".join(self.fact_var[n] for n in fact_names)
         tuple_expr = f"({vars_},)" if fact_names else "()"
         lines = [
@@ -179,7 +231,15 @@ class _Codegen:
             "    counts = h.counts; recent = h.recent; latest = h.latest",
             "    first_at = h.first_at; last_at = h.last_at",
         ]
+        if any(f.kind in ("sum", "max") for f in d.facts.values()):
+            lines.append("    totals = h.totals; vtimes = h.value_times; "
+                         "vamounts = h.value_amounts")
+        if d.properties:
+            lines.append("    props = h.properties")
         lines += [f"    {self.fact(f)}" for f in d.facts.values()]
+        for name in d.properties:
+            lines += [f"    _p = props.get({name!r})",
+                      f"    {self.fact_var[name]} = None if _p is None else _p[1]"]
         lines.append(f"    return {tuple_expr}")
         unpack = f"    {vars_}, = facts" if fact_names else "    pass"
         head = ["    today = now // 86400000"]
@@ -234,15 +294,17 @@ class Compiled:
         return (None if index < 0 else self.definitions.stages[index].name), facts
 
     def format_facts(self, facts: tuple[Any, ...]) -> dict[str, str]:
-        return {f.name: format_value(f.type, v)
-                for f, v in zip(self.definitions.facts.values(), facts, strict=True)}
+        """Every fact's and property's value, as change events and lookups show them."""
+        d = self.definitions
+        return {name: format_value(d.value_type(name), v)
+                for name, v in zip(d.value_names, facts, strict=True)}
 
     def reason(self, stage: str | None, facts: tuple[Any, ...], now: int) -> str:
         """The rule that now holds, in words, with the values it read."""
         text, conditions, fact_names, today = self._reason_plan(stage)
         shown = list(conditions)
         d = self.definitions
-        shown += [f"{n} = {format_value(d.facts[n].type, facts[i])}" for n, i in fact_names]
+        shown += [f"{n} = {format_value(d.value_type(n), facts[i])}" for n, i in fact_names]
         if today:
             shown.append(f"today = {format_date(now // MS_PER_DAY)}")
         return text + (f" (where {'; '.join(shown)})" if shown else "")
@@ -265,10 +327,10 @@ class Compiled:
         used = _expand(d, names)
         trees = [rule.tree] if rule else []
         trees += [d.conditions[n].tree for n in used if n in d.conditions]
-        index = {name: i for i, name in enumerate(d.facts)}
+        index = {name: i for i, name in enumerate(d.value_names)}
         plan = (text, tuple(f"{n} means {d.conditions[n].source}" for n in used
                             if n in d.conditions),
-                tuple((n, index[n]) for n in used if n in d.facts),
+                tuple((n, index[n]) for n in used if n in index),
                 any(_mentions_today(t) for t in trees))
         self._plans[stage] = plan
         return plan
@@ -312,6 +374,8 @@ def format_value(kind: Type, value: Any) -> str:
         return format_timestamp(value)
     if kind is Type.DECIMAL:
         return repr(float(value))
+    if kind is Type.BOOLEAN:
+        return "true" if value else "false"
     return str(value)
 
 

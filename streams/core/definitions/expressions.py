@@ -25,14 +25,22 @@ GRAMMAR = r"""
 ?not_expr: _NOT not_expr -> not_
          | test
 ?test: sum (COMPOP sum)+ -> compare
+     | sum _NOT _IN items -> not_in
+     | sum _IN items -> in_
      | sum _IS _NOT _NONE -> is_not_none
      | sum _IS _NONE -> is_none
      | sum
-?sum: sum ADDOP atom -> arith
-    | atom
+?sum: sum ADDOP product -> arith
+    | product
+?product: product MULOP atom -> arith
+        | atom
+items: "[" [atom ("," atom)*] "]"
 ?atom: NUMBER UNIT -> duration
      | NUMBER -> number
      | DATE -> date
+     | STRING -> text
+     | _TRUE -> true
+     | _FALSE -> false
      | _NONE -> none
      | _NOW -> now
      | _TODAY -> today
@@ -46,8 +54,13 @@ _IS: "is"
 _NONE: "none"
 _NOW: "now"
 _TODAY: "today"
+_IN: "in"
+_TRUE: "true"
+_FALSE: "false"
 COMPOP: "<=" | ">=" | "==" | "!=" | "<" | ">"
 ADDOP: "+" | "-"
+MULOP: "*"
+STRING: /"[^"\\\n]{0,200}"/
 UNIT: /(hour|day|week|month|year)s?\b/
 DATE.2: /\d{4}-\d{2}-\d{2}/
 NUMBER: /\d+(\.\d+)?/
@@ -58,7 +71,7 @@ NAME: /[A-Za-z_][A-Za-z0-9_]*/
 #: Numbers in rules: at most a thousand trillion (what an amount can be), so every sum and
 #: comparison stays exact.
 MAX_NUMBER_DIGITS = 15
-KEYWORDS = frozenset({"and", "or", "not", "is", "none", "now", "today"})
+KEYWORDS = frozenset({"and", "or", "not", "is", "none", "now", "today", "in", "true", "false"})
 _PARSER = Lark(GRAMMAR, parser="lalr", propagate_positions=True)
 
 
@@ -73,6 +86,9 @@ class Node:
 class Name(Node):
     name: str = ""
     is_condition: bool = False
+    is_property: bool = False
+    #: for a text property: the values it can take
+    values: tuple[str, ...] | None = None
 
 
 @dataclass(eq=False)
@@ -103,6 +119,16 @@ class NoneLit(Node):
 
 
 @dataclass(eq=False)
+class TextLit(Node):
+    value: str = ""
+
+
+@dataclass(eq=False)
+class BoolLit(Node):
+    value: bool = False
+
+
+@dataclass(eq=False)
 class DurationLit(Node):
     duration: Duration = field(default_factory=lambda: Duration(0, "days"))
 
@@ -118,6 +144,15 @@ class Arith(Node):
 class Compare(Node):
     operands: list[Node] = field(default_factory=list)
     ops: list[str] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class InList(Node):
+    """`operand in [items]`, or `not in` when negated; false when the operand is none."""
+
+    operand: Node = field(default_factory=Node)
+    items: list[Node] = field(default_factory=list)
+    negated: bool = False
 
 
 @dataclass(eq=False)
@@ -145,6 +180,11 @@ class ExpressionError(ValueError):
         self.column = column
 
 
+def _listed(node: Node) -> list[Node]:
+    assert isinstance(node, InList)
+    return node.items
+
+
 def _col(meta_or_token: object) -> int:
     return getattr(meta_or_token, "column", 0) or 0
 
@@ -164,6 +204,26 @@ class _Build(Transformer[Token, Node]):
         operands = [x for x in items if isinstance(x, Node)]
         ops = [str(x) for x in items if isinstance(x, Token)]
         return Compare(column=_col(meta), operands=operands, ops=ops)
+
+    def in_(self, meta: object, items: list[Node]) -> Node:
+        return InList(column=_col(meta), operand=items[0], items=_listed(items[1]))
+
+    def not_in(self, meta: object, items: list[Node]) -> Node:
+        return InList(column=_col(meta), operand=items[0], items=_listed(items[1]),
+                      negated=True)
+
+    def items(self, meta: object, items: list[Node | None]) -> Node:
+        # a bare list, before `in_` or `not_in` gives it its operand
+        return InList(column=_col(meta), items=[i for i in items if i is not None])
+
+    def text(self, meta: object, items: list[Token]) -> Node:
+        return TextLit(column=_col(meta), value=str(items[0])[1:-1])
+
+    def true(self, meta: object, items: list[object]) -> Node:
+        return BoolLit(column=_col(meta), value=True)
+
+    def false(self, meta: object, items: list[object]) -> Node:
+        return BoolLit(column=_col(meta), value=False)
 
     def is_none(self, meta: object, items: list[Node]) -> Node:
         return IsNone(column=_col(meta), operand=items[0], negated=False)
@@ -271,6 +331,8 @@ def children(n: Node) -> list[Node]:
         return n.operands
     if isinstance(n, IsNone):
         return [n.operand]
+    if isinstance(n, InList):
+        return [n.operand, *n.items]
     if isinstance(n, BoolOp):
         return n.items
     if isinstance(n, Not):
@@ -292,6 +354,13 @@ def render(n: Node) -> str:
         return n.text
     if isinstance(n, NoneLit):
         return "none"
+    if isinstance(n, TextLit):
+        return f'"{n.value}"'
+    if isinstance(n, BoolLit):
+        return "true" if n.value else "false"
+    if isinstance(n, InList):
+        listed = ", ".join(render(i) for i in n.items)
+        return f"{render(n.operand)} {'not in' if n.negated else 'in'} [{listed}]"
     if isinstance(n, DurationLit):
         return str(n.duration)
     if isinstance(n, Arith):
@@ -319,6 +388,8 @@ class NameInfo:
     type: Type
     nullable: bool
     is_condition: bool = False
+    is_property: bool = False
+    values: tuple[str, ...] | None = None
 
 
 def closest(name: str, known: list[str] | tuple[str, ...]) -> str | None:
@@ -359,6 +430,7 @@ def _check(n: Node, lookup: Callable[[str], NameInfo | None], known: list[str],
             problems.append(f"`{n.name}` is not a fact or condition{_suggest(n.name, known)}")
             return
         n.type, n.nullable, n.is_condition = info.type, info.nullable, info.is_condition
+        n.is_property, n.values = info.is_property, info.values
     elif isinstance(n, Now):
         n.type = Type.TIMESTAMP
     elif isinstance(n, Today):
@@ -369,6 +441,12 @@ def _check(n: Node, lookup: Callable[[str], NameInfo | None], known: list[str],
         n.type = Type.DATE
     elif isinstance(n, NoneLit):
         n.type, n.nullable = Type.NONE, True
+    elif isinstance(n, TextLit):
+        n.type = Type.TEXT
+    elif isinstance(n, BoolLit):
+        n.type = Type.BOOLEAN
+    elif isinstance(n, InList):
+        _check_in(n, problems)
     elif isinstance(n, DurationLit):
         n.type = Type.DURATION
     elif isinstance(n, Arith):
@@ -404,6 +482,25 @@ def _check(n: Node, lookup: Callable[[str], NameInfo | None], known: list[str],
 def _check_arith(n: Arith, problems: list[str]) -> None:
     left, right = n.left, n.right
     text = f"`{render(n)}`"
+    if n.op == "*":
+        if left.type not in NUMERIC or right.type not in NUMERIC:
+            problems.append(f"{text}: only numbers can be multiplied")
+        elif not (isinstance(left, Number) or isinstance(right, Number)):
+            problems.append(f"{text} multiplies two values that both vary: multiply a fact or "
+                            "property only by a number written in the rule, e.g. `2 * meetings`")
+        else:
+            _numeric_result(n)
+        return
+    if (left.type in NUMERIC or right.type in NUMERIC) and right.type is not Type.DURATION:
+        if left.type in NUMERIC and right.type in NUMERIC:
+            _numeric_result(n)
+        else:
+            problems.append(f"{text} {'adds' if n.op == '+' else 'subtracts'} "
+                            f"{right.type.article if right.type else '?'} "
+                            f"{'to' if n.op == '+' else 'from'} "
+                            f"{left.type.article if left.type else '?'}: numbers combine only "
+                            "with numbers, and durations only with dates and timestamps")
+        return
     if left.type is Type.DURATION and right.type in TEMPORAL:
         problems.append(f"{text}: write the date or timestamp first, e.g. "
                         f"`{render(right)} {n.op} {render(left)}`")
@@ -433,6 +530,54 @@ def _check_arith(n: Arith, problems: list[str]) -> None:
     n.nullable = left.nullable
 
 
+def _numeric_result(n: Arith) -> None:
+    both_counts = n.left.type is Type.COUNT and n.right.type is Type.COUNT
+    n.type = Type.COUNT if both_counts else Type.DECIMAL
+    n.nullable = n.left.nullable or n.right.nullable
+
+
+def _values_problem(named: Node, literal: Node) -> str | None:
+    """A text literal compared with a text property must be one of the property's values."""
+    if not (isinstance(named, Name) and named.values is not None and isinstance(literal,
+                                                                                TextLit)):
+        return None
+    if literal.value in named.values:
+        return None
+    close = closest(literal.value, named.values)
+    hint = f' (did you mean "{close}"?)' if close else ""
+    return (f'`{named.name}` is never "{literal.value}": its values are '
+            f"{', '.join(named.values)}{hint}")
+
+
+def _check_in(n: InList, problems: list[str]) -> None:
+    operand = n.operand
+    if not n.items:
+        problems.append(f"`{render(n)}` lists nothing")
+        return
+    if operand.type not in (Type.TEXT, Type.COUNT, Type.DECIMAL, Type.DATE):
+        problems.append(f"`{render(n)}`: only texts, numbers and dates can be looked up in a "
+                        "list")
+        return
+    ok = True
+    for item in n.items:
+        literal = isinstance(item, TextLit | Number | DateLit)
+        if not literal:
+            problems.append(f"`{render(n)}`: a list holds values written in the rule, not "
+                            f"`{render(item)}`")
+            ok = False
+        elif item.type is None or not _comparable(operand.type, item.type, "=="):
+            problems.append(f"`{render(n)}` compares {operand.type.article} with "
+                            f"{item.type.article if item.type else '?'}")
+            ok = False
+        else:
+            problem = _values_problem(operand, item)
+            if problem:
+                problems.append(problem)
+                ok = False
+    if ok:
+        n.type = Type.BOOLEAN
+
+
 def _offset_days(n: Node) -> float:
     """How far a chain of `+`/`-` durations can move its date, in days at most."""
     if isinstance(n, Arith) and isinstance(n.right, DurationLit):
@@ -441,6 +586,8 @@ def _offset_days(n: Node) -> float:
 
 
 def _comparable(a: Type, b: Type, op: str) -> bool:
+    if a is Type.BOOLEAN and b is Type.BOOLEAN:
+        return op in ("==", "!=")
     if a in NUMERIC and b in NUMERIC:
         return True
     if a in TEMPORAL and b in TEMPORAL:
@@ -464,13 +611,17 @@ def _check_compare(n: Compare, problems: list[str]) -> None:
                 "e.g. `decision_date <= today + 6 months`"
             )
             ok = False
-        elif a.type is Type.BOOLEAN or b.type is Type.BOOLEAN:
+        elif (a.type is Type.BOOLEAN or b.type is Type.BOOLEAN) and not (
+                isinstance(a, BoolLit) or isinstance(b, BoolLit)):
             problems.append(
                 f"`{render(a)} {op} {render(b)}` compares true/false conditions: combine them "
                 "with `and`, `or` and `not` instead"
             )
             ok = False
         elif a.type is None or b.type is None:  # a problem below was reported already
+            ok = False
+        elif (problem := _values_problem(a, b) or _values_problem(b, a)) is not None:
+            problems.append(problem)
             ok = False
         elif not _comparable(a.type, b.type, op):
             problems.append(

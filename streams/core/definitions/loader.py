@@ -19,6 +19,7 @@ from streams.core.catalog import (
     ENVELOPE_FIELDS,
     SUBJECTIVE_ACTIVITIES,
     SUBJECTIVE_FIELDS,
+    SUMMED,
     Catalog,
     load_catalog,
 )
@@ -29,14 +30,20 @@ from streams.core.definitions.model import (
     Duration,
     Fact,
     Handoff,
+    Property,
+    PropertyType,
     Rule,
     Stage,
     Type,
 )
 
-TOP_KEYS = ("version", "effective", "agreed_by", "facts", "conditions", "population", "stages",
-            "handoff")
-FACT_KINDS = ("count", "latest", "first", "last")
+TOP_KEYS = ("version", "effective", "agreed_by", "properties", "facts", "conditions",
+            "population", "stages", "handoff")
+FACT_KINDS = ("count", "latest", "first", "last", "sum", "max")
+PROPERTY_KEYS = ("description", "type", "from", "attribute", "values", "min", "max")
+SOURCES = ("WEB", "CRM", "OTHER")
+MAX_PROPERTIES = 50
+MAX_PROPERTY_VALUES = 50
 #: The worker keeps a lead's activity timestamps this long, so windows cannot be longer.
 MAX_WINDOW = Duration(1, "years")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -88,6 +95,7 @@ class _Loader:
         self.problems: list[Problem] = []
         #: names whose own definition had problems: rules using them are not checked further
         self.broken: set[str] = set()
+        self.props: dict[str, Property] = {}
 
     def problem(self, line: int, message: str) -> None:
         self.problems.append(Problem(self.path, line, message))
@@ -131,6 +139,7 @@ class _Loader:
         version = self.version(doc)
         effective = self.effective(doc)
         agreed_by = self.agreed_by(doc)
+        self.props = self.properties(doc)
         facts = self.facts(doc)
         conditions = self.conditions(doc, facts)
         population = self.population(doc, facts, conditions)
@@ -140,7 +149,8 @@ class _Loader:
             return None
         return Definitions(version=version, effective=effective, agreed_by=agreed_by, facts=facts,
                            conditions=conditions, population=population, stages=tuple(stages),
-                           handoff=handoff, path=self.path, source_text=self.text)
+                           handoff=handoff, properties=self.props, path=self.path,
+                           source_text=self.text)
 
     def version(self, doc: Any) -> int:
         if "version" not in doc:
@@ -191,6 +201,121 @@ class _Loader:
                 result[team] = name.strip()
         return result
 
+    # --- properties ---------------------------------------------------------------------------
+
+    def properties(self, doc: Any) -> dict[str, Property]:
+        section = doc.get("properties")
+        if section is None:
+            return {}
+        line = self.key_line(doc, "properties")
+        if not isinstance(section, dict):
+            self.problem(line, "`properties` must be a mapping of property names")
+            return {}
+        if len(section) > MAX_PROPERTIES:
+            self.problem(line, f"there are {len(section)} properties; at most {MAX_PROPERTIES} "
+                               "are allowed")
+            return {}
+        found: dict[str, Property] = {}
+        for name, body in section.items():
+            item_line = self.key_line(section, name)
+            if not self.valid_name(name, item_line, "property"):
+                continue
+            prop = self.property(str(name), body, item_line)
+            if prop is None:
+                self.broken.add(name)
+            else:
+                found[name] = prop
+        return found
+
+    def property(self, name: str, body: Any, line: int) -> Property | None:
+        if not isinstance(body, dict):
+            self.problem(line, f"property `{name}` must say its `type` and where it comes "
+                               "`from`, e.g. `type: number` and `from: CRM`")
+            return None
+        self.unknown_keys(body, PROPERTY_KEYS, f"property `{name}`")
+        ok = True
+        kind = body.get("type")
+        types = [t.value for t in PropertyType]
+        if kind not in types:
+            close = ex.closest(str(kind), types) if kind is not None else None
+            hint = f" (did you mean {close}?)" if close else ""
+            self.problem(self.key_line(body, "type", line),
+                         f"property `{name}` needs a `type`: one of {', '.join(types)}{hint}")
+            ok = False
+        source = body.get("from")
+        if source is None:
+            self.problem(line, f"property `{name}` must say which system of record sets it: "
+                               f"`from: CRM` (or WEB, OTHER)")
+            ok = False
+        elif source not in SOURCES:
+            self.problem(self.key_line(body, "from", line),
+                         f"property `{name}`: `from: {source}` is not a source; a property "
+                         f"comes from {', '.join(SOURCES)}")
+            ok = False
+        attribute = body.get("attribute", name)
+        if not isinstance(attribute, str) or not attribute or len(attribute.encode()) > 128:
+            self.problem(self.key_line(body, "attribute", line),
+                         f"property `{name}`: `attribute` must name an attributes key")
+            ok = False
+        elif attribute in SUBJECTIVE_FIELDS:
+            self.problem(self.key_line(body, "attribute", line),
+                         f"property `{name}` reads `{attribute}`, which is a team's opinion or "
+                         "free text, not a value a system of record holds")
+            ok = False
+        values = self.property_values(name, kind, body, line)
+        bounds = self.property_bounds(name, kind, body, line)
+        if not ok or not isinstance(values, tuple | None) or bounds is None:
+            return None
+        return Property(name=name, type=PropertyType(kind), source=str(source),
+                        attribute=str(attribute),
+                        description=str(body.get("description") or ""),
+                        values=values or None, min=bounds[0], max=bounds[1], line=line)
+
+    def property_values(self, name: str, kind: object, body: Any, line: int
+                        ) -> tuple[str, ...] | bool | None:
+        """The values of a text property; None for other types; False after a problem."""
+        values = body.get("values")
+        where = self.key_line(body, "values", line)
+        if kind != "text":
+            if values is not None:
+                self.problem(where, f"property `{name}`: only text properties list `values`")
+                return False
+            return None
+        if not isinstance(values, list) or not values:
+            self.problem(where, f"text property `{name}` must list every value it can take, "
+                                "e.g. `values: [smb, mid_market, enterprise]`")
+            return False
+        if len(values) > MAX_PROPERTY_VALUES or not all(
+                isinstance(v, str) and v and len(v) <= 64 and '"' not in v for v in values):
+            self.problem(where, f"property `{name}`: `values` must be at most "
+                                f"{MAX_PROPERTY_VALUES} texts of 1 to 64 characters, without "
+                                "quotes")
+            return False
+        if len(set(values)) != len(values):
+            self.problem(where, f"property `{name}` lists a value twice")
+            return False
+        return tuple(values)
+
+    def property_bounds(self, name: str, kind: object, body: Any, line: int
+                        ) -> tuple[float | None, float | None] | None:
+        low, high = body.get("min"), body.get("max")
+        if low is None and high is None:
+            return None, None
+        where = self.key_line(body, "min" if low is not None else "max", line)
+        if kind != "number":
+            self.problem(where, f"property `{name}`: only number properties have `min` and `max`")
+            return None
+        for bound in (low, high):
+            if bound is not None and (isinstance(bound, bool) or not isinstance(
+                    bound, int | float) or abs(bound) > 1e15):
+                self.problem(where, f"property `{name}`: `min` and `max` must be numbers of at "
+                                    "most 15 digits")
+                return None
+        if low is not None and high is not None and low > high:
+            self.problem(where, f"property `{name}`: `min` is above `max`")
+            return None
+        return (None if low is None else float(low)), (None if high is None else float(high))
+
     # --- facts ------------------------------------------------------------------------------
 
     def facts(self, doc: Any) -> dict[str, Fact]:
@@ -208,6 +333,10 @@ class _Loader:
         for name, body in section.items():
             line = self.key_line(section, name)
             if not self.valid_name(name, line, "fact"):
+                continue
+            if name in self.props:
+                self.problem(line, f"`{name}` is both a property and a fact; give them "
+                                   "different names")
                 continue
             fact = self.fact(str(name), body, line)
             if fact is not None:
@@ -267,16 +396,16 @@ class _Loader:
         self.unknown_keys(body, ("description", *FACT_KINDS, "within"), f"fact `{name}`")
         kinds = [k for k in FACT_KINDS if k in body]
         if len(kinds) != 1:
-            self.problem(line, f"fact `{name}` must use exactly one of count, latest, first, last"
+            self.problem(line, f"fact `{name}` must use exactly one of {', '.join(FACT_KINDS)}"
                                + (f" (it uses {', '.join(kinds)})" if kinds else ""))
             return None
         kind = kinds[0]
         description = str(body.get("description") or "")
         within = None
         if "within" in body:
-            if kind != "count":
+            if kind not in ("count", "sum", "max"):
                 self.problem(self.key_line(body, "within"),
-                             f"fact `{name}`: `within` only applies to `count`")
+                             f"fact `{name}`: `within` only applies to `count`, `sum` and `max`")
                 return None
             within = parse_duration(body["within"])
             if within is None or within.amount <= 0:
@@ -290,8 +419,22 @@ class _Loader:
                              "worker keeps one year of activity times per lead")
                 return None
         value_line = self.key_line(body, kind, line)
-        if kind == "latest":
-            return self.latest(name, body["latest"], value_line, description, line)
+        if kind in ("latest", "sum", "max"):
+            fact = self.latest(name, body[kind], value_line, description, line, kind)
+            if fact is not None and kind != "latest":
+                if fact.type not in (Type.DECIMAL, Type.COUNT):
+                    self.problem(value_line, f"fact `{name}`: `{kind}` needs a numeric field, and "
+                                             f"`{fact.field}` is {fact.type.article}")
+                    return None
+                carriers = SUMMED.get(str(fact.field), ())
+                if fact.activities[0] not in carriers:
+                    self.problem(value_line, f"fact `{name}`: {fact.activities[0]} events carry no "
+                                             f"{fact.field}; only {' and '.join(carriers)} do")
+                    return None
+                return Fact(name=name, kind=kind, activities=fact.activities, type=Type.DECIMAL,
+                            description=description, within=within, field=fact.field,
+                            line=line)
+            return fact
         activities = self.activities(name, body[kind], value_line)
         if activities is None:
             return None
@@ -300,17 +443,19 @@ class _Loader:
                     description=description, within=within, line=line)
 
     def latest(self, name: str, value: object, line: int, description: str,
-               fact_line: int) -> Fact | None:
+               fact_line: int, kind: str = "latest") -> Fact | None:
         if not isinstance(value, str) or value.count(".") != 1:
-            self.problem(line, f"fact `{name}`: `latest` needs ACTIVITY.field, e.g. "
-                               "`DECISION_TIMELINE_PROVIDED.decision_by`")
+            example = "DECISION_TIMELINE_PROVIDED.decision_by" if kind == "latest" \
+                else "BUDGET_CONFIRMED.amount"
+            self.problem(line, f"fact `{name}`: `{kind}` needs ACTIVITY.field, e.g. "
+                               f"`{example}`")
             return None
         activity_name, field = value.split(".")
         activity = self.activity(name, activity_name, line)
         if activity is None:
             return None
-        kind = self.catalog.fields.get(field)
-        if kind is None:
+        field_kind = self.catalog.fields.get(field)
+        if field_kind is None:
             self.problem(line, f"fact `{name}` reads `{field}`, which is not a field of "
                                "LeadActivity in the event schema")
             return None
@@ -324,10 +469,10 @@ class _Loader:
             return None
         types = {"date": Type.DATE, "decimal": Type.DECIMAL, "text": Type.TEXT,
                  "timestamp": Type.TIMESTAMP, "count": Type.COUNT}
-        if kind not in types:
+        if field_kind not in types:
             self.problem(line, f"fact `{name}`: field `{field}` cannot be used in rules")
             return None
-        return Fact(name=name, kind="latest", activities=(activity,), type=types[kind],
+        return Fact(name=name, kind="latest", activities=(activity,), type=types[field_kind],
                     description=description, field=field, line=fact_line)
 
     # --- rules ------------------------------------------------------------------------------
@@ -351,7 +496,12 @@ class _Loader:
         return None if problems else Rule(source=source, tree=tree, line=line)
 
     def lookup_for(self, facts: dict[str, Fact], conditions: dict[str, Rule]) -> Any:
+        props = self.props
+
         def lookup(name: str) -> ex.NameInfo | None:
+            if name in props:
+                prop = props[name]
+                return ex.NameInfo(prop.type.type, True, is_property=True, values=prop.values)
             if name in facts:
                 return ex.NameInfo(facts[name].type, facts[name].nullable)
             if name in conditions:
@@ -373,12 +523,12 @@ class _Loader:
             line = self.key_line(section, name)
             if not self.valid_name(name, line, "condition"):
                 continue
-            if name in facts:
-                self.problem(line, f"`{name}` is both a fact and a condition; give them different "
-                                   "names")
+            if name in facts or name in self.props:
+                self.problem(line, f"`{name}` is both a {'fact' if name in facts else 'property'} "
+                                   "and a condition; give them different names")
                 continue
             raw[name] = (text, line)
-        known = [*facts, *raw]
+        known = [*self.props, *facts, *raw]
         # Check in dependency order so a condition may use conditions defined after it.
         order, cycles = _dependency_order(raw)
         self.broken.update(cycles)
@@ -400,7 +550,7 @@ class _Loader:
         if "population" not in doc:
             return None
         return self.rule("population", doc["population"], self.key_line(doc, "population"),
-                         self.lookup_for(facts, conditions), [*facts, *conditions])
+                         self.lookup_for(facts, conditions), [*self.props, *facts, *conditions])
 
     def stages(self, doc: Any, facts: dict[str, Fact], conditions: dict[str, Rule]) -> list[Stage]:
         section = doc.get("stages")
@@ -443,7 +593,7 @@ class _Loader:
                 continue
             rule = self.rule(f"stage `{name}`", item["when"], self.key_line(item, "when",
                              item_line), self.lookup_for(facts, conditions),
-                             [*facts, *conditions])
+                             [*self.props, *facts, *conditions])
             if rule is not None and isinstance(meaning, str):
                 stages.append(Stage(name=name, meaning=meaning.strip(), when=rule, line=item_line))
         return stages

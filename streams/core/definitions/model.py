@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from streams.core.calendar import MAX_OFFSET_YEARS, MS_PER_DAY, MS_PER_HOUR
+from streams.core.calendar import (
+    MAX_DAY,
+    MAX_OFFSET_YEARS,
+    MIN_DAY,
+    MS_PER_DAY,
+    MS_PER_HOUR,
+    parse_date,
+)
 
 if TYPE_CHECKING:  # the parser builds the trees; model only names their type
     from streams.core.definitions.expressions import Node
@@ -72,25 +80,90 @@ class Duration:
 @dataclass(frozen=True)
 class Fact:
     name: str
-    kind: str  # count | latest | first | last
+    kind: str  # count | latest | first | last | sum | max
     activities: tuple[str, ...]
     type: Type
     description: str = ""
     within: Duration | None = None
-    field: str | None = None  # for latest
+    field: str | None = None  # for latest, sum and max
     line: int = 0
 
     @property
     def nullable(self) -> bool:
         return self.kind != "count"
 
+    @property
+    def values_key(self) -> str:
+        """Where a lead's history keeps the values a sum or max reads ("ACTIVITY.field")."""
+        return f"{self.activities[0]}.{self.field}"
+
     def describe(self) -> str:
+        window = f" in the last {self.within}" if self.within else ""
         if self.kind == "count":
-            text = f"count of {', '.join(self.activities)}"
-            return text + (f" in the last {self.within}" if self.within else "")
-        if self.kind == "latest":
-            return f"latest {self.activities[0]}.{self.field}"
+            return f"count of {', '.join(self.activities)}{window}"
+        if self.kind in ("latest", "sum", "max"):
+            return f"{self.kind} {self.activities[0]}.{self.field}{window}"
         return f"{self.kind} {', '.join(self.activities)}"
+
+
+class PropertyType(Enum):
+    """What a system of record holds (DESIGN §4.1), and the expression type it has."""
+
+    NUMBER = "number"
+    TEXT = "text"
+    DATE = "date"
+    BOOLEAN = "boolean"
+
+    @property
+    def type(self) -> Type:
+        return {"number": Type.DECIMAL, "text": Type.TEXT, "date": Type.DATE,
+                "boolean": Type.BOOLEAN}[self.value]
+
+
+@dataclass(frozen=True)
+class Property:
+    """A value a system of record keeps about a lead, set by events of one source through
+    their `attributes` map."""
+
+    name: str
+    type: PropertyType
+    source: str  # WEB | CRM | OTHER
+    attribute: str  # the attributes key that carries it
+    description: str = ""
+    values: tuple[str, ...] | None = None  # for text: every value it can take
+    min: float | None = None  # for numbers
+    max: float | None = None
+    line: int = 0
+
+    def describe(self) -> str:
+        return f"{self.type.value} from {self.source} attribute `{self.attribute}`"
+
+    def parse(self, raw: str) -> Any:
+        """The value an attributes text gives the property: None for an empty text (which
+        clears it); ValueError when it is not a value of the declared type (or not one of
+        `values`, or outside `min`..`max`)."""
+        text = raw.strip()
+        if not text:
+            return None
+        if self.type is PropertyType.TEXT:
+            if self.values is None or text not in self.values:
+                raise ValueError(f"{text[:40]!r} is not one of the values of {self.name}")
+            return text
+        if self.type is PropertyType.NUMBER:
+            number = float(text)
+            if not math.isfinite(number) or (self.min is not None and number < self.min) or (
+                    self.max is not None and number > self.max) or abs(number) > 1e15:
+                raise ValueError(f"{text[:40]!r} is outside the bounds of {self.name}")
+            return number
+        if self.type is PropertyType.DATE:
+            day = parse_date(text)
+            if not MIN_DAY <= day <= MAX_DAY:
+                raise ValueError(f"{text[:40]!r} is outside 1970-01-01..2199-12-31")
+            return day
+        lowered = text.lower()
+        if lowered not in ("true", "false"):
+            raise ValueError(f"{text[:40]!r} is not true or false")
+        return lowered == "true"
 
 
 @dataclass(frozen=True)
@@ -126,8 +199,19 @@ class Definitions:
     population: Rule | None
     stages: tuple[Stage, ...]
     handoff: Handoff | None
+    properties: dict[str, Property] = field(default_factory=dict)
     path: str = ""
     source_text: str = field(default="", repr=False)
+
+    @property
+    def value_names(self) -> tuple[str, ...]:
+        """Facts then properties: the order of a lead's values in evaluation and reports."""
+        return (*self.facts, *self.properties)
+
+    def value_type(self, name: str) -> Type:
+        if name in self.facts:
+            return self.facts[name].type
+        return self.properties[name].type.type
 
     @property
     def stage_names(self) -> tuple[str, ...]:

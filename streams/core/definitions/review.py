@@ -60,8 +60,10 @@ def window_exits(compiled: Compiled, history: LeadHistory, now: int) -> int | No
         if fact.within is None:
             continue
         start = _window_start(now, fact.within)
-        for activity in fact.activities:
-            times = history.recent.get(activity)
+        # a windowed sum or maximum changes when one of its values leaves, as a count does
+        series = [history.value_times.get(fact.values_key)] if fact.kind in ("sum", "max") \
+            else [history.recent.get(activity) for activity in fact.activities]
+        for times in series:
             if not times:
                 continue
             i = bisect_right(times, start)  # first event inside (start, now]
