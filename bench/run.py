@@ -33,6 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from streams.core.definitions.compiler import compile_definitions  # noqa: E402
 from streams.core.definitions.loader import load_file  # noqa: E402
+from streams.core.lead_state import LeadState  # noqa: E402
+from streams.core.stage_machine import StageMachine  # noqa: E402
 from streams.tools import broker  # noqa: E402
 from streams.tools.generator import Generator, as_json  # noqa: E402
 from streams.tools.processes import healthy, stop_process  # noqa: E402
@@ -48,6 +50,31 @@ LATENCY_RATE, LATENCY_SECONDS = 5000, 20
 WORK = ROOT / ".cache" / "bench"
 TARGETS = {"leadstage_events_per_second": 20000, "speedup_vs_faust": 5.0, "p99_latency_ms": 250,
            "peak_rss_mb": 400, "recovery_seconds": 30}
+
+
+DEFAULT = ROOT / "definitions" / "lead-stages.yaml"
+FIT = ROOT / "definitions" / "examples" / "fit-and-intent.yaml"
+
+
+def evaluation_cost(path: Path, leads: int = 2000, rounds: int = 5) -> float:
+    """µs to evaluate one lead (every fact, property and stage) under a definitions file,
+    over generated histories folded by the worker's own stage machine."""
+    compiled = compile_definitions(load_file(path))
+    machine = StageMachine(compiled)
+    states: dict[str, LeadState] = {}
+    now = int(time.time() * 1000)
+    for event in Generator(compiled, seed=7).history(leads, 120, now):
+        record = parse_line(json.dumps(as_json(event)))
+        state = states.setdefault(record["lead_id"], LeadState(record["lead_id"]))
+        machine.fold(state, record, [])
+    histories = [s.history for s in states.values()]
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for history in histories:
+            compiled.evaluate(history, now)
+        best = min(best, time.perf_counter() - started)
+    return best / len(histories) * 1e6
 
 
 def records(count: int, leads: int) -> list[tuple[bytes, bytes]]:
@@ -157,13 +184,15 @@ def faust_baseline(bootstrap: str, topic: str, name: str) -> float:
 
 
 class LeadstageWorker:
-    def __init__(self, bootstrap: str, topic: str, name: str, port: int = 16410) -> None:
-        self.env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+    def __init__(self, bootstrap: str, topic: str, name: str, port: int = 16410,
+                 **extra_env: str) -> None:
+        self.env = {**os.environ, **extra_env, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                     "LEADSTAGE_APP_ID": f"{name}-leadstage", "LEADSTAGE_TOPIC_ACTIVITY": topic,
                     "LEADSTAGE_TOPIC_STAGE_CHANGES": f"{name}-changes",
                     "LEADSTAGE_TOPIC_STAGES": f"{name}-stages", "LEADSTAGE_TOPIC_DLQ":
                     f"{name}-dlq", "LEADSTAGE_PARTITIONS": str(PARTITIONS),
-                    "LEADSTAGE_WEB_PORT": str(port), "LEADSTAGE_DATA_DIR": str(WORK / "worker")}
+                    "LEADSTAGE_WEB_PORT": str(port),
+                    "LEADSTAGE_DATA_DIR": str(WORK / "worker" / name)}
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen | None = None
 
@@ -286,7 +315,7 @@ def main() -> int:
         with console.status("recovery after kill -9 and losing the local state"):
             worker.kill()
             changelog = end_total(bootstrap, f"{name}-leadstage-leads-changelog")
-            shutil.rmtree(WORK / "worker", ignore_errors=True)
+            shutil.rmtree(WORK / "worker" / name, ignore_errors=True)
             t0 = time.perf_counter()
             worker.start()
             recovery = wait_for(worker.ready, 600, 0.2) - t0
@@ -296,6 +325,23 @@ def main() -> int:
             p50, p99 = latency(bootstrap, topic, f"{name}-changes")
         console.print(f"latency p50 {p50:.0f} ms, p99 {p99:.0f} ms")
         rss = max(rss, worker.peak_rss_mb())  # the recovered worker's peak counts too
+        worker.stop()
+
+        # The fit-and-intent example (properties, sets, arithmetic, a windowed maximum) on the
+        # same input: what a company's richer agreement costs.
+        worker = LeadstageWorker(bootstrap, topic, f"{name}-fit", 16411,
+                                 LEADSTAGE_DEFINITIONS=str(FIT))
+        with console.status("leadstage worker with definitions/examples/fit-and-intent.yaml"):
+            worker.start()
+            wait_for(worker.ready, 120)
+            first = wait_for(lambda: worker.events_done() > 0, 120, 0.1)
+            first_count = worker.events_done()
+            done = wait_for(lambda: worker.events_done() >= events, 1800, 0.5)
+            fit_rate = (events - first_count) / (done - first)
+        console.print(f"leadstage with fit-and-intent: {fit_rate:,.0f} events/s")
+        default_us, fit_us = evaluation_cost(DEFAULT), evaluation_cost(FIT)
+        console.print(f"evaluation per lead: default {default_us:.1f} µs, "
+                      f"fit-and-intent {fit_us:.1f} µs")
 
         import aiokafka
         import faust
@@ -307,6 +353,9 @@ def main() -> int:
             "p50_latency_ms": round(p50, 1), "p99_latency_ms": round(p99, 1),
             "peak_rss_mb": round(rss, 1), "recovery_seconds": round(recovery, 2),
             "recovery_changelog_records": changelog,
+            "fit_and_intent_events_per_second": round(fit_rate, 1),
+            "evaluation_us_per_lead": {"default": round(default_us, 2),
+                                       "fit_and_intent": round(fit_us, 2)},
             "leads": LEADS, "events": events, "partitions": PARTITIONS,
             "baseline_measured_over_events": BASELINE_EVENTS,
             "versions": {"python": platform.python_version(), "faust": faust.__version__,
@@ -346,6 +395,11 @@ def report(r: dict) -> None:
          r["peak_rss_mb"] <= TARGETS["peak_rss_mb"]),
         ("recovery (kill -9, state lost)", f"{r['recovery_seconds']:.1f} s", "≤ 30 s",
          r["recovery_seconds"] <= TARGETS["recovery_seconds"]),
+        ("events/s with fit-and-intent.yaml", f"{r['fit_and_intent_events_per_second']:,.0f}",
+         "", ""),
+        ("evaluation per lead: default / fit-and-intent",
+         f"{r['evaluation_us_per_lead']['default']:.1f} / "
+         f"{r['evaluation_us_per_lead']['fit_and_intent']:.1f} µs", "", ""),
     ]
     for measure, value, target, met in rows:
         table.add_row(measure, value, target, "" if met == "" else ("yes" if met else "NO"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from streams.core.definitions.checker import CheckResult
@@ -22,6 +23,9 @@ def as_json(path: str, result: CheckResult | None, problems: list[Problem]) -> d
         doc["stages"] = [{"name": s.name, "meaning": s.meaning, "when": s.when.source}
                          for s in d.stages]
         doc["population"] = d.population.source if d.population else None
+        doc["properties"] = [{"name": p.name, "type": p.type.value, "from": p.source,
+                              "attribute": p.attribute, "values": p.values, "min": p.min,
+                              "max": p.max} for p in d.properties.values()]
     return doc
 
 
@@ -43,6 +47,10 @@ def print_report(console: Console, path: str, result: CheckResult | None,
         for stage in d.stages:
             table.add_row(stage.name, stage.meaning, stage.when.source)
         console.print(table)
+        if d.properties:
+            console.print("Properties from systems of record: " + "; ".join(
+                f"{escape(p.name)} ({escape(p.describe())})" for p in d.properties.values()),
+                highlight=False)
         population = d.population.source if d.population else "every lead"
         console.print(f"[green]Valid:[/] every lead in the population ({population}) is in "
                       "exactly one stage at every moment; every stage is reachable.",

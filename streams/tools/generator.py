@@ -5,7 +5,9 @@ views pricing, asks for demos and meets sales; some give a decision date (near o
 confirm a budget. Marketing and sales assess leads against the objective stage the agreed
 definitions give at that moment (computed with the pure core), marketing with an optimism bias.
 Sales accepts or rejects hot leads (mostly within the agreed follow-up time, sometimes late), and
-some deals are won or lost. Deterministic for a given seed.
+some deals are won or lost. The CRM knows most companies: its events carry their headcount,
+industry and segment as attributes (`employees`, `industry`, `crm_segment`), which definitions
+may declare as properties (DESIGN §4.1). Deterministic for a given seed.
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ INTEREST = ["PAGE_VIEWED", "EMAIL_CLICKED", "CONTENT_DOWNLOADED", "WEBINAR_ATTEN
             "PRICING_VIEWED", "DEMO_REQUESTED", "DETAILS_PROVIDED"]
 INTEREST_WEIGHTS = [40, 20, 12, 6, 10, 5, 7]
 REASONS_LOST = ["price", "timing", "competitor", "no budget"]
+INDUSTRIES = ["software", "finance", "healthcare", "retail", "manufacturing", "other"]
+INDUSTRY_WEIGHTS = [30, 15, 12, 15, 13, 15]
+#: share of companies the CRM knows nothing about yet
+UNKNOWN_COMPANY = 0.2
+
+
+def segment_of(employees: int) -> str:
+    return "smb" if employees < 200 else ("mid_market" if employees < 1000 else "enterprise")
 
 
 class Generator:
@@ -52,6 +62,17 @@ class Generator:
                  "occurred_at": at, "source": source, "activity": activity}
         event.update({k: v for k, v in extra.items() if v is not None})
         return event
+
+    def company(self, lead_id: str) -> dict[str, str]:
+        """The CRM's record of the lead's company (empty when it has none): its own random
+        stream, so firmographics leave the rest of a history unchanged."""
+        rng = random.Random(f"{self.seed}:{lead_id}")
+        if rng.random() < UNKNOWN_COMPANY:
+            return {}
+        employees = max(1, int(rng.lognormvariate(4.5, 1.6)))
+        return {"employees": str(employees),
+                "industry": rng.choices(INDUSTRIES, INDUSTRY_WEIGHTS)[0],
+                "crm_segment": segment_of(employees)}
 
     def lead(self, lead_id: str, start: int, end: int) -> list[dict[str, Any]]:
         """One lead's events between start and end (epoch ms), in time order."""
@@ -77,6 +98,13 @@ class Generator:
                 events.append(self.event(
                     lead_id, min(end, when + rng.randint(0, 10) * MS_PER_DAY), "BUDGET_CONFIRMED",
                     "CRM", amount=float(rng.randrange(5, 200) * 1000), currency="EUR"))
+        company = self.company(lead_id)
+        if company:  # the CRM records the contact with the company's data, and keeps it on
+            for event in events:
+                if event["activity"] == "CONTACTED":
+                    event["source"] = "CRM"
+                if event["source"] == "CRM":
+                    event["attributes"] = dict(company)
         events.sort(key=lambda e: e["occurred_at"])
         return self._with_opinions_and_sales(lead_id, events, end)
 

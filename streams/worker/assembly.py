@@ -124,7 +124,8 @@ def build(settings: Settings) -> WorkerAssembly:
     metrics = Metrics()
     metrics.definitions_info.labels(str(definitions.version)).set(1)
     machine = StageMachine(compiled)
-    metrics.initialise(definitions.stage_names, machine.handoff_stage, machine.verdict)
+    metrics.initialise(definitions.stage_names, machine.handoff_stage, machine.verdict,
+                       tuple(definitions.properties))
     # Fence well inside the session timeout: a loop away this long may have lost its partitions.
     fence = PauseFence(threshold_s=SESSION_TIMEOUT_S * 0.7)
     pipeline = LeadPipeline(

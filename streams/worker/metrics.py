@@ -62,6 +62,11 @@ class Metrics:
         self.quarantined = Gauge("leadstage_quarantined_leads",
                                  "Leads this worker stopped sweeping after a failure.",
                                  registry=r)
+        self.property_rejected = Counter(
+            "leadstage_property_values_rejected",
+            "Attributes values that are not a value of their declared property (the property "
+            "is left unchanged, the event otherwise applied).", ["property"], registry=r)
+        self.property_labels: frozenset[str] = frozenset()
         self.trimmed = Counter("leadstage_lead_state_trimmed",
                                "Times a lead's state hit a size bound and dropped its oldest "
                                "entries.", ["part"], registry=r)
@@ -72,7 +77,8 @@ class Metrics:
                                       registry=r)
 
     def initialise(self, stages: tuple[str, ...], handoff_stage: str | None,
-                   verdict: Callable[[str | None, str | None], str]) -> None:
+                   verdict: Callable[[str | None, str | None], str],
+                   properties: tuple[str, ...] = ()) -> None:
         """Create every series whose label values are known up front, at zero, so rates and
         quantiles count the first events too (a series born at its first event is not)."""
         everywhere = ["none", *stages]
@@ -107,6 +113,9 @@ class Metrics:
             self.lead_failures.labels(place)
         for part in TRIMMED_PARTS:
             self.trimmed.labels(part)
+        self.property_labels = frozenset(properties)
+        for name in properties:
+            self.property_rejected.labels(name)
 
     def stage_label(self, stage: str | None) -> str:
         """A stage as a label value: one of the definitions' stages, "none", or "other"."""

@@ -16,6 +16,7 @@ from streams.core.signals import (
     Assessment,
     Deal,
     HandoffResponse,
+    PropertyRejected,
     SalesDecision,
     Signal,
     SlaBreach,
@@ -51,6 +52,9 @@ def record(metrics: Metrics, signals: Iterable[Signal]) -> None:
             counts[("sla_breaches", stage(s.stage))] += 1
         elif isinstance(s, Trimmed):
             counts[("trimmed", s.part)] += 1
+        elif isinstance(s, PropertyRejected):
+            name = s.property if s.property in metrics.property_labels else "other"
+            counts[("property_rejected", name)] += 1
         elif isinstance(s, Deal):
             counts[("deals_closed", stage(s.stage), s.outcome)] += 1
             if s.outcome == "won" and math.isfinite(s.amount) and s.amount > 0:

@@ -77,6 +77,25 @@ def test_whatif_moves_match_an_independent_evaluation_of_each_lead():
     assert result.changed()  # a shorter window does move some leads
 
 
+def test_whatif_sets_the_properties_each_file_declares():
+    fit = compile_definitions(load_file("definitions/examples/fit-and-intent.yaml"))
+    events = [parse_line(json.dumps(as_json(e))) for e in history(400)]
+    assert any(e["attributes"].get("crm_segment") for e in events)  # the CRM's firmographics
+    result = diff(COMPILED, fit, events)
+    at = max(e["occurred_at"] for e in events)
+    by_lead: dict[str, list[dict]] = {}
+    for e in events:
+        by_lead.setdefault(e["lead_id"], []).append(e)
+    for (_, new), leads in result.moves.items():
+        for lead in leads:  # what the worker's machine makes of the same events
+            state, machine = LeadState(lead), StageMachine(fit)
+            for e in by_lead[lead]:
+                machine.fold(state, e, [])
+            assert fit.evaluate(state.history, at)[0] == new
+    reached = Counter(new for (_, new), leads in result.moves.items() for _ in leads)
+    assert reached["nurture"] and (reached["cold"] + reached["warm"] + reached["hot"])
+
+
 def test_cli_generate_and_diff(tmp_path):
     out = tmp_path / "events.jsonl"
     subprocess.run([LEADSTAGE, "generate", "--leads", "400", "--seed", "3", "--out", str(out)],

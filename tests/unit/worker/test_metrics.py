@@ -7,6 +7,7 @@ from streams.core.signals import (
     Cause,
     Deal,
     HandoffResponse,
+    PropertyRejected,
     SalesDecision,
     SlaBreach,
     StageChanged,
@@ -37,6 +38,8 @@ CONTAINMENT = {
     "leadstage_lead_failures_total": {"where"},
     "leadstage_quarantined_leads": set(),
     "leadstage_lead_state_trimmed_total": {"part"},
+    # DESIGN §4.1
+    "leadstage_property_values_rejected_total": {"property"},
 }
 
 
@@ -77,6 +80,7 @@ def test_every_design_metric_is_exposed_with_exactly_its_labels():
         "leadstage_lead_failures_total": m.lead_failures,
         "leadstage_quarantined_leads": m.quarantined,
         "leadstage_lead_state_trimmed_total": m.trimmed,
+        "leadstage_property_values_rejected_total": m.property_rejected,
     }
     for name, metric in declared.items():
         assert set(metric._labelnames) == (DESIGN | CONTAINMENT)[name], name
@@ -132,3 +136,14 @@ def test_amounts_prometheus_would_refuse_are_not_passed_on():
     value = m.registry.get_sample_value
     assert value("leadstage_deal_amount_total", {"stage": "hot"}) == 250.0
     assert value("leadstage_deals_closed_total", {"stage": "hot", "outcome": "won"}) == 5
+
+
+def test_rejected_property_values_are_counted_per_declared_property():
+    m = Metrics()
+    m.initialise(("cold", "hot"), None, verdict, ("industry", "employees"))
+    record(m, [PropertyRejected("industry"), PropertyRejected("industry"),
+               PropertyRejected("not-declared")])
+    value = m.registry.get_sample_value
+    assert value("leadstage_property_values_rejected_total", {"property": "industry"}) == 2
+    assert value("leadstage_property_values_rejected_total", {"property": "employees"}) == 0
+    assert value("leadstage_property_values_rejected_total", {"property": "other"}) == 1
