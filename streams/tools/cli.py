@@ -294,5 +294,58 @@ def produce(file: str, topic: str | None) -> None:
     sys.exit(run(file, topic))
 
 
+@main.command()
+@click.option("--url", required=True, help="The webhook to POST each change to.")
+@click.option("--stage", "stages", multiple=True,
+              help="Forward only changes to this stage (repeatable; `none` for leaving).")
+@click.option("--cause", "causes", multiple=True,
+              type=click.Choice(["EVENT", "TIME", "DEFINITIONS"]),
+              help="Forward only changes of this cause (repeatable).")
+@click.option("--template", type=click.Choice(["json", "slack"]), default="json",
+              show_default=True, help="json: the change's fields; slack: {\"text\": ...}.")
+@click.option("--group", default="leadstage-forward", show_default=True,
+              help="Consumer group (one per webhook).")
+@click.option("--concurrency", default=64, show_default=True,
+              help="Requests under way at once, across leads.")
+@click.option("--timeout", "timeout_s", default=10.0, show_default=True,
+              help="Seconds before a request counts as failed (and is retried).")
+@click.option("--dlq", default="lead-stage-changes-forward-dlq", show_default=True,
+              help="Topic for changes the webhook refuses (4xx).")
+def forward(url: str, stages: tuple[str, ...], causes: tuple[str, ...], template: str,
+            group: str, concurrency: int, timeout_s: float, dlq: str) -> None:
+    """POST every stage change to a webhook, signed, in order per lead (DESIGN §10)."""
+    import asyncio
+    import signal
+
+    from streams.adapters.change_stream import ChangeStream
+    from streams.tools.forwarder import ForwardConfig, serve
+
+    secret = os.environ.get("LEADSTAGE_FORWARD_SECRET", "")
+    if not secret:
+        click.echo("error: set LEADSTAGE_FORWARD_SECRET: receivers verify the "
+                   "Leadstage-Signature header with it", err=True)
+        sys.exit(2)
+    settings = Settings.from_env()
+    config = ForwardConfig(url=url, secret=secret.encode(), topic=settings.topic_stage_changes,
+                           dlq=dlq, group_id=group, stages=frozenset(stages),
+                           causes=frozenset(causes), template=template,
+                           concurrency=concurrency, timeout_s=timeout_s)
+    host = os.environ.get("LEADSTAGE_FORWARD_HOST", "127.0.0.1")
+    port = int(os.environ.get("LEADSTAGE_FORWARD_PORT", "6071"))
+
+    async def run() -> BaseException | None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        stream = ChangeStream(group, settings.topic_stage_changes, settings)
+        click.echo(f"forwarding {settings.topic_stage_changes} to {url}; metrics on "
+                   f"http://{host}:{port}/metrics", err=True)
+        return await serve(config, stream, host, port, stop)
+
+    failure = asyncio.run(run())
+    sys.exit(1 if failure is not None else 0)
+
+
 if __name__ == "__main__":
     main()
