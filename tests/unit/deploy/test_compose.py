@@ -37,7 +37,8 @@ def test_the_validation_catches_a_broken_file():
 def test_services_paths_and_ports():
     doc = compose()
     assert set(doc["services"]) == {"kafka", "topics", "worker-1", "worker-2", "producer",
-                                    "prometheus", "grafana"}
+                                    "prometheus", "grafana", "forwarder"}
+    assert doc["services"]["forwarder"]["profiles"] == ["forward"]  # off unless asked for
     for name, service in doc["services"].items():
         build = service.get("build")
         if build:
