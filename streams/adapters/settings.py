@@ -23,6 +23,10 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
 @dataclass(frozen=True)
 class KafkaSecurity:
     """Kafka client security; the password never appears in repr() or logs."""
@@ -32,6 +36,25 @@ class KafkaSecurity:
     sasl_username: str | None = None
     sasl_password: str | None = field(default=None, repr=False)
     ssl_cafile: str | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse what a client would silently misread (a typo in the protocol once made a
+        tool send in plaintext). The messages name variables, never the password."""
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"KAFKA_SECURITY_PROTOCOL must be one of {', '.join(PROTOCOLS)}, "
+                             f"not {self.protocol[:40]!r}")
+        sasl = self.protocol.startswith("SASL_")
+        if self.sasl_mechanism is not None and self.sasl_mechanism not in MECHANISMS:
+            raise ValueError(f"KAFKA_SASL_MECHANISM must be one of {', '.join(MECHANISMS)}, "
+                             f"not {self.sasl_mechanism[:40]!r}")
+        if sasl and not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
+            raise ValueError(f"KAFKA_SECURITY_PROTOCOL={self.protocol} needs "
+                             "KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        if not sasl and self.sasl_mechanism is not None:
+            raise ValueError(f"KAFKA_SASL_MECHANISM is set but KAFKA_SECURITY_PROTOCOL is "
+                             f"{self.protocol}: use SASL_SSL (or SASL_PLAINTEXT)")
+        if self.ssl_cafile is not None and not Path(self.ssl_cafile).is_file():
+            raise ValueError(f"KAFKA_SSL_CAFILE {self.ssl_cafile!r} is not a readable file")
 
     def kafka_python_kwargs(self) -> dict[str, object]:
         """Keyword arguments for kafka-python clients (KafkaProducer, KafkaConsumer, admin)."""
@@ -94,7 +117,7 @@ class Settings:
             api_token=env.get("LEADSTAGE_API_TOKEN") or None,
             security=KafkaSecurity(
                 protocol=get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
-                sasl_mechanism=env.get("KAFKA_SASL_MECHANISM") or None,
+                sasl_mechanism=(env.get("KAFKA_SASL_MECHANISM") or "").strip().upper() or None,
                 sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
                 sasl_password=env.get("KAFKA_SASL_PASSWORD") or None,
                 ssl_cafile=env.get("KAFKA_SSL_CAFILE") or None,

@@ -40,33 +40,34 @@ def test_sasl_scram_over_tls_reaches_kafka_python():
 
 
 def test_tls_only_with_a_ca_file(tmp_path):
-    settings = Settings.from_env({"KAFKA_SECURITY_PROTOCOL": "SSL",
-                                  "KAFKA_SSL_CAFILE": str(tmp_path / "missing-ca.pem")})
-    assert producer_config(settings)["ssl_cafile"] == str(tmp_path / "missing-ca.pem")
-    with pytest.raises(FileNotFoundError):  # a wrong CA file is an error, not plaintext
-        faust_credentials(settings.security)
+    with pytest.raises(ValueError, match=r"KAFKA_SSL_CAFILE .* is not a readable file"):
+        Settings.from_env({"KAFKA_SECURITY_PROTOCOL": "SSL",
+                           "KAFKA_SSL_CAFILE": str(tmp_path / "missing-ca.pem")})
     plaintext = Settings.from_env({})
     assert faust_credentials(plaintext.security) is None
     assert producer_config(plaintext)["security_protocol"] == "PLAINTEXT"
 
 
-@pytest.mark.parametrize("env", [
-    {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"},  # no mechanism
-    {"KAFKA_SECURITY_PROTOCOL": "CARRIER_PIGEON"},
+@pytest.mark.parametrize(("env", "words"), [
+    ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "needs KAFKA_SASL_MECHANISM"),
+    ({"KAFKA_SECURITY_PROTOCOL": "CARRIER_PIGEON"}, "must be one of"),
+    # a typo once made `produce` send in plaintext and exit 0
+    ({**SCRAM, "KAFKA_SECURITY_PROTOCOL": "SASL-SSL"}, "must be one of"),
+    ({**SCRAM, "KAFKA_SASL_MECHANISM": "SCRAM-SHA-999"}, "KAFKA_SASL_MECHANISM must be one of"),
+    ({"KAFKA_SASL_MECHANISM": "PLAIN"}, "KAFKA_SECURITY_PROTOCOL is PLAINTEXT"),
 ])
-def test_incomplete_security_settings_are_refused(env):
+def test_incomplete_or_unknown_security_settings_are_refused(env, words):
     with pytest.raises(ValueError) as caught:
-        faust_credentials(Settings.from_env(env).security)
-    assert "KAFKA_" in str(caught.value)
+        Settings.from_env(env)
+    assert words in str(caught.value) and "pa55-w0rd-xyz" not in str(caught.value)
 
 
 def test_no_credential_in_reprs_or_refusals():
     settings = Settings.from_env({**SCRAM, "LEADSTAGE_API_TOKEN": "tok-123-secret"})
     text = repr(settings) + repr(settings.security)
     assert "pa55-w0rd-xyz" not in text and "tok-123-secret" not in text
-    broken = Settings.from_env({**SCRAM, "KAFKA_SASL_MECHANISM": ""})
     with pytest.raises(ValueError) as caught:
-        faust_credentials(broken.security)
+        Settings.from_env({**SCRAM, "KAFKA_SASL_MECHANISM": ""})
     assert "pa55-w0rd-xyz" not in str(caught.value)
 
 
