@@ -14,11 +14,19 @@ import click
 from streams.adapters.settings import Settings
 from streams.core.definitions.compiler import Compiled
 from streams.tools import broker as local_broker
+from streams.tools.terminal import printable, shown
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """leadstage: objective lead stages, live from Kafka."""
+    if ctx.invoked_subcommand not in ("definitions", "broker", "generate"):
+        try:  # settings no command may misread (e.g. a misspelt security protocol)
+            Settings.from_env()
+        except ValueError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
 
 
 @main.group()
@@ -163,17 +171,19 @@ def definitions_diff(old: str, new: str, events_file: str, at: str | None, show_
     from streams.core.calendar import format_timestamp
 
     console = Console()
-    table = Table(title=f"{old} -> {new}, evaluated at {format_timestamp(result.at)}")
+    table = Table(title=f"{shown(old)} -> {shown(new)}, evaluated at "
+                        f"{format_timestamp(result.at)}")
     table.add_column("stage under OLD")
     table.add_column("stage under NEW")
     table.add_column("leads", justify="right")
     if show_leads:
         table.add_column("lead ids")
     for row in result.as_dict(show_leads)["pairs"]:
-        cells = [str(row["from"] or "(not staged)"), str(row["to"] or "(not staged)"),
+        cells = [shown(row["from"] or "(not staged)"), shown(row["to"] or "(not staged)"),
                  str(row["leads"])]
         if show_leads:
-            cells.append(", ".join(row["lead_ids"][:50]) + (" ..." if row["leads"] > 50 else ""))
+            cells.append(shown(", ".join(row["lead_ids"][:50]))
+                         + (" ..." if row["leads"] > 50 else ""))
         style = None if row["from"] == row["to"] else "bold yellow"
         table.add_row(*cells, style=style)
     console.print(table)
@@ -227,8 +237,8 @@ def lead(lead_id: str, url: str | None) -> None:
             doc = json.loads(response.read())
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
-            click.echo(f"No lead {lead_id!r}: the worker does not know it (or it was erased).",
-                       err=True)
+            click.echo(f"No lead {printable(lead_id)!r}: the worker does not know it (or it was "
+                       "erased).", err=True)
         elif exc.code == 401:
             click.echo("The worker wants a token: set LEADSTAGE_API_TOKEN.", err=True)
         else:
@@ -239,17 +249,17 @@ def lead(lead_id: str, url: str | None) -> None:
                    "`leadstage worker` running?", err=True)
         sys.exit(2)
     console = Console()
-    console.print(f"[bold]{doc['lead_id']}[/]: [bold]{doc['stage'] or 'not staged'}[/] since "
-                  f"{doc['since']} (change #{doc['sequence']}, definitions v"
-                  f"{doc['definitions_version']})", highlight=False)
-    console.print(f"why: {doc['reason']}", highlight=False)
+    console.print(f"[bold]{shown(doc['lead_id'])}[/]: [bold]{shown(doc['stage'] or 'not staged')}"
+                  f"[/] since {shown(doc.get('since'))} (change #{shown(doc.get('sequence'))}, "
+                  f"definitions v{shown(doc.get('definitions_version'))})", highlight=False)
+    console.print(f"why: {shown(doc.get('reason') or doc.get('problem'))}", highlight=False)
     table = Table(title="recent changes")
     for column in ("#", "when", "from", "to", "cause"):
         table.add_column(column)
-    for change in doc["recent_changes"]:
-        table.add_row(str(change["sequence"]), change["changed_at"],
-                      str(change["previous_stage"] or "-"), str(change["stage"] or "-"),
-                      change["cause"])
+    for change in doc.get("recent_changes", []):
+        table.add_row(shown(change["sequence"]), shown(change["changed_at"]),
+                      shown(change["previous_stage"] or "-"), shown(change["stage"] or "-"),
+                      shown(change["cause"]))
     console.print(table)
 
 
@@ -285,7 +295,8 @@ def worker(ctx: click.Context) -> None:
 
 
 @main.command()
-@click.option("--file", "file", required=True, help="JSON-lines file of LeadActivity events.")
+@click.option("--file", "file", required=True,
+              help="JSON-lines file of LeadActivity events (- for standard input).")
 @click.option("--topic", default=None, help="Topic (default $LEADSTAGE_TOPIC_ACTIVITY).")
 def produce(file: str, topic: str | None) -> None:
     """Validate, encode and send lead activities; bad lines are reported and not sent."""
