@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from kafka.errors import KafkaError
 from rich.console import Console
@@ -25,30 +27,57 @@ class ProduceSummary:
     undelivered: int = 0
 
 
-def produce_file(path: Path, topic: str | None, settings: Settings, err: TextIO = sys.stderr,
-                 progress: bool = True) -> ProduceSummary:
+#: A line longer than this cannot hold a valid event (whole records are at most 256 KiB); it is
+#: rejected and skipped without being held in memory.
+MAX_LINE_BYTES = 1 << 20
+
+
+def lines(handle: BinaryIO) -> Iterator[bytes | None]:
+    """The file's lines, each at most MAX_LINE_BYTES; None in place of a longer one."""
+    while True:
+        raw = handle.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while (rest := handle.readline(1 << 16)) and not rest.endswith(b"\n"):
+                pass  # skip the rest of the overlong line
+            yield None
+            continue
+        yield raw
+
+
+def produce_file(path: Path | None, topic: str | None, settings: Settings,
+                 err: TextIO = sys.stderr, progress: bool = True) -> ProduceSummary:
+    """Send the lines of `path` (None: standard input)."""
     summary = ProduceSummary()
     errors: list[Exception] = []
+    name = str(path) if path is not None else "-"
 
     def failed(exc: Exception) -> None:
         errors.append(exc)
 
-    size = path.stat().st_size
+    size = path.stat().st_size if path is not None else 0
     console = Console(file=err)
+    source = path.open("rb") if path is not None else contextlib.nullcontext(sys.stdin.buffer)
     with LeadActivityProducer(settings, topic=topic) as producer, \
-            path.open("rb") as handle, \
+            source as handle, \
             Progress(TextColumn("sending"), BarColumn(), TransferSpeedColumn(),
                      TextColumn("{task.fields[lines]} lines"), console=console,
                      transient=True, disable=not progress or size < 1_000_000) as bar:
         task = bar.add_task("produce", total=size, lines=0)
-        for number, raw in enumerate(handle, start=1):
-            if number % 5000 == 0:
+        for number, raw in enumerate(lines(handle), start=1):
+            if number % 5000 == 0 and path is not None:
                 bar.update(task, completed=handle.tell(), lines=number)
+            if raw is None:
+                summary.rejected.append((number, "too long"))
+                print(f"{name}:{number}: rejected: the line is longer than {MAX_LINE_BYTES} "
+                      "bytes", file=err)
+                continue
             try:
                 line = raw.decode("utf-8").strip()
             except UnicodeDecodeError as exc:
                 summary.rejected.append((number, "not valid UTF-8"))
-                print(f"{path}:{number}: rejected: the line is not valid UTF-8 (byte "
+                print(f"{name}:{number}: rejected: the line is not valid UTF-8 (byte "
                       f"{exc.start + 1})", file=err)
                 continue
             if not line:
@@ -57,7 +86,7 @@ def produce_file(path: Path, topic: str | None, settings: Settings, err: TextIO 
                 key, value = producer.encode_record(parse_line(line))
             except InvalidEvent as exc:
                 summary.rejected.append((number, str(exc)))
-                print(f"{path}:{number}: rejected: {exc}", file=err)
+                print(f"{name}:{number}: rejected: {exc}", file=err)
                 continue
             producer.send_encoded(key, value).add_errback(failed)
             summary.sent += 1
@@ -89,11 +118,23 @@ def _missing_topic(settings: Settings, topic: str) -> str | None:
         consumer.close()
 
 
+def _not_a_file(path: Path) -> str | None:
+    """Why `path` cannot be read as a JSON-lines file, in words; None when it can."""
+    if not path.exists():
+        return "no such file"
+    if path.is_dir():
+        return "is a directory"
+    if not path.is_file():
+        return "is not a regular file (to read standard input, give - as the file)"
+    return None
+
+
 def run(file: str, topic: str | None) -> int:
     settings = Settings.from_env()
-    path = Path(file)
-    if not path.is_file():
-        print(f"error: no such file: {file}", file=sys.stderr)
+    path = None if file == "-" else Path(file)
+    problem = None if path is None else _not_a_file(path)
+    if problem:
+        print(f"error: {file}: {problem}", file=sys.stderr)
         return 2
     target = topic or settings.topic_activity
     missing = _missing_topic(settings, target)

@@ -102,3 +102,32 @@ def test_sdk_send_many_reports_rejections_and_delivers_the_rest(kafka_bootstrap,
     for r in records:
         by_key.setdefault(r.key, set()).add(r.partition)
     assert all(len(p) == 1 for p in by_key.values())  # one lead, one partition
+
+
+def test_produce_reads_standard_input_and_skips_an_overlong_line(kafka_bootstrap, unique_name):
+    topic = unique_name("activity")
+    create_topics(kafka_bootstrap, [topic], partitions=1)
+    stdin = (line(1) + "\n" + "x" * 2_500_000 + "\n" + line(3) + "\n").encode()
+    exe = Path(sys.executable).parent / "leadstage"
+    result = subprocess.run([str(exe), "produce", "--file", "-", "--topic", topic], input=stdin,
+                            env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
+                            capture_output=True, timeout=120)
+    stderr = result.stderr.decode()
+    assert result.returncode == 1, stderr
+    assert "-:2: rejected: the line is longer than 1048576 bytes" in stderr
+    assert "sent 2" in stderr and "rejected 1" in stderr
+    records = read_topic(kafka_bootstrap, topic, want=3, timeout_s=5)
+    assert len(records) == 2
+
+
+def test_a_misspelt_security_protocol_is_refused_before_anything_is_sent(tmp_path):
+    events = tmp_path / "events.jsonl"
+    events.write_text(line(1) + "\n")
+    exe = Path(sys.executable).parent / "leadstage"
+    result = subprocess.run([str(exe), "produce", "--file", str(events)],
+                            env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+                                 "KAFKA_SECURITY_PROTOCOL": "SASL-SSL"},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "KAFKA_SECURITY_PROTOCOL must be one of" in result.stderr
+    assert "'SASL-SSL'" in result.stderr
