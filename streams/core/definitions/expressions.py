@@ -281,14 +281,37 @@ class _Build(Transformer[Token, Node]):
         return Name(column=_col(meta), name=str(items[0]))
 
 
+#: Rules are a line or two; these bound what the parser, checker and compiler take on.
+MAX_EXPRESSION_CHARS = 2000
+MAX_DEPTH = 40
+
+
+def _depth(node: Node) -> int:
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        n, d = stack.pop()
+        deepest = max(deepest, d)
+        stack.extend((c, d + 1) for c in children(n))
+    return deepest
+
+
 def parse(text: str) -> Node:
     """Parse an expression, or raise ExpressionError with a readable message and column."""
     if not text.strip():
         raise ExpressionError("the expression is empty", 1)
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(f"the expression is longer than {MAX_EXPRESSION_CHARS} "
+                              "characters: name parts of it as conditions", 1)
     try:
         built = _Build().transform(_PARSER.parse(text))
         assert isinstance(built, Node)
+        if _depth(built) > MAX_DEPTH:
+            raise ExpressionError(f"the expression is nested more than {MAX_DEPTH} levels "
+                                  "deep: name parts of it as conditions", 1)
         return built
+    except RecursionError:
+        raise ExpressionError(f"the expression is nested more than {MAX_DEPTH} levels deep: "
+                              "name parts of it as conditions", 1) from None
     except ExpressionError:
         raise
     except UnexpectedEOF:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
 
 from streams.core.calendar import MAX_DAY, MAX_OFFSET_YEARS, MIN_DAY, day_number
 from streams.core.catalog import (
@@ -56,6 +57,9 @@ MAX_VERSION = 2**31 - 1
 MAX_FACTS = 100
 MAX_STAGES = 20
 MAX_NAME_LENGTH = 64
+#: A definitions file is a few kilobytes; this bounds what the loader and the proofs take on.
+MAX_FILE_CHARS = 256 * 1024
+MAX_FLOW_DEPTH = 32
 #: Activities that cannot be facts, and why.
 _NOT_FACTS = {
     "UNKNOWN": "UNKNOWN stands for activities a reader does not know yet, so it has no meaning",
@@ -123,13 +127,40 @@ class _Loader:
 
     # --- the file ---------------------------------------------------------------------------
 
-    def load(self) -> Definitions | None:
+    def document(self) -> Any:
+        """The YAML document, or None after a problem: no YAML construct, value or depth of
+        nesting can make loading a definitions file crash or run away."""
+        if len(self.text) > MAX_FILE_CHARS:
+            self.problem(1, f"the file is larger than {MAX_FILE_CHARS // 1024} KiB; a "
+                            "definitions file is far smaller")
+            return None
+        if _flow_depth(self.text) > MAX_FLOW_DEPTH:  # ruamel's parser is quadratic in it
+            self.problem(1, f"the file nests lists or mappings (`[`, `{{`) more than "
+                            f"{MAX_FLOW_DEPTH} deep")
+            return None
         try:
-            doc = YAML(typ="rt").load(self.text)
+            for event in YAML(typ="rt").parse(self.text):
+                if isinstance(event, AliasEvent):
+                    self.problem(event.start_mark.line + 1,
+                                 "anchors and aliases (`&` and `*`) are not allowed: write "
+                                 "every value out, so the file reads the same to everyone")
+                    return None
+            return YAML(typ="rt").load(self.text)
         except MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             self.problem((mark.line + 1) if mark else 1,
                          f"the file is not valid YAML: {exc.problem or exc.context}")
+        except YAMLError as exc:  # e.g. a NUL byte: ruamel's reader refuses it
+            self.problem(1, f"the file is not valid YAML: {str(exc).splitlines()[0][:200]}")
+        except RecursionError:
+            self.problem(1, "the file is nested too deeply to be read")
+        except (ValueError, OverflowError) as exc:  # a date in year 0, a 5,000-digit number
+            self.problem(1, f"a value in the file cannot be read: {str(exc)[:200]}")
+        return None
+
+    def load(self) -> Definitions | None:
+        doc = self.document()
+        if doc is None:
             return None
         if not isinstance(doc, dict):
             self.problem(1, "the file must be a YAML mapping with version, agreed_by, facts, "
@@ -486,7 +517,8 @@ class _Loader:
         try:
             tree = ex.parse(source)
         except ex.ExpressionError as exc:
-            self.problem(line, f"{what}: {exc} (in `{source}`, at column {exc.column})")
+            shown = source if len(source) <= 120 else f"{source[:120]}…"
+            self.problem(line, f"{what}: {exc} (in `{shown}`, at column {exc.column})")
             return None
         if self.broken.intersection(ex.names_in(tree)):
             return None  # the broken name's own problem is reported already
@@ -621,6 +653,31 @@ class _Loader:
         return Handoff(stage=str(stage), follow_up_within=within)
 
 
+def _flow_depth(text: str) -> int:
+    """How deep `[` and `{` nest, outside quotes and comments (a linear scan)."""
+    deepest = depth = 0
+    quote = ""
+    comment = False
+    previous = "\n"
+    for ch in text:
+        if comment:
+            comment = ch != "\n"
+        elif quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#" and previous in " \t\n":
+            comment = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        previous = ch
+    return deepest
+
+
 def _dependency_order(raw: dict[str, tuple[str, int]]) -> tuple[list[str], list[str]]:
     deps: dict[str, set[str]] = {}
     for name, (text, _line) in raw.items():
@@ -665,8 +722,16 @@ def load_text(text: str, path: str = "<definitions>", catalog: Catalog | None = 
 def load_file(path: str | Path) -> Definitions:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:  # read no more than the limit (/dev/zero never ends)
+            data = handle.read(4 * MAX_FILE_CHARS + 1)
     except OSError as exc:
         raise DefinitionsError([Problem(str(path), 0, f"cannot read the file: "
                                                        f"{exc.strerror}")]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if len(data) <= 4 * MAX_FILE_CHARS or exc.start < 4 * MAX_FILE_CHARS - 3:
+            raise DefinitionsError([Problem(str(path), 1, "the file is not UTF-8 text "
+                                                          f"(byte {exc.start + 1})")]) from None
+        text = data[:exc.start].decode("utf-8")  # cut inside a character at the limit
     return load_text(text, str(path))
