@@ -31,6 +31,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from forward import deliveries_per_second  # noqa: E402
+
 from streams.core.definitions.compiler import compile_definitions  # noqa: E402
 from streams.core.definitions.loader import load_file  # noqa: E402
 from streams.core.lead_state import LeadState  # noqa: E402
@@ -197,6 +199,7 @@ class LeadstageWorker:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
+        Path(self.env["LEADSTAGE_DATA_DIR"]).parent.mkdir(parents=True, exist_ok=True)
         with open(WORK / "worker.log", "ab") as log:
             self.proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "leadstage"), "worker",
                                           "-l", "warn"], cwd=ROOT, env=self.env, stdout=log,
@@ -342,6 +345,12 @@ def main() -> int:
         default_us, fit_us = evaluation_cost(DEFAULT), evaluation_cost(FIT)
         console.print(f"evaluation per lead: default {default_us:.1f} µs, "
                       f"fit-and-intent {fit_us:.1f} µs")
+        worker.stop()
+        with console.status("forwarder to a local webhook receiver"):
+            forward_now = deliveries_per_second(bootstrap, 0.0)
+            forward_20ms = deliveries_per_second(bootstrap, 20.0)
+        console.print(f"forwarder: {forward_now:,.0f} deliveries/s (receiver answers at once), "
+                      f"{forward_20ms:,.0f} (20 ms per request)")
 
         import aiokafka
         import faust
@@ -354,6 +363,8 @@ def main() -> int:
             "peak_rss_mb": round(rss, 1), "recovery_seconds": round(recovery, 2),
             "recovery_changelog_records": changelog,
             "fit_and_intent_events_per_second": round(fit_rate, 1),
+            "forward_deliveries_per_second": round(forward_now, 1),
+            "forward_deliveries_per_second_20ms_receiver": round(forward_20ms, 1),
             "evaluation_us_per_lead": {"default": round(default_us, 2),
                                        "fit_and_intent": round(fit_us, 2)},
             "leads": LEADS, "events": events, "partitions": PARTITIONS,
@@ -397,6 +408,11 @@ def report(r: dict) -> None:
          r["recovery_seconds"] <= TARGETS["recovery_seconds"]),
         ("events/s with fit-and-intent.yaml", f"{r['fit_and_intent_events_per_second']:,.0f}",
          "", ""),
+        ("forwarder deliveries/s, receiver at once",
+         f"{r['forward_deliveries_per_second']:,.0f}", "", ""),
+        ("forwarder deliveries/s, receiver 20 ms",
+         f"{r['forward_deliveries_per_second_20ms_receiver']:,.0f}", "≥ 2,000",
+         r["forward_deliveries_per_second_20ms_receiver"] >= 2000),
         ("evaluation per lead: default / fit-and-intent",
          f"{r['evaluation_us_per_lead']['default']:.1f} / "
          f"{r['evaluation_us_per_lead']['fit_and_intent']:.1f} µs", "", ""),
