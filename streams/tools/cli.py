@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from streams.adapters.redaction import protect
 from streams.adapters.settings import Settings
 from streams.core.definitions.compiler import Compiled
 from streams.tools import broker as local_broker
@@ -23,10 +24,11 @@ def main(ctx: click.Context) -> None:
     """leadstage: objective lead stages, live from Kafka."""
     if ctx.invoked_subcommand not in ("definitions", "broker", "generate"):
         try:  # settings no command may misread (e.g. a misspelt security protocol)
-            Settings.from_env()
+            settings = Settings.from_env()
         except ValueError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        protect(settings)  # no log line shows a password or token, at any level
 
 
 @main.group()

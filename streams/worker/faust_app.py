@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import sys
 
+from streams.adapters.redaction import protect
 from streams.adapters.settings import Settings
 from streams.worker.assembly import DefinitionsRefused, LeadstageApp, build, settle_memory
 
 
 def load() -> LeadstageApp:
+    settings = Settings.from_env()
+    protect(settings)  # no log line shows a password or token, at any level
     try:
-        assembly = build(Settings.from_env())
+        assembly = build(settings)
     except DefinitionsRefused as exc:
         print(f"leadstage worker: refusing to start.\n{exc}", file=sys.stderr)
         sys.exit(2)
