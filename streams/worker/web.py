@@ -56,9 +56,12 @@ def describe(compiled: Compiled, pipeline: LeadPipeline, lead_id: str
 
 
 def authorised(token: str | None, header: str) -> bool:
+    """Constant-time check of a bearer token; any header (bytes that are not UTF-8 arrive as
+    surrogates) is an answer, never an error."""
     if not token:
         return True
-    return hmac.compare_digest(header.encode(), f"Bearer {token}".encode())
+    given = header.encode("utf-8", "surrogateescape")[:4096]
+    return hmac.compare_digest(given, f"Bearer {token}".encode())
 
 
 def register_pages(app: faust.App, table: Any, compiled: Compiled, pipeline: LeadPipeline,
