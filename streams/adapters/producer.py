@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from streams.adapters.settings import Settings
 from streams.wire.avro import Registry, registry
@@ -103,7 +103,16 @@ class LeadActivityProducer:
         self._producer.flush(timeout=timeout_s)
 
     def close(self, timeout_s: float | None = None) -> None:
-        self._producer.close(timeout=timeout_s)
+        """Close, waiting at most `timeout_s` for records not yet acknowledged; those that
+        never are have failed their futures. kafka-python's close raises instead of giving up
+        on them (and would try again, noisily, at exit), so the sender is stopped by hand."""
+        try:
+            self._producer.close(timeout=timeout_s)
+        except KafkaTimeoutError:
+            producer = self._producer
+            if producer._sender is not None:  # kafka-python 3.0 internals
+                producer._sender.force_close()
+            producer._closed = True
 
     def __enter__(self) -> LeadActivityProducer:
         return self

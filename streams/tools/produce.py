@@ -19,12 +19,18 @@ from streams.adapters.settings import Settings
 from streams.wire.json_lines import parse_line
 from streams.wire.validation import InvalidEvent
 
+#: A broker that stops answering mid-file fails the run within about this long, instead of
+#: hanging: no send blocks, no record waits and no flush lasts longer.
+GIVE_UP_MS = 20_000
+
 
 @dataclass
 class ProduceSummary:
     sent: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
     undelivered: int = 0
+    #: the first line not sent at all, after Kafka stopped taking records
+    stopped_at: int | None = None
 
 
 #: A line longer than this cannot hold a valid event (whole records are at most 256 KiB); it is
@@ -51,16 +57,22 @@ def produce_file(path: Path | None, topic: str | None, settings: Settings,
     """Send the lines of `path` (None: standard input)."""
     summary = ProduceSummary()
     errors: list[Exception] = []
+    acknowledged: list[int] = []
+    handed = 0
     name = str(path) if path is not None else "-"
 
     def failed(exc: Exception) -> None:
         errors.append(exc)
 
+    def delivered(_: object) -> None:
+        acknowledged.append(1)
+
     size = path.stat().st_size if path is not None else 0
     console = Console(file=err)
     source = path.open("rb") if path is not None else contextlib.nullcontext(sys.stdin.buffer)
-    with LeadActivityProducer(settings, topic=topic) as producer, \
-            source as handle, \
+    producer = LeadActivityProducer(settings, topic=topic, delivery_timeout_ms=GIVE_UP_MS,
+                                    max_block_ms=GIVE_UP_MS, request_timeout_ms=GIVE_UP_MS // 3)
+    with contextlib.closing(_Closing(producer)), source as handle, \
             Progress(TextColumn("sending"), BarColumn(), TransferSpeedColumn(),
                      TextColumn("{task.fields[lines]} lines"), console=console,
                      transient=True, disable=not progress or size < 1_000_000) as bar:
@@ -88,10 +100,19 @@ def produce_file(path: Path | None, topic: str | None, settings: Settings,
                 summary.rejected.append((number, str(exc)))
                 print(f"{name}:{number}: rejected: {exc}", file=err)
                 continue
-            producer.send_encoded(key, value).add_errback(failed)
-            summary.sent += 1
-        producer.flush()
-    summary.undelivered = len(errors)
+            try:
+                producer.send_encoded(key, value).add_callback(delivered).add_errback(failed)
+            except KafkaError as exc:  # Kafka stopped taking records: send nothing more
+                summary.stopped_at = number
+                print(f"{name}:{number}: not sent, nor any line after it: Kafka did not take "
+                      f"it within {GIVE_UP_MS // 1000} s ({type(exc).__name__})", file=err)
+                break
+            handed += 1
+        # whatever is not acknowledged by then counts as not delivered
+        with contextlib.suppress(KafkaError):
+            producer.flush(timeout_s=GIVE_UP_MS / 1000 + 5)
+    summary.sent = len(acknowledged)
+    summary.undelivered = handed - summary.sent
     summary.sent -= len(errors)
     if errors:
         kinds = sorted({type(e).__name__ for e in errors})
@@ -116,6 +137,16 @@ def _missing_topic(settings: Settings, topic: str) -> str | None:
         return None
     finally:
         consumer.close()
+
+
+class _Closing:
+    """Closes the producer without waiting on a broker that stopped answering."""
+
+    def __init__(self, producer: LeadActivityProducer) -> None:
+        self.producer = producer
+
+    def close(self) -> None:
+        self.producer.close(timeout_s=5)
 
 
 def _not_a_file(path: Path) -> str | None:
@@ -148,6 +179,8 @@ def run(file: str, topic: str | None) -> int:
               file=sys.stderr)
         return 2
     print(f"sent {summary.sent} to {target}, rejected {len(summary.rejected)}"
-          + (f", not delivered {summary.undelivered}" if summary.undelivered else ""),
+          + (f", not delivered {summary.undelivered}" if summary.undelivered else "")
+          + (f", not sent from line {summary.stopped_at} on" if summary.stopped_at else ""),
           file=sys.stderr)
-    return 1 if summary.rejected or summary.undelivered else 0
+    failed = summary.rejected or summary.undelivered or summary.stopped_at
+    return 1 if failed else 0

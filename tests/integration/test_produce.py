@@ -131,3 +131,35 @@ def test_a_misspelt_security_protocol_is_refused_before_anything_is_sent(tmp_pat
     assert result.returncode == 2
     assert "KAFKA_SECURITY_PROTOCOL must be one of" in result.stderr
     assert "'SASL-SSL'" in result.stderr
+
+
+def test_produce_fails_in_bounded_time_when_the_broker_dies_mid_file(tmp_path):
+    """A broker of the test's own (other ports), killed while produce is sending."""
+    from streams.tools import broker as local_broker
+    from streams.tools.processes import stop_process
+
+    cfg = local_broker.BrokerConfig(port=19392, controller_port=19393,
+                                    directory=tmp_path / "broker")
+    address, _ = local_broker.start(cfg, timeout_s=120)
+    proc = None
+    try:
+        create_topics(address, ["doomed"], partitions=2)
+        events = tmp_path / "events.jsonl"
+        events.write_text("".join(line(i) + "\n" for i in range(400_000)))
+        exe = Path(sys.executable).parent / "leadstage"
+        proc = subprocess.Popen([str(exe), "produce", "--file", str(events), "--topic", "doomed"],
+                                env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": address},
+                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        time.sleep(6)  # sending by now
+        os.kill(int(cfg.pid_file.read_text()), 9)
+        started = time.monotonic()
+        _, stderr = proc.communicate(timeout=180)
+        took = time.monotonic() - started
+        text = stderr.decode()
+        assert proc.returncode == 1, text
+        assert "not delivered" in text or "not sent from line" in text, text
+        assert "Traceback" not in text and took < 90, (took, text)
+    finally:
+        if proc is not None:
+            stop_process(proc)
+        local_broker.stop(cfg)
