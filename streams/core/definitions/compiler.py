@@ -20,7 +20,7 @@ from streams.core.calendar import (
     format_timestamp,
 )
 from streams.core.definitions import expressions as ex
-from streams.core.definitions.model import Definitions, Fact, Type
+from streams.core.definitions.model import Definitions, Duration, Fact, Type
 from streams.core.lead_history import LeadHistory
 
 NOT_IN_POPULATION = -1
@@ -169,11 +169,7 @@ class _Codegen:
             return f"{var} = " + " + ".join(f"counts.get({a!r}, 0)" for a in acts)
         if f.kind == "count":
             assert f.within is not None
-            start = "now"
-            if f.within.months:
-                start = f"_add_months_ms(now, {-f.within.months})"
-            if f.within.millis:
-                start = f"{start} - {f.within.millis}"
+            start = _window_start(f.within)
             return f"{var} = _window_count(recent, {acts!r}, {start}, now)"
         if f.kind == "latest":
             return (f"_l = latest.get({acts[0]!r})\n"
@@ -183,11 +179,7 @@ class _Codegen:
             if f.within is None:
                 return (f"_t = totals.get({key!r})\n"
                         f"    {var} = None if _t is None else _t[{0 if f.kind == 'sum' else 1}]")
-            start = "now"
-            if f.within.months:
-                start = f"_add_months_ms(now, {-f.within.months})"
-            if f.within.millis:
-                start = f"{start} - {f.within.millis}"
+            start = _window_start(f.within)
             return f"{var} = _window_{f.kind}(vtimes, vamounts, {key!r}, {start}, now)"
         table = "first_at" if f.kind == "first" else "last_at"
         pick = "min" if f.kind == "first" else "max"
@@ -334,6 +326,16 @@ class Compiled:
                 any(_mentions_today(t) for t in trees))
         self._plans[stage] = plan
         return plan
+
+
+def _window_start(within: Duration) -> str:
+    """Source for the start of a window ending at `now` (exclusive)."""
+    start = "now"
+    if within.months:
+        start = f"_add_months_ms(now, {-within.months})"
+    if within.millis:
+        start = f"{start} - {within.millis}"
+    return start
 
 
 def _reads_now(node: ex.Node) -> bool:
