@@ -31,8 +31,8 @@ MAX_ATTRIBUTE_VALUE_BYTES = 1024
 #: Amounts of money: finite, not negative, at most this (a thousand trillion).
 MAX_AMOUNT = 1e15
 _CURRENCY = re.compile(r"[A-Z]{3}")
-#: "@" as ASCII, its full-width and small forms (NFKC folds those to "@"), and URL-encoded.
-_EMAIL_MARKS = ("@", "%40")
+#: Ids this short cannot exceed MAX_ID_BYTES whatever their characters (4 bytes at most each).
+_SHORT_ID = MAX_ID_BYTES // 4
 
 
 class InvalidEvent(ValueError):
@@ -66,8 +66,7 @@ def looks_like_email(text: str) -> bool:
     the full-width and small forms Unicode has (folded by NFKC)."""
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
-    lowered = text.lower()
-    return any(mark in lowered for mark in _EMAIL_MARKS)
+    return "@" in text or "%40" in text
 
 
 def validate(record: dict[str, Any], now_ms: int) -> None:
@@ -76,9 +75,9 @@ def validate(record: dict[str, Any], now_ms: int) -> None:
         value = record.get(name)
         if not isinstance(value, str) or not value.strip():
             raise InvalidEvent(Reason.MISSING_ID, f"{name} is missing or empty")
-        if not value.isprintable():
+        if not value.isprintable():  # lone surrogates are not printable either
             raise InvalidEvent(Reason.INVALID_ID, f"{name} contains control or invalid characters")
-        if _utf8_size(name, value) > MAX_ID_BYTES:
+        if len(value) > _SHORT_ID and _utf8_size(name, value) > MAX_ID_BYTES:
             raise InvalidEvent(Reason.INVALID_ID, f"{name} is longer than {MAX_ID_BYTES} bytes")
     if looks_like_email(record["lead_id"]):
         raise InvalidEvent(Reason.PII_IN_ID, "lead_id looks like an e-mail address; use a "
@@ -114,9 +113,14 @@ def validate(record: dict[str, Any], now_ms: int) -> None:
             "assessed_stage")):
         raise InvalidEvent(Reason.MISSING_ASSESSMENT,
                            "STAGE_ASSESSED needs team and assessed_stage")
-    _bounded_text("assessed_stage", record.get("assessed_stage"), MAX_ASSESSED_STAGE_BYTES)
-    _bounded_text("reason", record.get("reason"), MAX_REASON_BYTES)
-    attributes = record.get("attributes") or {}
+    assessed_stage, reason = record.get("assessed_stage"), record.get("reason")
+    if assessed_stage is not None:
+        _bounded_text("assessed_stage", assessed_stage, MAX_ASSESSED_STAGE_BYTES)
+    if reason is not None:
+        _bounded_text("reason", reason, MAX_REASON_BYTES)
+    attributes = record.get("attributes")
+    if not attributes:
+        return
     if len(attributes) > MAX_ATTRIBUTES:
         raise InvalidEvent(Reason.TOO_MANY_ATTRIBUTES, f"more than {MAX_ATTRIBUTES} attributes")
     for key, value in attributes.items():
