@@ -19,6 +19,7 @@ from streams.adapters.batch_consumer import BatchInput, BatchTransport
 from streams.adapters.batch_sender import BatchSender
 from streams.adapters.faust_codecs import register as register_codecs
 from streams.adapters.faust_settings import faust_app_kwargs
+from streams.adapters.faust_web import QuietWeb, quiet_web
 from streams.adapters.lead_store import LeadStore
 from streams.adapters.settings import Settings
 from streams.adapters.topics import ensure_topics
@@ -56,6 +57,9 @@ class LeadstageApp(faust.App):
 
     def _new_transport(self) -> BatchTransport:
         return BatchTransport(self.conf.broker_consumer, self)
+
+    def _new_web(self) -> QuietWeb:
+        return quiet_web(self)  # no `GET /` page
 
     async def on_first_start(self) -> None:
         # The input topic must exist before the consumer subscribes, or Faust ignores it.
