@@ -6,7 +6,7 @@ import contextlib
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import TopicAlreadyExistsError, TopicAuthorizationFailedError
 
 from streams.adapters.settings import Settings
 
@@ -23,8 +23,38 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     ]
 
 
+#: Kafka's error code for a topic the principal may not see or use.
+TOPIC_AUTHORIZATION_FAILED = 29
+
+
+class KafkaRefused(Exception):
+    """Kafka refused what the settings' principal needs; the message names both."""
+
+
+def _who(settings: Settings) -> str:
+    return repr(settings.security.sasl_username or "this client")
+
+
+def check_access(settings: Settings) -> None:
+    """KafkaRefused if the principal may not see one of the application's topics (Kafka then
+    does not say whether it exists)."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_list,
+                             client_id=f"{settings.app_id}-admin",
+                             **settings.security.kafka_python_kwargs())
+    try:
+        described = admin.describe_topics([t.name for t in topic_specs(settings)])
+    finally:
+        admin.close()
+    refused = [t["name"] for t in described if t["error_code"] == TOPIC_AUTHORIZATION_FAILED]
+    if refused:
+        raise KafkaRefused(f"not authorized: principal {_who(settings)} may not use topic(s) "
+                           f"{', '.join(refused)} (TOPIC_AUTHORIZATION_FAILED at "
+                           f"{settings.bootstrap_servers})")
+
+
 def ensure_topics(settings: Settings) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
+    """Create the topics that do not exist yet; return the names created. KafkaRefused if
+    the principal may not create them."""
     admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_list,
                              client_id=f"{settings.app_id}-admin",
                              **settings.security.kafka_python_kwargs())
@@ -33,7 +63,13 @@ def ensure_topics(settings: Settings) -> list[str]:
         missing = [t for t in topic_specs(settings) if t.name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
-                admin.create_topics(missing)
+                try:
+                    admin.create_topics(missing)
+                except TopicAuthorizationFailedError:
+                    raise KafkaRefused(
+                        f"not authorized: principal {_who(settings)} may not create topic(s) "
+                        f"{', '.join(t.name for t in missing)} (TOPIC_AUTHORIZATION_FAILED at "
+                        f"{settings.bootstrap_servers})") from None
         return [t.name for t in missing]
     finally:
         admin.close()

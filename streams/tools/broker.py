@@ -24,11 +24,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from streams.core.resources import local_root
+from streams.tools import broker_security
 
 POM = local_root() / "deploy" / "kafka" / "pom.xml"
 DEFAULT_DIR = local_root() / ".cache" / "broker"
+SECURE_DIR = local_root() / ".cache" / "broker-secure"
 JAR_CACHE = local_root() / ".cache" / "kafka"
 HOST = "127.0.0.1"
 
@@ -43,15 +46,26 @@ class BrokerConfig:
     controller_port: int = 9093
     directory: Path = DEFAULT_DIR
     heap: str = "512m"
+    #: SASL_SSL (SCRAM-SHA-512) with ACLs instead of PLAINTEXT (DESIGN §8, README "Security")
+    secure: bool = False
 
     @classmethod
-    def from_env(cls) -> BrokerConfig:
-        port = int(os.environ.get("LEADSTAGE_BROKER_PORT", "9092"))
+    def from_env(cls, secure: bool = False) -> BrokerConfig:
+        """The same variables for both kinds; a secured broker defaults to other ports and its
+        own folder, so the two run side by side."""
+        default_port, default_dir = (9192, SECURE_DIR) if secure else (9092, DEFAULT_DIR)
+        port = int(os.environ.get("LEADSTAGE_BROKER_PORT", default_port))
         return cls(
             port=port,
             controller_port=int(os.environ.get("LEADSTAGE_BROKER_CONTROLLER_PORT", port + 1)),
-            directory=Path(os.environ.get("LEADSTAGE_BROKER_DIR", DEFAULT_DIR)),
+            directory=Path(os.environ.get("LEADSTAGE_BROKER_DIR", default_dir)),
+            secure=secure,
         )
+
+    @property
+    def clients_dir(self) -> Path:
+        """Per principal, `<name>.env`: the DESIGN §8 variables to reach a secured broker."""
+        return self.directory / "clients"
 
     @property
     def bootstrap(self) -> str:
@@ -114,18 +128,22 @@ def resolve_jars(echo: Callable[[str], None] = print) -> Path:
     return libs
 
 
-def _server_properties(cfg: BrokerConfig) -> str:
+def _server_properties(cfg: BrokerConfig,
+                       credentials: broker_security.Credentials | None = None) -> str:
     # Single node, broker and controller in one process, tuned for fast tests and demos.
+    listeners = broker_security.server_properties(cfg.port, cfg.controller_port, credentials) \
+        if credentials is not None else f"""\
+listeners=PLAINTEXT://{HOST}:{cfg.port},CONTROLLER://{HOST}:{cfg.controller_port}
+advertised.listeners=PLAINTEXT://{HOST}:{cfg.port}
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+"""
     return f"""\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@{HOST}:{cfg.controller_port}
-listeners=PLAINTEXT://{HOST}:{cfg.port},CONTROLLER://{HOST}:{cfg.controller_port}
-advertised.listeners=PLAINTEXT://{HOST}:{cfg.port}
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs={cfg.data_dir}
+{listeners}log.dirs={cfg.data_dir}
 num.partitions=1
 default.replication.factor=1
 min.insync.replicas=1
@@ -208,7 +226,7 @@ def _port_in_use(port: int) -> bool:
     return False
 
 
-def accepts_clients(bootstrap: str, timeout_s: float = 5.0) -> bool:
+def accepts_clients(bootstrap: str, timeout_s: float = 5.0, **security: Any) -> bool:
     """True when a kafka-python client gets cluster metadata with at least one broker."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
@@ -218,6 +236,7 @@ def accepts_clients(bootstrap: str, timeout_s: float = 5.0) -> bool:
             bootstrap_servers=bootstrap,
             request_timeout_ms=int(timeout_s * 1000),
             client_id="leadstage-broker-probe",
+            **security,
         )
     except (KafkaError, OSError, ValueError):
         return False
@@ -257,15 +276,21 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
-def _format_storage(cfg: BrokerConfig, libs: Path) -> None:
+def _format_storage(cfg: BrokerConfig, libs: Path,
+                    credentials: broker_security.Credentials | None = None) -> bool:
+    """Format a new data folder (with the SCRAM users of a secured broker); False if it was."""
     if (cfg.data_dir / "meta.properties").exists():
-        return
+        return False
+    users = broker_security.scram_arguments(credentials) if credentials is not None else []
     cmd = _java_cmd(cfg, libs, "kafka.tools.StorageTool", "format",
                     f"--cluster-id={new_cluster_id()}",
-                    f"--config={cfg.directory / 'server.properties'}")  # fmt: skip
+                    f"--config={cfg.directory / 'server.properties'}", *users)  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise BrokerError(f"Formatting the broker storage failed:\n{proc.stdout}{proc.stderr}")
+        # the output may echo the users' passwords: say what failed, not what it was given
+        raise BrokerError(f"Formatting the broker storage failed (exit {proc.returncode}); "
+                          f"see {cfg.directory}")
+    return True
 
 
 def start(
@@ -289,9 +314,13 @@ def start(
                 )
         libs = resolve_jars(echo)
         cfg.directory.mkdir(parents=True, exist_ok=True)
-        (cfg.directory / "server.properties").write_text(_server_properties(cfg))
+        credentials = _credentials(cfg) if cfg.secure else None
+        properties = cfg.directory / "server.properties"
+        properties.touch(mode=0o600, exist_ok=True)  # holds the admin's and the TLS password
+        properties.chmod(0o600)
+        properties.write_text(_server_properties(cfg, credentials))
         (cfg.directory / "log4j2.properties").write_text(_log4j2_properties(cfg))
-        _format_storage(cfg, libs)
+        formatted = _format_storage(cfg, libs, credentials)
         cmd = _java_cmd(cfg, libs, "kafka.Kafka", str(cfg.directory / "server.properties"))
         with open(cfg.directory / "stdout.log", "wb") as out:
             proc = subprocess.Popen(
@@ -302,19 +331,48 @@ def start(
         echo(f"Started Kafka {kafka_version()} (pid {proc.pid}), log: {cfg.log_file}")
         try:
             _wait_ready(cfg, proc.pid, timeout_s)
-        except BrokerError:
+            if credentials is not None:
+                if formatted:
+                    broker_security.grant(cfg.bootstrap, credentials, echo=echo)
+                echo(f"SASL_SSL ({broker_security.MECHANISM}); settings for each principal in "
+                     f"{cfg.clients_dir}/<principal>.env")
+        except (BrokerError, RuntimeError) as exc:
             _terminate(proc.pid, grace_s=10)
             cfg.pid_file.unlink(missing_ok=True)
-            raise
+            if isinstance(exc, BrokerError):
+                raise
+            raise BrokerError(str(exc)) from None
         return cfg.bootstrap, True
+
+
+def _credentials(cfg: BrokerConfig) -> broker_security.Credentials:
+    """A secured broker's credentials: those it was formatted with, or new ones."""
+    if (cfg.data_dir / "meta.properties").exists():
+        known = broker_security.credentials_from(cfg.directory)
+        if known is not None:
+            return known
+        raise BrokerError(f"{cfg.data_dir} was formatted without the credentials in "
+                          f"{cfg.clients_dir}; remove {cfg.directory} to start afresh")
+    credentials = broker_security.new_credentials(cfg.directory)
+    broker_security.remember_tls_password(cfg.directory, credentials)
+    broker_security.write_client_files(cfg.clients_dir, cfg.bootstrap, credentials)
+    return credentials
+
+
+def _admin_security(cfg: BrokerConfig) -> dict[str, Any]:
+    if not cfg.secure:
+        return {}
+    credentials = broker_security.credentials_from(cfg.directory)
+    return broker_security.client_kwargs(credentials) if credentials is not None else {}
 
 
 def _wait_ready(cfg: BrokerConfig, pid: int, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
+    security = _admin_security(cfg)
     while time.monotonic() < deadline:
         if not _pid_alive(pid):
             raise BrokerError(f"The broker exited during start-up. Log tail:\n{log_tail(cfg)}")
-        if accepts_clients(cfg.bootstrap, timeout_s=3):
+        if accepts_clients(cfg.bootstrap, timeout_s=3, **security):
             return
         time.sleep(0.5)
     raise BrokerError(
@@ -355,4 +413,5 @@ def status(cfg: BrokerConfig | None = None) -> tuple[int | None, bool]:
     """(pid of our broker or None, whether it accepts clients)."""
     cfg = cfg or BrokerConfig.from_env()
     pid = running_pid(cfg)
-    return pid, pid is not None and accepts_clients(cfg.bootstrap, timeout_s=3)
+    return pid, pid is not None and accepts_clients(cfg.bootstrap, timeout_s=3,
+                                                    **_admin_security(cfg))

@@ -38,9 +38,12 @@ def broker() -> None:
 
 @broker.command("start")
 @click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for clients.")
-def broker_start(timeout: float) -> None:
+@click.option("--secure", is_flag=True,
+              help="SASL_SSL with SCRAM-SHA-512, TLS and ACLs (default port 9192); each "
+                   "principal's settings go to <broker dir>/clients/<principal>.env.")
+def broker_start(timeout: float, secure: bool) -> None:
     """Start the broker (or find it running) and print its bootstrap address last."""
-    cfg = local_broker.BrokerConfig.from_env()
+    cfg = local_broker.BrokerConfig.from_env(secure=secure)
     try:
         address, started = local_broker.start(
             cfg, timeout_s=timeout, echo=lambda m: click.echo(m, err=True)
@@ -54,18 +57,20 @@ def broker_start(timeout: float) -> None:
 
 
 @broker.command("stop")
-def broker_stop() -> None:
+@click.option("--secure", is_flag=True, help="The secured broker.")
+def broker_stop(secure: bool) -> None:
     """Stop the broker started from this checkout, by its process id."""
-    if local_broker.stop():
+    if local_broker.stop(local_broker.BrokerConfig.from_env(secure=secure)):
         click.echo("Broker stopped.")
     else:
         click.echo("No broker of ours was running.")
 
 
 @broker.command("status")
-def broker_status() -> None:
+@click.option("--secure", is_flag=True, help="The secured broker.")
+def broker_status(secure: bool) -> None:
     """Say whether the broker runs and accepts clients (exit 0 only if it does)."""
-    cfg = local_broker.BrokerConfig.from_env()
+    cfg = local_broker.BrokerConfig.from_env(secure=secure)
     pid, ready = local_broker.status(cfg)
     if pid is None:
         click.echo("stopped")

@@ -14,6 +14,7 @@ from kafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
+from streams.adapters.kafka_probe import diagnose
 from streams.adapters.producer import LeadActivityProducer
 from streams.adapters.settings import Settings
 from streams.wire.json_lines import parse_line
@@ -120,23 +121,39 @@ def produce_file(path: Path | None, topic: str | None, settings: Settings,
     return summary
 
 
-def _missing_topic(settings: Settings, topic: str) -> str | None:
-    """A sentence if the topic is missing or Kafka cannot be reached (instead of a 60 s hang)."""
-    from kafka import KafkaConsumer
+#: Kafka's error codes for a topic that is not there, and one the principal may not see.
+UNKNOWN_TOPIC, TOPIC_AUTHORIZATION_FAILED = 3, 29
 
+
+def _missing_topic(settings: Settings, topic: str) -> str | None:
+    """A sentence if Kafka cannot be reached, the principal may not use the topic, or the topic
+    is missing (instead of a 60 s hang)."""
+    from kafka import KafkaAdminClient
+
+    problem = diagnose(settings)
+    if problem is not None:
+        return problem
     try:
-        consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_list,
-                                 request_timeout_ms=15_000,
+        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_list,
+                                 request_timeout_ms=15_000, client_id="leadstage-produce",
                                  **settings.security.kafka_python_kwargs())
     except KafkaError as exc:
         return f"cannot reach Kafka at {settings.bootstrap_servers}: {type(exc).__name__}"
     try:
-        if topic not in consumer.topics():
-            return (f"topic {topic!r} does not exist at {settings.bootstrap_servers}; "
-                    "start a worker (it creates its topics) or create it")
-        return None
+        (found,) = admin.describe_topics([topic])
+    except KafkaError as exc:
+        return f"Kafka at {settings.bootstrap_servers} refused: {type(exc).__name__}"
     finally:
-        consumer.close()
+        admin.close()
+    if found["error_code"] == TOPIC_AUTHORIZATION_FAILED:
+        who = settings.security.sasl_username or "this client"
+        return (f"not authorized: principal {who!r} may not use topic {topic!r} "
+                f"(TOPIC_AUTHORIZATION_FAILED at {settings.bootstrap_servers}; Kafka does not "
+                "say whether a topic exists to a principal that may not see it)")
+    if found["error_code"] == UNKNOWN_TOPIC:
+        return (f"topic {topic!r} does not exist at {settings.bootstrap_servers}; "
+                "start a worker (it creates its topics) or create it")
+    return None
 
 
 class _Closing:
