@@ -273,10 +273,19 @@ def lead(lead_id: str, url: str | None) -> None:
 @main.command()
 def topics() -> None:
     """Create the application's topics if they are missing (as the worker does on start)."""
-    from streams.adapters.topics import ensure_topics
+    from streams.adapters.kafka_probe import diagnose
+    from streams.adapters.topics import KafkaRefused, ensure_topics
 
     settings = Settings.from_env()
-    created = ensure_topics(settings)
+    problem = diagnose(settings)
+    if problem is not None:
+        click.echo(f"error: {problem}", err=True)
+        sys.exit(2)
+    try:
+        created = ensure_topics(settings)
+    except KafkaRefused as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     click.echo(f"created: {', '.join(created)}" if created else "all topics exist")
 
 

@@ -190,3 +190,43 @@ def test_the_worker_runs_over_sasl_ssl_and_refuses_without_its_acls(secured, tmp
     text = log.read_text(errors="replace")  # at DEBUG, with the clients' configs in it
     assert "sasl_plain_password" in text or "SASL" in text
     assert not any(e["KAFKA_SASL_PASSWORD"] in text for e in env.values())
+
+
+def test_topics_and_the_forwarder_work_as_their_principals(secured, tmp_path):
+    _, _, env, _ = secured
+    refused, took = cli(["topics"], env["producer-web"])
+    assert refused.returncode == 2 and took < 30
+    assert "not authorized: principal 'producer-web' may not create topic(s)" in refused.stderr
+    assert cli(["topics"], env["admin"])[0].returncode == 0
+
+    # crm-sync forwards a change (and dead-letters the seed record, which is not one)
+    from streams.wire.avro import registry
+    from tests.integration.webhook_receiver import Receiver
+
+    producer = KafkaProducer(acks="all", **kwargs(env["leadstage-worker"]))
+    producer.send("lead-stage-changes", key=b"F-1", value=registry().encode(
+        "LeadStageChanged", {"event_id": "F-1:1", "lead_id": "F-1", "sequence": 1,
+                             "previous_stage": None, "stage": "cold",
+                             "changed_at": 1_795_000_000_000, "cause": "EVENT",
+                             "cause_event_id": "e", "definitions_version": 1, "reason": "r",
+                             "facts": {}})).get(timeout=20)
+    producer.close()
+
+    with Receiver(b"fwd-secret", lambda change: (200, 0.0, {})) as receiver:
+        log = tmp_path / "forward.log"
+        with open(log, "wb") as out:
+            forwarder = subprocess.Popen(
+                [LEADSTAGE, "forward", "--url", receiver.url, "--group", "crm-sync-forward"],
+                env={**os.environ, **env["crm-sync"], "LEADSTAGE_FORWARD_SECRET": "fwd-secret",
+                     "LEADSTAGE_FORWARD_PORT": "16593"}, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and "F-1" not in {
+                    r.lead_id for r in receiver.accepted()}:
+                time.sleep(0.5)
+        finally:
+            assert stop_process(forwarder) == 0, log.read_text()
+        assert "F-1" in {r.lead_id for r in receiver.accepted()}
+        assert all(r.signed for r in receiver.received)
+        text = log.read_text()
+        assert not any(e["KAFKA_SASL_PASSWORD"] in text for e in env.values())
