@@ -292,11 +292,13 @@ def topics() -> None:
 @main.command()
 @click.option("--duration", type=float, default=None, help="Seconds to run (default: Ctrl-C).")
 @click.option("--leads", default=500, show_default=True, help="Leads in the backfilled history.")
-def demo(duration: float | None, leads: int) -> None:
+@click.option("--secure", is_flag=True,
+              help="On the secured local broker (SASL_SSL), each part as its own principal.")
+def demo(duration: float | None, leads: int, secure: bool) -> None:
     """Run broker, worker and synthetic producers with a live view; stop them all at the end."""
     from streams.tools.demo import run
 
-    sys.exit(run(duration, leads))
+    sys.exit(run(duration, leads, secure=secure))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,

@@ -31,6 +31,7 @@ from streams.core.definitions.compiler import compile_definitions
 from streams.core.definitions.loader import load_file
 from streams.core.resources import local_root
 from streams.tools import broker
+from streams.tools.broker_security import read_client_file
 from streams.tools.generator import Generator
 from streams.tools.processes import NotReady, stop_process, wait_healthy
 
@@ -121,25 +122,41 @@ def live_events(rng: random.Random, generator: Generator, leads: list[str], now:
     return events
 
 
-def run(duration: float | None, leads: int, console: Console | None = None) -> int:
+def run(duration: float | None, leads: int, console: Console | None = None,
+        secure: bool = False) -> int:
+    """With `secure`, on the secured local broker: topics made as `admin`, the worker runs as
+    `leadstage-worker` and the producers as `producer-crm` (README "Security")."""
     console = console or Console()
     settings = Settings.from_env()
     started_broker = False
     worker: subprocess.Popen[bytes] | None = None
     producer: LeadActivityProducer | None = None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    worker_env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap or ""}
+    cfg = broker.BrokerConfig.from_env(secure=secure)
     try:
         if not bootstrap:
-            bootstrap, started_broker = broker.start(echo=lambda m: console.print(m))
+            bootstrap, started_broker = broker.start(cfg, echo=lambda m: console.print(m))
+            worker_env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap}
             settings = Settings.from_env({**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap})
-        console.print(f"Kafka at {bootstrap}")
-        ensure_topics(settings)
+        if secure:
+            def as_principal(name: str) -> dict[str, str]:
+                return read_client_file(cfg.clients_dir / f"{name}.env")
+
+            ensure_topics(Settings.from_env({**os.environ, **as_principal("admin")}))
+            worker_env = as_principal("leadstage-worker")
+            settings = Settings.from_env({**os.environ, **as_principal("producer-crm")})
+            console.print(f"Kafka at {bootstrap}, SASL_SSL: the worker runs as "
+                          "leadstage-worker, the producers as producer-crm")
+        else:
+            console.print(f"Kafka at {bootstrap}")
+            ensure_topics(settings)
         log_path = Path(settings.data_dir).parent / "demo-worker.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "wb") as log:
             worker = subprocess.Popen(
                 [sys.executable, "-m", "streams.tools.cli", "worker", "-l", "warn"],
-                cwd=local_root(), env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap},
+                cwd=local_root(), env={**os.environ, **worker_env},
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)  # Ctrl-C reaches the demo, which stops it in order
         base = f"http://{settings.web_host}:{settings.web_port}"
@@ -184,7 +201,7 @@ def run(duration: float | None, leads: int, console: Console | None = None) -> i
         console.print("stopping...")
     except (broker.BrokerError, NotReady, RuntimeError) as exc:
         console.print(f"[red]error:[/] {exc}")
-        _cleanup(console, worker, producer, started_broker)
+        _cleanup(console, worker, producer, cfg if started_broker else None)
         return 1
     final = None
     if worker is not None and worker.poll() is None:
@@ -192,21 +209,22 @@ def run(duration: float | None, leads: int, console: Console | None = None) -> i
             final = summarise(scrape(f"http://{settings.web_host}:{settings.web_port}/metrics"))
         except OSError:
             final = None
-    _cleanup(console, worker, producer, started_broker)
+    _cleanup(console, worker, producer, cfg if started_broker else None)
     if final:
         _print_summary(console, final)
     return 0
 
 
 def _cleanup(console: Console, worker: subprocess.Popen[bytes] | None,
-             producer: LeadActivityProducer | None, started_broker: bool) -> None:
+             producer: LeadActivityProducer | None,
+             started_broker: broker.BrokerConfig | None) -> None:
     if producer is not None:
         producer.close(timeout_s=10)
     if worker is not None and worker.poll() is None:
         stop_process(worker)
         console.print(f"worker (pid {worker.pid}) stopped")
-    if started_broker:
-        broker.stop()
+    if started_broker is not None:
+        broker.stop(started_broker)
         console.print("broker stopped (this demo started it)")
 
 

@@ -46,3 +46,22 @@ def test_demo_runs_shows_stages_and_stops_what_it_started(kafka_bootstrap, uniqu
     assert "marketing: " in summary and "sales: " in summary
     pid = int(re.search(r"worker pid (\d+)", out).group(1))
     assert not broker._pid_alive(pid), "the demo left its worker running"
+
+
+def test_demo_on_a_secured_broker_runs_each_part_as_its_principal(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "LEADSTAGE_"))}
+    env |= {"LEADSTAGE_BROKER_PORT": "19792", "LEADSTAGE_BROKER_DIR": str(tmp_path / "broker"),
+            "LEADSTAGE_WEB_PORT": "16098", "LEADSTAGE_DATA_DIR": str(tmp_path / "data"),
+            "COLUMNS": "120"}
+    out = subprocess.run([LEADSTAGE, "demo", "--secure", "--duration", "15", "--leads", "100"],
+                         env=env, capture_output=True, text=True, timeout=240)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    assert "SASL_SSL: the worker runs as leadstage-worker, the producers as producer-crm" in text
+    summary = text[text.index("Summary"):]
+    assert sum(map(int, re.findall(r"(?:cold|warm|hot) (\d+)", summary))) > 0, summary
+    assert "broker stopped (this demo started it)" in text
+    clients = (tmp_path / "broker" / "clients").glob("*.env")
+    passwords = [line.split("=", 1)[1] for path in clients for line in path.read_text().split()
+                 if line.startswith("KAFKA_SASL_PASSWORD")]
+    assert passwords and not any(p in text for p in passwords)
