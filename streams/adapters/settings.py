@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,20 @@ class Settings:
     sweep_interval: int = 60
     api_token: str | None = field(default=None, repr=False)
     security: KafkaSecurity = KafkaSecurity()
+    #: HTTPS for the worker's pages: certificate chain and key files (PEM), both or neither
+    web_tls_cert: str | None = None
+    web_tls_key: str | None = None
+    web_max_connections: int = 256
+    web_first_request_s: int = 10
+
+    def web_tls_context(self) -> ssl.SSLContext | None:
+        if not (self.web_tls_cert or self.web_tls_key):
+            return None
+        if not (self.web_tls_cert and self.web_tls_key):
+            raise ValueError("LEADSTAGE_WEB_TLS_CERT and LEADSTAGE_WEB_TLS_KEY go together")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.web_tls_cert, self.web_tls_key)
+        return context
 
     @property
     def bootstrap_list(self) -> list[str]:
@@ -115,6 +130,12 @@ class Settings:
             web_port=_int(env, "LEADSTAGE_WEB_PORT", d.web_port),
             sweep_interval=_int(env, "LEADSTAGE_SWEEP_INTERVAL", d.sweep_interval),
             api_token=env.get("LEADSTAGE_API_TOKEN") or None,
+            web_tls_cert=env.get("LEADSTAGE_WEB_TLS_CERT") or None,
+            web_tls_key=env.get("LEADSTAGE_WEB_TLS_KEY") or None,
+            web_max_connections=_int(env, "LEADSTAGE_WEB_MAX_CONNECTIONS",
+                                     d.web_max_connections),
+            web_first_request_s=_int(env, "LEADSTAGE_WEB_FIRST_REQUEST_SECONDS",
+                                     d.web_first_request_s),
             security=KafkaSecurity(
                 protocol=get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
                 sasl_mechanism=(env.get("KAFKA_SASL_MECHANISM") or "").strip().upper() or None,

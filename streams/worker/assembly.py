@@ -19,7 +19,7 @@ from streams.adapters.batch_consumer import BatchInput, BatchTransport
 from streams.adapters.batch_sender import BatchSender
 from streams.adapters.faust_codecs import register as register_codecs
 from streams.adapters.faust_settings import faust_app_kwargs
-from streams.adapters.faust_web import QuietWeb, quiet_web
+from streams.adapters.faust_web import MAX_BODY_BYTES, QuietWeb, quiet_web
 from streams.adapters.lead_store import LeadStore
 from streams.adapters.settings import Settings
 from streams.adapters.topics import ensure_topics
@@ -59,7 +59,8 @@ class LeadstageApp(faust.App):
         return BatchTransport(self.conf.broker_consumer, self)
 
     def _new_web(self) -> QuietWeb:
-        return quiet_web(self)  # no `GET /` page
+        settings = self.leadstage_settings
+        return quiet_web(self, settings.web_max_connections, settings.web_first_request_s)
 
     async def on_first_start(self) -> None:
         # The input topic must exist before the consumer subscribes, or Faust ignores it.
@@ -103,6 +104,8 @@ def build(settings: Settings) -> WorkerAssembly:
             # No browsing of tables, routers, graphs or stats over HTTP (they expose state).
             web_router_enabled=False, web_tables_enabled=False, web_graph_enabled=False,
             web_stats_enabled=False,
+            web_application_options={"client_max_size": MAX_BODY_BYTES},
+            web_ssl_context=settings.web_tls_context(),
             Worker=LeadstageWorker,
             stream_buffer_maxsize=8000,  # only records outside the batch paths use it
             broker_max_poll_records=BATCH_SIZE,

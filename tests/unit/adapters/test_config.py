@@ -46,3 +46,31 @@ def test_web_bind_defaults_to_the_web_host_and_can_differ():
     assert Settings.from_env({}).web_bind == "127.0.0.1"
     s = Settings.from_env({"LEADSTAGE_WEB_HOST": "worker-1", "LEADSTAGE_WEB_BIND": "0.0.0.0"})
     assert (s.web_host, s.web_bind) == ("worker-1", "0.0.0.0")
+
+
+def test_https_for_the_worker_pages_takes_a_certificate_and_key(tmp_path):
+    import datetime as dt
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "worker")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "k.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    settings = Settings.from_env({"LEADSTAGE_WEB_TLS_CERT": str(tmp_path / "c.pem"),
+                                  "LEADSTAGE_WEB_TLS_KEY": str(tmp_path / "k.pem")})
+    context = settings.web_tls_context()
+    assert isinstance(context, ssl.SSLContext) and context.protocol == ssl.PROTOCOL_TLS_SERVER
+    assert Settings.from_env({}).web_tls_context() is None
+    with pytest.raises(ValueError, match="go together"):
+        Settings.from_env({"LEADSTAGE_WEB_TLS_CERT": str(tmp_path / "c.pem")}).web_tls_context()
