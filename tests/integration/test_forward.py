@@ -113,7 +113,8 @@ def test_a_killed_forwarder_loses_nothing(kafka_bootstrap, worker_factory, tmp_p
     name = worker_factory.name
     total = feed(kafka_bootstrap, name)
     assert len(changes(kafka_bootstrap, f"{name}-changes", total)) == total
-    with Receiver(SECRET, lambda change: (200, 0.05, {})) as receiver:
+    # 4 at a time, 0.1 s each: 120 changes take about 3 s, time enough to be killed midway
+    with Receiver(SECRET, lambda change: (200, 0.1, {})) as receiver:
         first = forwarder(kafka_bootstrap, name, receiver.url, 16392, tmp_path / "fwd.log",
                           "--concurrency", "4")
         wait_until(lambda: len(receiver.accepted()) >= total // 3, 60, "a third delivered")
