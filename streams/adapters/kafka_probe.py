@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from aiokafka import AIOKafkaClient
 
@@ -61,5 +62,8 @@ async def _attempt(settings: Settings, timeout_s: float) -> str | None:
 
 
 def diagnose(settings: Settings, timeout_s: float = 10.0) -> str | None:
-    """None when a client can connect and authenticate; else what is wrong, in words."""
-    return asyncio.run(_attempt(settings, timeout_s))
+    """None when a client can connect and authenticate; else what is wrong, in words. Runs on
+    a thread of its own: asyncio.run() on the caller's thread would close and unset that
+    thread's event loop, under any Faust object already bound to it."""
+    with ThreadPoolExecutor(1, thread_name_prefix="leadstage-probe") as pool:
+        return pool.submit(asyncio.run, _attempt(settings, timeout_s)).result()
