@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import sys
 
-from streams.adapters.kafka_probe import diagnose
 from streams.adapters.redaction import protect
 from streams.adapters.settings import Settings
-from streams.adapters.topics import KafkaRefused, check_access, ensure_topics
 from streams.worker.assembly import DefinitionsRefused, LeadstageApp, build, settle_memory
 
 
@@ -21,26 +19,8 @@ def load() -> LeadstageApp:
     except DefinitionsRefused as exc:
         print(f"leadstage worker: refusing to start.\n{exc}", file=sys.stderr)
         sys.exit(2)
-    problem = preflight(settings)
-    if problem is not None:
-        print(f"leadstage worker: refusing to start: {problem}", file=sys.stderr)
-        sys.exit(2)
     settle_memory()
     return assembly.app
-
-
-def preflight(settings: Settings) -> str | None:
-    """Whether the worker can connect, authenticate and use its topics, in a sentence if not,
-    within seconds (Faust itself would retry or crash with a traceback)."""
-    problem = diagnose(settings)
-    if problem is not None:
-        return problem
-    try:
-        ensure_topics(settings)
-        check_access(settings)
-    except KafkaRefused as exc:
-        return str(exc)
-    return None
 
 
 app = load()
