@@ -35,23 +35,6 @@ def _who(settings: Settings) -> str:
     return repr(settings.security.sasl_username or "this client")
 
 
-def check_access(settings: Settings) -> None:
-    """KafkaRefused if the principal may not see one of the application's topics (Kafka then
-    does not say whether it exists)."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_list,
-                             client_id=f"{settings.app_id}-admin",
-                             **settings.security.kafka_python_kwargs())
-    try:
-        described = admin.describe_topics([t.name for t in topic_specs(settings)])
-    finally:
-        admin.close()
-    refused = [t["name"] for t in described if t["error_code"] == TOPIC_AUTHORIZATION_FAILED]
-    if refused:
-        raise KafkaRefused(f"not authorized: principal {_who(settings)} may not use topic(s) "
-                           f"{', '.join(refused)} (TOPIC_AUTHORIZATION_FAILED at "
-                           f"{settings.bootstrap_servers})")
-
-
 def ensure_topics(settings: Settings) -> list[str]:
     """Create the topics that do not exist yet; return the names created. KafkaRefused if
     the principal may not create them."""
