@@ -1,65 +1,18 @@
-"""Faust's aiohttp web server, hardened for the worker's pages (README "Security"):
-
-- only the pages the worker registers: Faust answers `GET /` with `{"status": "OK"}` whenever its
-  statistics page is off, which tells a scanner what runs there and nothing true about health;
-- request lines (URLs) and header fields at most 4 KiB, at most 64 headers, bodies at most
-  64 KiB (the worker's pages take none);
-- at most `max_connections` connections at once (more are closed on arrival), a first request
-  that has not arrived whole after `first_request_s` closes its connection (a slow-drip client
-  cannot hold one), and idle keep-alive connections close after 15 s;
-- no `Server: Python/... aiohttp/...` banner.
+"""Faust's aiohttp web server, hardened for the worker's pages (README "Security"): the limits
+of `http_server.GuardedRunner`, bodies at most 64 KiB (the worker's pages take none), and only
+the pages the worker registers: Faust answers `GET /` with `{"status": "OK"}` whenever its
+statistics page is off, which tells a scanner what runs there and nothing true about health.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, ClassVar
 
-from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
-from aiohttp.web_server import Server
 from faust.web.drivers.aiohttp import Web
 
-MAX_LINE_BYTES = 4096
-MAX_FIELD_BYTES = 4096
-MAX_HEADERS = 64
+from streams.adapters.http_server import GuardedRunner, no_banner
+
 MAX_BODY_BYTES = 64 * 1024
-KEEPALIVE_S = 15.0
-
-
-async def _no_banner(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers["Server"] = "leadstage"
-
-
-class GuardedRunner(web.AppRunner):
-    """An AppRunner whose server bounds connections and closes slow first requests."""
-
-    def __init__(self, app: web.Application, max_connections: int, first_request_s: float,
-                 **kwargs: Any) -> None:
-        super().__init__(app, **kwargs)
-        self.max_connections = max_connections
-        self.first_request_s = first_request_s
-
-    async def _make_server(self) -> Server:
-        server = await super()._make_server()
-        admit = server.connection_made
-        loop = asyncio.get_running_loop()
-
-        def connection_made(handler: RequestHandler, transport: asyncio.Transport) -> None:
-            if len(server.connections) >= self.max_connections:
-                transport.close()
-                return
-            admit(handler, transport)
-
-            def too_slow() -> None:
-                # aiohttp's own count of requests parsed on this connection (3.x)
-                if handler._request_count == 0 and not transport.is_closing():
-                    transport.close()
-
-            loop.call_later(self.first_request_s, too_slow)
-
-        server.connection_made = connection_made  # type: ignore[method-assign]
-        return server
 
 
 class QuietWeb(Web):
@@ -68,11 +21,8 @@ class QuietWeb(Web):
     def __init__(self, app: Any, max_connections: int = 256, first_request_s: float = 10.0,
                  **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
-        self.web_app.on_response_prepare.append(_no_banner)
-        self._runner = GuardedRunner(
-            self.web_app, max_connections, first_request_s, access_log=None,
-            max_line_size=MAX_LINE_BYTES, max_field_size=MAX_FIELD_BYTES,
-            max_headers=MAX_HEADERS, keepalive_timeout=KEEPALIVE_S)
+        self.web_app.on_response_prepare.append(no_banner)
+        self._runner = GuardedRunner(self.web_app, max_connections, first_request_s)
 
 
 def quiet_web(app: Any, max_connections: int = 256, first_request_s: float = 10.0) -> QuietWeb:

@@ -25,8 +25,8 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 
 from streams.adapters.settings import Settings
 from streams.wire.avro import Registry, registry
-from streams.wire.json_lines import normalize
-from streams.wire.validation import InvalidEvent, check_size, validate
+from streams.wire.json_lines import normalize, to_kafka_record
+from streams.wire.validation import InvalidEvent
 
 
 @dataclass
@@ -65,11 +65,7 @@ class LeadActivityProducer:
 
     def encode_record(self, record: dict[str, Any]) -> tuple[bytes, bytes]:
         """(key, value) for an already normalised record (see activity_json.normalize)."""
-        validate(record, int(time.time() * 1000))
-        value = self.codec.encode("LeadActivity", record)
-        key = record["lead_id"].encode()
-        check_size(len(key) + len(value))
-        return key, value
+        return to_kafka_record(record, self.codec, int(time.time() * 1000))
 
     def send_encoded(self, key: bytes, value: bytes) -> Any:
         return self._producer.send(self.topic, key=key, value=value)

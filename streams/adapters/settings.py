@@ -7,7 +7,9 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from streams.core.resources import connectors_dir as shipped_connectors
 from streams.core.resources import default_definitions, local_root
 
 
@@ -144,3 +146,67 @@ class Settings:
                 ssl_cafile=env.get("KAFKA_SSL_CAFILE") or None,
             ),
         )
+
+
+def _origin(raw: str, name: str) -> str:
+    """`scheme://host[:port]`, as browsers send it in the Origin header."""
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") \
+            or parts.query or parts.fragment or "@" in parts.netloc:
+        raise ValueError(f"{name}: {raw[:80]!r} is not an origin like https://www.example.com")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+@dataclass(frozen=True)
+class CollectorSettings:
+    """`leadstage collect` (DESIGN §9); Kafka settings come from Settings."""
+
+    host: str = "127.0.0.1"
+    port: int = 6070
+    keys_file: Path = field(default_factory=lambda: local_root() / ".cache" /
+                            "collect-keys.yaml")
+    connectors_dir: Path = field(default_factory=shipped_connectors)
+    #: origins allowed to call from browsers, besides those of the browser keys
+    allowed_origins: tuple[str, ...] = ()
+    #: the address senders call (webhook signatures cover it), e.g. https://collect.example.com
+    public_url: str | None = None
+    #: events handed to Kafka and not yet acknowledged, over all requests; more is answered 429
+    max_in_flight: int = 50_000
+    #: how long an event may wait for Kafka before its request is answered 503
+    kafka_timeout_ms: int = 10_000
+    max_connections: int = 1024
+    #: a request's headers, and then its body, must arrive within this many seconds each
+    request_timeout_s: int = 10
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CollectorSettings:
+        env = os.environ if env is None else env
+        d = cls()
+        origins = tuple(_origin(o, "LEADSTAGE_COLLECT_ALLOWED_ORIGINS")
+                        for o in env.get("LEADSTAGE_COLLECT_ALLOWED_ORIGINS", "").split(",")
+                        if o.strip())
+        public = (env.get("LEADSTAGE_COLLECT_PUBLIC_URL") or "").strip().rstrip("/") or None
+        if public is not None and not public.startswith(("http://", "https://")):
+            raise ValueError("LEADSTAGE_COLLECT_PUBLIC_URL must start with http:// or https://")
+        return cls(
+            host=(env.get("LEADSTAGE_COLLECT_HOST") or "").strip() or d.host,
+            port=_int(env, "LEADSTAGE_COLLECT_PORT", d.port),
+            keys_file=Path((env.get("LEADSTAGE_COLLECT_KEYS") or "").strip()
+                           or str(d.keys_file)),
+            connectors_dir=Path((env.get("LEADSTAGE_COLLECT_CONNECTORS") or "").strip()
+                                or str(d.connectors_dir)),
+            allowed_origins=origins,
+            public_url=public,
+            max_in_flight=_int(env, "LEADSTAGE_COLLECT_MAX_IN_FLIGHT", d.max_in_flight),
+            kafka_timeout_ms=_int(env, "LEADSTAGE_COLLECT_KAFKA_TIMEOUT_MS",
+                                  d.kafka_timeout_ms),
+            max_connections=_int(env, "LEADSTAGE_COLLECT_MAX_CONNECTIONS", d.max_connections),
+            request_timeout_s=_int(env, "LEADSTAGE_COLLECT_REQUEST_TIMEOUT_SECONDS",
+                                   d.request_timeout_s),
+        )
+
+
+def origin(raw: str) -> str:
+    """A browser origin in its canonical form; ValueError when it is not one."""
+    return _origin(raw, "origin")
+

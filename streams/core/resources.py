@@ -1,6 +1,7 @@
 """Where the files leadstage ships and keeps live.
 
-In a checkout the schemas and definitions are the repository's `schemas/` and `definitions/`;
+In a checkout the schemas, definitions and connectors are the repository's `schemas/`,
+`definitions/` and `connectors/`;
 an installed wheel carries the same files under `streams/resources/` (pyproject maps them there),
 so the schemas and the default definitions are found wherever the package is installed. Local
 state (the broker's and the worker's `.cache/`) goes into the checkout when run from one, and
@@ -31,6 +32,12 @@ def schema_dir() -> Path:
 def definitions_dir() -> Path:
     """The folder of the default definitions (`lead-stages.yaml`) and `examples/`."""
     return _shipped("definitions")
+
+
+@cache
+def connectors_dir() -> Path:
+    """The folder of the shipped webhook connectors (`hubspot.yaml`, `segment.yaml`)."""
+    return _shipped("connectors")
 
 
 def default_definitions() -> Path:

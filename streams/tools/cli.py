@@ -376,5 +376,58 @@ def forward(url: str, stages: tuple[str, ...], causes: tuple[str, ...], template
     sys.exit(1 if failure is not None else 0)
 
 
+@main.group(invoke_without_command=True)
+@click.pass_context
+def collect(ctx: click.Context) -> None:
+    """Take events over HTTP from pages, CRMs and CDPs into Kafka (DESIGN §9).
+
+    Without a subcommand: run the collector (LEADSTAGE_COLLECT_* variables, README)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import logging
+
+    from streams.adapters.settings import CollectorSettings
+    from streams.tools.collector.keys import KeysError
+    from streams.tools.collector.server import run
+    from streams.wire.connectors import ConnectorError
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        collect_settings = CollectorSettings.from_env()
+        run(Settings.from_env(), collect_settings)
+    except (ValueError, KeysError, ConnectorError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+@collect.group("key")
+def collect_key() -> None:
+    """Keys that producers present to the collector."""
+
+
+@collect_key.command("add")
+@click.option("--id", "key_id", required=True, help="A name for the key, e.g. website.")
+@click.option("--source", type=click.Choice(["WEB", "CRM", "OTHER"]), required=True,
+              help="The only source of events this key may write.")
+@click.option("--kind", type=click.Choice(["server", "browser"]), required=True,
+              help="browser keys are public: they work only from their --origin(s).")
+@click.option("--origin", "origins", multiple=True,
+              help="A site a browser key may be used from, e.g. https://www.example.com.")
+def collect_key_add(key_id: str, source: str, kind: str, origins: tuple[str, ...]) -> None:
+    """Add a key to the keys file and print its secret (shown this once only)."""
+    from streams.adapters.settings import CollectorSettings
+    from streams.tools.collector.keys import KeysError, add_key
+
+    try:
+        path = CollectorSettings.from_env().keys_file
+        secret = add_key(path, key_id, source, kind, list(origins))
+    except (ValueError, KeysError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"added key {key_id!r} ({kind}, {source}) to {path}; its secret, shown only "
+               "now:", err=True)
+    click.echo(secret)
+
+
 if __name__ == "__main__":
     main()

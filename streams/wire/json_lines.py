@@ -11,8 +11,9 @@ from typing import Any
 
 from streams.core.calendar import day_number, timestamp_ms
 from streams.core.catalog import load_catalog
+from streams.wire.avro import Registry
 from streams.wire.reasons import Reason
-from streams.wire.validation import InvalidEvent
+from streams.wire.validation import InvalidEvent, check_size, validate
 
 SOURCES = ("WEB", "CRM", "OTHER")
 TEAMS = ("MARKETING", "SALES")
@@ -107,3 +108,13 @@ def parse_line(line: str) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise InvalidEvent(Reason.INVALID_JSON, "each line must be one JSON object")
     return normalize(event)
+
+
+def to_kafka_record(record: dict[str, Any], codec: Registry, now_ms: int) -> tuple[bytes, bytes]:
+    """(key, value) of the Kafka record for a normalised event, as every producer sends it:
+    validated, Avro single-object encoded, keyed by lead_id; InvalidEvent if it breaks a rule."""
+    validate(record, now_ms)
+    value = codec.encode("LeadActivity", record)
+    key = record["lead_id"].encode()
+    check_size(len(key) + len(value))
+    return key, value

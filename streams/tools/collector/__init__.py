@@ -1,0 +1,1 @@
+"""`leadstage collect`: events in over HTTP, from browsers, CRMs and CDPs (DESIGN §9)."""
