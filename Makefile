@@ -22,11 +22,14 @@ lint: .venv
 	$(BIN)/lint-imports
 	$(BIN)/mypy streams
 
-# Prometheus and promtool (Debian's package) for the rule tests and the real-scrape test.
+# Prometheus and promtool (Debian's package) for the rule tests and the real-scrape test;
+# Chromium and its driver (Debian's packages) for the collector's browser test.
 tools:
-	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || { \
-	  echo "installing Debian's prometheus package (needs root)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 \
+	  && command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+	  echo "installing Debian's prometheus, chromium and chromium-driver packages (needs root)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    prometheus chromium chromium-driver >/dev/null; }
 
 rules: tools
 	promtool check rules deploy/prometheus/rules/*.yml
@@ -34,7 +37,7 @@ rules: tools
 
 # Integration tests start the local broker through `streams.tools.broker` (or use
 # KAFKA_BOOTSTRAP_SERVERS) and stop it again if they started it.
-test: .venv lint rules
+test: .venv lint rules tools
 	$(BIN)/python -m pytest
 
 unit: .venv
