@@ -31,6 +31,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from collect import measure as collector_measures  # noqa: E402
 from forward import deliveries_per_second  # noqa: E402
 
 from streams.core.definitions.compiler import compile_definitions  # noqa: E402
@@ -351,6 +352,10 @@ def main() -> int:
             forward_20ms = deliveries_per_second(bootstrap, 20.0)
         console.print(f"forwarder: {forward_now:,.0f} deliveries/s (receiver answers at once), "
                       f"{forward_20ms:,.0f} (20 ms per request)")
+        with console.status("collector: batches of 100 over keep-alive connections"):
+            collected = collector_measures(bootstrap)
+        console.print(f"collector: {collected['collect_events_per_second']:,.0f} events/s "
+                      f"accepted; p99 {collected['collect_p99_ms_at_5k']:.0f} ms at 5,000/s")
 
         import aiokafka
         import faust
@@ -365,6 +370,7 @@ def main() -> int:
             "fit_and_intent_events_per_second": round(fit_rate, 1),
             "forward_deliveries_per_second": round(forward_now, 1),
             "forward_deliveries_per_second_20ms_receiver": round(forward_20ms, 1),
+            **collected,
             "evaluation_us_per_lead": {"default": round(default_us, 2),
                                        "fit_and_intent": round(fit_us, 2)},
             "leads": LEADS, "events": events, "partitions": PARTITIONS,
@@ -413,6 +419,11 @@ def report(r: dict) -> None:
         ("forwarder deliveries/s, receiver 20 ms",
          f"{r['forward_deliveries_per_second_20ms_receiver']:,.0f}", "≥ 2,000",
          r["forward_deliveries_per_second_20ms_receiver"] >= 2000),
+        ("collector events/s accepted, batches of 100",
+         f"{r['collect_events_per_second']:,.0f}", "≥ 20,000",
+         r["collect_events_per_second"] >= 20000),
+        ("collector p99 request latency at 5,000 events/s",
+         f"{r['collect_p99_ms_at_5k']:.0f} ms", "≤ 50 ms", r["collect_p99_ms_at_5k"] <= 50),
         ("evaluation per lead: default / fit-and-intent",
          f"{r['evaluation_us_per_lead']['default']:.1f} / "
          f"{r['evaluation_us_per_lead']['fit_and_intent']:.1f} µs", "", ""),

@@ -55,7 +55,7 @@ def page_server() -> Iterator[tuple[int, dict[str, str]]]:
     pages: dict[str, str] = {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             body = pages.get(self.path.split("?")[0], "<html><body>bye</body></html>").encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
