@@ -1,13 +1,15 @@
 """`leadstage demo`: the whole system on one machine, without Docker.
 
-Starts (or reuses) the local broker, starts a worker, backfills a synthetic history of web and CRM
-activity, keeps producing live events (with the odd malformed record), and shows what the worker
-reports on its /metrics page. On Ctrl-C or after --duration it prints a summary and stops every
-process it started (the broker only if it was not running before).
+Starts (or reuses) the local broker, starts a worker and a collector, backfills a synthetic
+history of web and CRM activity, keeps producing live events (web events over HTTP through the
+collector, CRM events with the producer SDK, and the odd malformed record), and shows what the
+worker reports on its /metrics page. On Ctrl-C or after --duration it prints a summary and stops
+every process it started (the broker only if it was not running before).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -24,7 +26,7 @@ from rich.live import Live
 from rich.table import Table
 
 from streams.adapters.producer import LeadActivityProducer
-from streams.adapters.settings import Settings
+from streams.adapters.settings import CollectorSettings, Settings
 from streams.adapters.topics import ensure_topics
 from streams.core.calendar import MS_PER_DAY, format_date
 from streams.core.definitions.compiler import compile_definitions
@@ -32,6 +34,7 @@ from streams.core.definitions.loader import load_file
 from streams.core.resources import local_root
 from streams.tools import broker
 from streams.tools.broker_security import read_client_file
+from streams.tools.collector.keys import add_key
 from streams.tools.generator import Generator
 from streams.tools.processes import NotReady, stop_process, wait_healthy
 
@@ -133,18 +136,21 @@ def run(duration: float | None, leads: int, console: Console | None = None,
     producer: LeadActivityProducer | None = None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     worker_env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap or ""}
+    collector: subprocess.Popen[bytes] | None = None
     cfg = broker.BrokerConfig.from_env(secure=secure)
     try:
         if not bootstrap:
             bootstrap, started_broker = broker.start(cfg, echo=lambda m: console.print(m))
             worker_env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap}
             settings = Settings.from_env({**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap})
-        if secure:
+        collector_env = dict(worker_env)
+        if secure:  # each part as its principal: the collector as `collector`
             def as_principal(name: str) -> dict[str, str]:
                 return read_client_file(cfg.clients_dir / f"{name}.env")
 
             ensure_topics(Settings.from_env({**os.environ, **as_principal("admin")}))
             worker_env = as_principal("leadstage-worker")
+            collector_env = as_principal("collector")
             settings = Settings.from_env({**os.environ, **as_principal("producer-crm")})
             console.print(f"Kafka at {bootstrap}, SASL_SSL: the worker runs as "
                           "leadstage-worker, the producers as producer-crm")
@@ -163,6 +169,8 @@ def run(duration: float | None, leads: int, console: Console | None = None,
         console.print(f"worker pid {worker.pid}, log {log_path}")
         wait_healthy(base, worker, 120, log_path)
         console.print(f"worker ready: {base}/metrics and {base}/leads/<lead_id>")
+        collector, collect_url, collect_key = _start_collector(
+            console, log_path.parent, {**os.environ, **collector_env})
 
         compiled = compile_definitions(load_file(settings.definitions))
         generator = Generator(compiled, seed=random.randrange(10**6))
@@ -182,8 +190,15 @@ def run(duration: float | None, leads: int, console: Console | None = None,
         with Live(console=console, refresh_per_second=2, transient=False) as live:
             while duration is None or time.monotonic() - started < duration:
                 tick = time.monotonic()
+                web = []
                 for event in live_events(rng, generator, lead_ids, int(time.time() * 1000)):
-                    producer.send(event)
+                    if event["source"] == "WEB":
+                        web.append(event)
+                    else:
+                        producer.send(event)
+                _post(collect_url, collect_key, web)
+                if collector.poll() is not None:
+                    raise RuntimeError(f"the collector exited ({collector.returncode})")
                 if rng.random() < 0.2:  # a broken producer somewhere
                     producer.send_encoded(b"L-broken", b"\x00 not avro")
                 producer.flush()
@@ -201,7 +216,7 @@ def run(duration: float | None, leads: int, console: Console | None = None,
         console.print("stopping...")
     except (broker.BrokerError, NotReady, RuntimeError) as exc:
         console.print(f"[red]error:[/] {exc}")
-        _cleanup(console, worker, producer, cfg if started_broker else None)
+        _cleanup(console, worker, collector, producer, cfg if started_broker else None)
         return 1
     final = None
     if worker is not None and worker.poll() is None:
@@ -209,17 +224,76 @@ def run(duration: float | None, leads: int, console: Console | None = None,
             final = summarise(scrape(f"http://{settings.web_host}:{settings.web_port}/metrics"))
         except OSError:
             final = None
-    _cleanup(console, worker, producer, cfg if started_broker else None)
+    collected = _collected(collect_url) if collector is not None else None
+    _cleanup(console, worker, collector, producer, cfg if started_broker else None)
     if final:
         _print_summary(console, final)
+    if collected is not None:
+        console.print(f"collector: {collected:.0f} web events accepted over HTTP")
     return 0
 
 
+def _start_collector(console: Console, folder: Path, env: dict[str, str]
+                     ) -> tuple[subprocess.Popen[bytes], str, str]:
+    """`leadstage collect` with a fresh keys file holding one server key for web events."""
+    keys = folder / "demo-collect-keys.yaml"
+    keys.unlink(missing_ok=True)
+    key = add_key(keys, "demo-web", "WEB", "server", [])
+    collect = CollectorSettings.from_env(env)
+    url = f"http://{collect.host}:{collect.port}"
+    log_path = folder / "demo-collect.log"
+    with open(log_path, "wb") as log:
+        collector = subprocess.Popen(
+            [sys.executable, "-m", "streams.tools.cli", "collect"], cwd=local_root(),
+            env={**env, "LEADSTAGE_COLLECT_KEYS": str(keys)}, stdout=log,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    console.print(f"collector pid {collector.pid}, log {log_path}")
+    try:
+        wait_healthy(url, collector, 60, log_path)
+    except NotReady:
+        stop_process(collector)
+        raise
+    now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+    console.print(f"collector ready at {url}; web events go through it. Try:", highlight=False)
+    console.print(f"  curl -X POST {url}/v1/events -H 'Authorization: Bearer {key}' "
+                  "-H 'Content-Type: application/json' -d '{\"event_id\": \"try-1\", "
+                  f"\"lead_id\": \"L-try\", \"occurred_at\": \"{now}\", "
+                  "\"activity\": \"CONTACTED\", \"source\": \"WEB\"}'",
+                  highlight=False, soft_wrap=True)
+    return collector, url, key
+
+
+def _post(url: str, key: str, events: list[dict[str, Any]]) -> None:
+    if not events:
+        return
+    request = urllib.request.Request(
+        f"{url}/v1/events", data=json.dumps(events).encode(), method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+    except OSError as exc:  # HTTPError included: the demo goes on, the log says why
+        raise RuntimeError(f"the collector did not take the web events: {exc}") from None
+
+
+def _collected(url: str) -> float | None:
+    try:
+        families = scrape(f"{url}/metrics")
+    except OSError:
+        return None
+    return sum(v for labels, v in families.get("leadstage_collect_events_total", [])
+               if labels.get("outcome") == "accepted")
+
+
 def _cleanup(console: Console, worker: subprocess.Popen[bytes] | None,
+             collector: subprocess.Popen[bytes] | None,
              producer: LeadActivityProducer | None,
              started_broker: broker.BrokerConfig | None) -> None:
     if producer is not None:
         producer.close(timeout_s=10)
+    if collector is not None and collector.poll() is None:
+        stop_process(collector)
+        console.print(f"collector (pid {collector.pid}) stopped")
     if worker is not None and worker.poll() is None:
         stop_process(worker)
         console.print(f"worker (pid {worker.pid}) stopped")
