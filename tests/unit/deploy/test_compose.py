@@ -37,7 +37,7 @@ def test_the_validation_catches_a_broken_file():
 def test_services_paths_and_ports():
     doc = compose()
     assert set(doc["services"]) == {"kafka", "topics", "worker-1", "worker-2", "producer",
-                                    "prometheus", "grafana", "forwarder"}
+                                    "prometheus", "grafana", "forwarder", "collector"}
     assert doc["services"]["forwarder"]["profiles"] == ["forward"]  # off unless asked for
     for name, service in doc["services"].items():
         build = service.get("build")
@@ -54,14 +54,19 @@ def test_services_paths_and_ports():
         env = doc["services"][worker]["environment"]
         assert env["LEADSTAGE_WEB_HOST"] == worker and env["LEADSTAGE_WEB_BIND"] == "0.0.0.0"
         assert "healthcheck" in doc["services"][worker]
+    collector = doc["services"]["collector"]
+    assert collector["command"] == ["leadstage", "collect"]
+    assert collector["environment"]["LEADSTAGE_COLLECT_HOST"] == "0.0.0.0"
+    assert collector["ports"] == ["127.0.0.1:6070:6070"] and "healthcheck" in collector
 
 
 def test_prometheus_scrapes_the_workers_and_loads_the_rules():
     config = yaml.safe_load((REPO_ROOT / "deploy/prometheus/prometheus.yml").read_text())
-    [job] = config["scrape_configs"]
+    job, collect = config["scrape_configs"]
     assert job["job_name"] == "leadstage"  # the alerts and dashboards select on it
     targets = job["static_configs"][0]["targets"]
     assert targets == ["worker-1:6066", "worker-2:6066"]
+    assert collect["static_configs"][0]["targets"] == ["collector:6070"]
     assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
     mounted = compose()["services"]["prometheus"]["volumes"]
     assert "./deploy/prometheus/rules:/etc/prometheus/rules:ro" in mounted
