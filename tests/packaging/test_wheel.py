@@ -31,6 +31,9 @@ def test_the_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "streams/resources/schemas/LeadActivity.avsc" in names
     assert "streams/resources/definitions/lead-stages.yaml" in names
+    assert {"streams/resources/connectors/hubspot.yaml",
+            "streams/resources/connectors/segment.yaml",
+            "streams/tools/collector/leadstage.js"} <= set(names)
     modules = sorted(n[:-3].replace("/", ".").removesuffix(".__init__") for n in names
                      if n.startswith("streams/") and n.endswith(".py"))
     source_modules = sorted(
@@ -61,3 +64,13 @@ def test_the_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     check = run([str(fresh / "bin" / "leadstage"), "definitions", "check"], cwd=elsewhere,
                 env=env)
     assert "hot" in check.stdout and "resources/definitions/lead-stages.yaml" in check.stdout
+
+    # the collector finds its snippet and the shipped connectors inside the wheel
+    code = ("from streams.adapters.settings import CollectorSettings\n"
+            "from streams.tools.collector.service import _snippet\n"
+            "from streams.wire.connectors import load_connectors\n"
+            "folder = CollectorSettings().connectors_dir\n"
+            "print(folder, sorted(load_connectors(folder)), len(_snippet()))")
+    shown = run([str(python), "-c", code], cwd=elsewhere, env=env).stdout.split()
+    assert Path(shown[0]).is_relative_to(fresh), shown
+    assert shown[1:3] == ["['hubspot',", "'segment']"] and int(shown[3]) > 1000, shown
