@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: .venv tools rules test lint unit integration demo bench faults fuzz clean
+.PHONY: .venv tools rules test lint unit integration demo bench bench-1m profile faults fuzz clean
 
 # Re-installs only when pyproject.toml changed since the last install.
 .venv: $(STAMP)
@@ -51,8 +51,21 @@ demo: .venv
 	$(BIN)/leadstage demo
 
 # Benchmark (not part of make test): writes bench/results.json and prints a table.
+# First the peers' equality test (their final stages equal leadstage's on a small history),
+# so that no figure is reported for a peer that does a different job.
 bench: .venv
+	$(BIN)/python -m pytest -m peers -p no:cacheprovider -q tests/integration/test_peers.py
 	$(BIN)/python bench/run.py
+
+# The same at 1,000,000 leads and 3,000,000 events: peak RSS and disk per lead at the scale of
+# README "Sizing" (writes bench/results-1000000.json; about half an hour on 2 cores).
+bench-1m: .venv
+	BENCH_LEADS=1000000 BENCH_EVENTS=3000000 $(BIN)/python bench/run.py
+
+# Where the worker's time goes, per stage, from py-spy samples (bench/profile.py).
+profile: .venv
+	$(BIN)/python -m pip install -q 'py-spy>=0.3.14,<0.5'
+	$(BIN)/python bench/profile.py
 
 # Fault injection at full size, every scenario, with reconciliation figures printed.
 faults: .venv

@@ -37,3 +37,25 @@ def read_topic(bootstrap: str, topic: str, want: int, timeout_s: float = 30.0) -
     finally:
         consumer.close()
     return records
+
+
+def read_to_end(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list:
+    """Every record now on the topic: reads up to the end offsets taken at the start (no
+    waiting for records that might still come)."""
+    from kafka import TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    records: list = []
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and any(
+                consumer.position(tp) < end for tp, end in ends.items()):
+            for batch in consumer.poll(timeout_ms=200).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    return records

@@ -113,7 +113,10 @@
           }
         }
       }
-      if (s.lead === null) { s.held.push(event); return event.event_id; }
+      if (s.lead === null) {  // kept (at most MAX_BATCH) until identify() names the lead
+        if (s.held.length < MAX_BATCH) { s.held.push(event); }
+        return event.event_id;
+      }
       event.lead_id = s.lead;
       s.queue.push(event);
       schedule();

@@ -1,0 +1,143 @@
+"""Where the worker's time goes: py-spy samples a leadstage worker through the `make bench`
+workload and the samples are split into the stages of issue #18 (consume, decode, state load,
+evaluate, state encode, changelog produce, outputs, commit, metrics, the rest).
+
+    make profile        # installs py-spy; BENCH_EVENTS / BENCH_LEADS as for make bench
+
+Each sample is counted once, in the stage of its innermost frame that names one (so fastavro
+under `Registry.decode` is "decode", and aiokafka under `BatchSender.flush` is "produce").
+Prints the table and writes `bench/profile.json`. Measures and reports; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
+
+from run import (  # noqa: E402
+    EVENTS,
+    LEADS,
+    PARTITIONS,
+    WORK,
+    LeadstageWorker,
+    produce,
+    records,
+    wait_for,
+)
+
+from streams.tools import broker  # noqa: E402
+
+#: (stage, patterns of "function (file" in a py-spy frame), innermost match wins
+STAGES: list[tuple[str, tuple[str, ...]]] = [
+    ("decode", ("(streams/wire/avro.py", "(streams/wire/gate.py", "(streams/wire/validation.py",
+                "(streams/adapters/faust_codecs.py")),
+    ("state load", ("loads (streams/core/lead_state.py", "get (streams/adapters/lead_store.py",
+                    "_load (streams/worker/pipeline.py")),
+    ("state encode", ("dumps (streams/core/lead_state.py",
+                      "encode (streams/adapters/lead_store.py")),
+    ("evaluate", ("(streams/core/stage_machine.py", "(streams/core/lead_history.py",
+                  "(streams/core/definitions/", "(<string>", "(streams/core/due_index.py")),
+    ("outputs", ("(streams/wire/outputs.py",)),
+    ("produce", ("(streams/adapters/batch_sender.py", "aiokafka/producer")),
+    ("commit", ("(streams/worker/commit.py", "put_local_many (streams/adapters/lead_store.py",
+                "faust/transport/consumer.py", "commit")),
+    ("metrics", ("(streams/worker/metrics", "prometheus_client")),
+    ("consume", ("(streams/adapters/batch_consumer.py", "aiokafka/consumer",
+                 "aiokafka/record", "aiokafka/conn", "faust/transport/drivers/aiokafka")),
+    ("pipeline", ("(streams/worker/pipeline.py",)),
+]
+
+
+def classify(stack: str) -> str:
+    frames = stack.split(";")
+    for frame in reversed(frames):  # innermost first
+        for stage, patterns in STAGES:
+            if any(p in frame for p in patterns):
+                return stage
+    if any("idle" in f or "select (selectors.py" in f or "poll (selectors" in f
+           for f in frames[-2:]):
+        return "idle (waiting for I/O)"
+    return "the rest (event loop, Faust, Python)"
+
+
+def main() -> int:
+    console = Console()
+    spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    started = False
+    if not bootstrap:
+        bootstrap, started = broker.start(echo=console.print)
+    name = f"profile-{random.randrange(10**6)}"
+    topic = f"{name}-input"
+    out = WORK / f"{name}.raw"
+    worker = None
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+        admin.close()
+        with console.status(f"producing {EVENTS} events for {LEADS} leads"):
+            recs = records(EVENTS, LEADS)
+            produce(bootstrap, topic, recs)
+        worker = LeadstageWorker(bootstrap, topic, name)
+        worker.start()
+        wait_for(worker.ready, 120)
+        assert worker.proc is not None
+        sampler = subprocess.Popen([spy, "record", "--pid", str(worker.proc.pid), "--rate", "250",
+                                    "--format", "raw", "--output", str(out), "--nonblocking"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with console.status("worker under py-spy"):
+            first = wait_for(lambda: worker.events_done() > 0, 120, 0.1)
+            done = wait_for(lambda: worker.events_done() >= len(recs), 1800, 0.5)
+        sampler.send_signal(2)  # py-spy writes its file on SIGINT
+        sampler.wait(timeout=60)
+        time.sleep(0.5)
+    finally:
+        if worker is not None:
+            worker.stop()
+        if started:
+            broker.stop()
+    counts: Counter[str] = Counter()
+    for line in out.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if stack and n.isdigit():
+            counts[classify(stack)] += int(n)
+    busy = sum(n for stage, n in counts.items() if not stage.startswith("idle"))
+    per_event_us = (done - first) / len(recs) * 1e6
+    table = Table(title=f"worker time per stage ({len(recs):,} events, "
+                        f"{len(recs) / (done - first):,.0f} events/s under py-spy)")
+    for col in ("stage", "share of busy samples", "µs per event"):
+        table.add_column(col)
+    result = {}
+    for stage, n in counts.most_common():
+        if stage.startswith("idle"):
+            continue
+        share = n / busy
+        result[stage] = {"share": round(share, 3), "us_per_event": round(share * per_event_us, 1)}
+        table.add_row(stage, f"{share:.1%}", f"{share * per_event_us:.1f}")
+    idle = sum(n for stage, n in counts.items() if stage.startswith("idle"))
+    table.add_row("(idle, not in the shares)", f"{idle / max(busy + idle, 1):.1%} of samples", "")
+    console.print(table)
+    (ROOT / "bench" / "profile.json").write_text(json.dumps(
+        {"events": len(recs), "seconds": round(done - first, 2),
+         "us_per_event": round(per_event_us, 1), "stages": result}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
