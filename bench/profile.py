@@ -3,6 +3,7 @@ workload and the samples are split into the stages of issue #18 (consume, decode
 evaluate, state encode, changelog produce, outputs, commit, metrics, the rest).
 
     make profile        # installs py-spy; BENCH_EVENTS / BENCH_LEADS as for make bench
+    .venv/bin/python bench/profile.py --raw FILE EVENTS SECONDS   # split saved samples again
 
 Each sample is counted once, in the stage of its innermost frame that names one (so fastavro
 under `Registry.decode` is "decode", and aiokafka under `BatchSender.flush` is "produce").
@@ -45,6 +46,7 @@ from streams.tools import broker  # noqa: E402
 
 #: (stage, patterns of "function (file" in a py-spy frame), innermost match wins
 STAGES: list[tuple[str, tuple[str, ...]]] = [
+    ("outputs", ("encode (streams/wire/avro.py", "(streams/wire/outputs.py")),
     ("decode", ("(streams/wire/avro.py", "(streams/wire/gate.py", "(streams/wire/validation.py",
                 "(streams/adapters/faust_codecs.py")),
     ("state load", ("loads (streams/core/lead_state.py", "get (streams/adapters/lead_store.py",
@@ -53,7 +55,6 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
                       "encode (streams/adapters/lead_store.py")),
     ("evaluate", ("(streams/core/stage_machine.py", "(streams/core/lead_history.py",
                   "(streams/core/definitions/", "(<string>", "(streams/core/due_index.py")),
-    ("outputs", ("(streams/wire/outputs.py",)),
     ("produce", ("(streams/adapters/batch_sender.py", "aiokafka/producer")),
     ("commit", ("(streams/worker/commit.py", "put_local_many (streams/adapters/lead_store.py",
                 "faust/transport/consumer.py", "commit")),
@@ -76,8 +77,42 @@ def classify(stack: str) -> str:
     return "the rest (event loop, Faust, Python)"
 
 
+def split(raw: Path, events: int, seconds: float) -> dict[str, dict[str, float]]:
+    """The samples of a py-spy raw file per stage: share of busy samples, µs per event."""
+    counts: Counter[str] = Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if stack and n.isdigit():
+            counts[classify(stack)] += int(n)
+    busy = sum(n for stage, n in counts.items() if not stage.startswith("idle"))
+    per_event_us = seconds / events * 1e6
+    out = {stage: {"share": round(n / busy, 3), "us_per_event": round(n / busy * per_event_us, 1)}
+           for stage, n in counts.most_common() if not stage.startswith("idle")}
+    idle = sum(n for stage, n in counts.items() if stage.startswith("idle"))
+    out["idle"] = {"share": round(idle / max(busy + idle, 1), 3), "us_per_event": 0.0}
+    return out
+
+
+def show(console: Console, events: int, seconds: float,
+         stages: dict[str, dict[str, float]]) -> None:
+    table = Table(title=f"worker time per stage ({events:,} events, "
+                        f"{events / seconds:,.0f} events/s under py-spy)")
+    for col in ("stage", "share of busy samples", "µs per event"):
+        table.add_column(col)
+    for stage, figures in stages.items():
+        if stage == "idle":
+            table.add_row("(idle, not in the shares)", f"{figures['share']:.1%} of samples", "")
+        else:
+            table.add_row(stage, f"{figures['share']:.1%}", f"{figures['us_per_event']:.1f}")
+    console.print(table)
+
+
 def main() -> int:
     console = Console()
+    if len(sys.argv) == 5 and sys.argv[1] == "--raw":  # split an earlier run's samples again
+        raw, events, seconds = Path(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+        show(console, events, seconds, split(raw, events, seconds))
+        return 0
     spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     started = False
@@ -112,30 +147,12 @@ def main() -> int:
             worker.stop()
         if started:
             broker.stop()
-    counts: Counter[str] = Counter()
-    for line in out.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        if stack and n.isdigit():
-            counts[classify(stack)] += int(n)
-    busy = sum(n for stage, n in counts.items() if not stage.startswith("idle"))
-    per_event_us = (done - first) / len(recs) * 1e6
-    table = Table(title=f"worker time per stage ({len(recs):,} events, "
-                        f"{len(recs) / (done - first):,.0f} events/s under py-spy)")
-    for col in ("stage", "share of busy samples", "µs per event"):
-        table.add_column(col)
-    result = {}
-    for stage, n in counts.most_common():
-        if stage.startswith("idle"):
-            continue
-        share = n / busy
-        result[stage] = {"share": round(share, 3), "us_per_event": round(share * per_event_us, 1)}
-        table.add_row(stage, f"{share:.1%}", f"{share * per_event_us:.1f}")
-    idle = sum(n for stage, n in counts.items() if stage.startswith("idle"))
-    table.add_row("(idle, not in the shares)", f"{idle / max(busy + idle, 1):.1%} of samples", "")
-    console.print(table)
+    seconds = done - first
+    stages = split(out, len(recs), seconds)
+    show(console, len(recs), seconds, stages)
     (ROOT / "bench" / "profile.json").write_text(json.dumps(
-        {"events": len(recs), "seconds": round(done - first, 2),
-         "us_per_event": round(per_event_us, 1), "stages": result}, indent=2) + "\n")
+        {"events": len(recs), "seconds": round(seconds, 2), "raw": str(out),
+         "us_per_event": round(seconds / len(recs) * 1e6, 1), "stages": stages}, indent=2) + "\n")
     return 0
 
 
