@@ -30,7 +30,8 @@ def collector(kafka_bootstrap, tmp_path_factory):
     folder = tmp_path_factory.mktemp("collect")
     c = CollectorProcess(kafka_bootstrap, topic, PORT, folder,
                          LEADSTAGE_COLLECT_MAX_IN_FLIGHT="1500",
-                         LEADSTAGE_COLLECT_REQUEST_TIMEOUT_SECONDS="2")
+                         LEADSTAGE_COLLECT_REQUEST_TIMEOUT_SECONDS="2",
+                         LEADSTAGE_COLLECT_MAX_CONNECTIONS="16")
     c.topic = topic  # type: ignore[attr-defined]
     c.server_key = c.add_key("backend", "WEB", "server")  # type: ignore[attr-defined]
     c.crm_key = c.add_key("crm", "CRM", "server")  # type: ignore[attr-defined]
@@ -224,3 +225,34 @@ def test_metrics_count_requests_and_events(collector):
     assert value('leadstage_collect_events_total{outcome="accepted",route="/v1/events"}') >= 1
     assert value('leadstage_collect_events_total{outcome="rejected",route="/v1/events"}') >= 1
     assert value("leadstage_collect_kafka_seconds_count") >= 1
+
+
+def _raw(data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", PORT), timeout=10) as conn:
+        conn.sendall(data)
+        return conn.recv(4096)
+
+
+def test_long_urls_big_headers_and_too_many_connections_are_refused(collector):
+    held = [socket.create_connection(("127.0.0.1", PORT), timeout=5) for _ in range(16)]
+    try:
+        time.sleep(0.3)
+        extra = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+        try:
+            extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+            answer = extra.recv(4096)
+        except ConnectionResetError:
+            answer = b""
+        assert answer == b"", answer[:60]  # closed on arrival: 16 connections is the limit
+        extra.close()
+    finally:
+        for conn in held:
+            conn.close()
+    time.sleep(0.3)
+    long_url = _raw(b"POST /v1/events?" + b"x" * 10_000 + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert long_url.split()[1] in (b"400", b"414"), long_url[:100]
+    big_header = _raw(b"POST /v1/events HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer "
+                      + b"k" * 10_000 + b"\r\n\r\n")
+    assert big_header.split()[1] in (b"400", b"431"), big_header[:100]
+    status, _, headers = collector.request("GET", "/healthz")
+    assert status == 200 and headers["Server"] == "leadstage"  # no Python/aiohttp versions
