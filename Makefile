@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: .venv tools rules test lint unit integration demo bench bench-1m profile faults fuzz clean
+.PHONY: .venv tools rules test lint unit integration demo bench bench-1m soak profile faults fuzz clean
 
 # Re-installs only when pyproject.toml changed since the last install.
 .venv: $(STAMP)
@@ -61,6 +61,10 @@ bench: .venv
 # README "Sizing" (writes bench/results-1000000.json; about half an hour on 2 cores).
 bench-1m: .venv
 	BENCH_LEADS=1000000 BENCH_EVENTS=3000000 $(BIN)/python bench/run.py
+
+# 10 minutes at 80% of the measured maximum, latency per minute (bench/soak.py).
+soak: .venv
+	$(BIN)/python bench/soak.py
 
 # Where the worker's time goes, per stage, from py-spy samples (bench/profile.py).
 profile: .venv

@@ -1,0 +1,160 @@
+"""Soak: the worker at 80% of its measured maximum for 10 minutes, latency per minute.
+
+    make soak      # SOAK_RATE (default: 80% of bench/results.json's leadstage figure),
+                   # SOAK_SECONDS (default 600)
+
+A steady stream where one event in five is a new lead's first contact (each makes a stage change,
+whose latency from produce to the change record is measured) and the rest are page views,
+pricing views and decision dates of leads seen in the last minutes. Reports p50/p99 per minute,
+whether the last minute's p99 is within 20% of the first's (issue #18), and whether the worker
+kept up. Writes bench/soak.json. Measures and reports; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import threading
+import time
+from pathlib import Path
+
+from confluent_kafka import Producer as LibrdkafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka.admin import NewTopic
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
+
+from run import PARTITIONS, LeadstageWorker, wait_for  # noqa: E402
+
+from streams.tools import broker  # noqa: E402
+from streams.wire.avro import registry  # noqa: E402
+
+SECONDS = int(os.environ.get("SOAK_SECONDS", "600"))
+
+
+def default_rate() -> float:
+    results = ROOT / "bench" / "results.json"
+    if results.exists():
+        return 0.8 * json.loads(results.read_text())["leadstage_events_per_second"]
+    return 10_000.0
+
+
+def main() -> int:
+    console = Console()
+    rate = float(os.environ.get("SOAK_RATE") or default_rate())
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    started = False
+    if not bootstrap:
+        bootstrap, started = broker.start(echo=console.print)
+    name = f"soak-{random.randrange(10**6)}"
+    topic = f"{name}-input"
+    worker = None
+    sent: dict[str, float] = {}
+    seen: list[tuple[float, float]] = []  # (seconds since start, latency ms)
+    stop = threading.Event()
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+        admin.close()
+        worker = LeadstageWorker(bootstrap, topic, name)
+        worker.start()
+        wait_for(worker.ready, 120)
+        consumer = KafkaConsumer(f"{name}-changes", bootstrap_servers=bootstrap,
+                                 auto_offset_reset="earliest", enable_auto_commit=False)
+        start = time.time()
+
+        def read() -> None:
+            while not stop.is_set():
+                for batch in consumer.poll(timeout_ms=200).values():
+                    for r in batch:
+                        at = sent.pop(r.key.decode(), None)
+                        if at is not None:
+                            seen.append((at / 1000 - start, r.timestamp - at))
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        # librdkafka: the load generator shares the machine's two cores with the worker and the
+        # broker, and kafka-python would take most of one of them at this rate
+        producer = LibrdkafkaProducer({"bootstrap.servers": bootstrap, "acks": 1,
+                                       "linger.ms": 2, "partitioner": "murmur2_random"})
+        codec = registry()
+        rng = random.Random(5)
+        recent: list[str] = []
+        n = 0
+        blank = {"decision_by": None, "amount": None, "currency": None, "team": None,
+                 "assessed_stage": None, "reason": None, "attributes": {}}
+        with console.status(f"{rate:,.0f} events/s for {SECONDS} s"):
+            while (elapsed := time.time() - start) < SECONDS:
+                due = int(elapsed * rate)
+                now = int(time.time() * 1000)
+                while n < due:
+                    if n % 5 == 0 or not recent:
+                        lead, activity = f"S-{n}", "CONTACTED"
+                        recent.append(lead)
+                        if len(recent) > 50_000:
+                            del recent[:10_000]
+                        sent[lead] = time.time() * 1000
+                    else:
+                        lead = rng.choice(recent)
+                        activity = rng.choice(["PAGE_VIEWED", "PAGE_VIEWED", "PRICING_VIEWED",
+                                               "DECISION_TIMELINE_PROVIDED"])
+                    event = {**blank, "event_id": f"s-{n}", "lead_id": lead, "occurred_at": now,
+                             "source": "WEB", "activity": activity}
+                    if activity == "DECISION_TIMELINE_PROVIDED":
+                        event["decision_by"] = now // 86_400_000 + rng.choice([30, 400])
+                    producer.produce(topic, codec.encode("LeadActivity", event), lead.encode())
+                    n += 1
+                producer.poll(0)
+                time.sleep(0.005)
+        producer.flush(30)
+        del producer  # no reconnect messages once the broker is stopped
+        produced_for = time.time() - start
+        produced_end = time.perf_counter()
+        try:
+            lag_s: float | None = wait_for(lambda: worker.events_done() >= n, 300,
+                                           0.5) - produced_end
+        except TimeoutError:
+            lag_s = None
+        time.sleep(2)
+        stop.set()
+        reader.join(timeout=10)
+        consumer.close()
+    finally:
+        if worker is not None:
+            worker.stop()
+        if started:
+            broker.stop()
+    minutes: dict[int, list[float]] = {}
+    for at, ms in seen:
+        if at < produced_for:  # the changes of events produced within the run's minutes
+            minutes.setdefault(int(at // 60), []).append(ms)
+    table = Table(title=f"soak: {n:,} events at {rate:,.0f}/s for {produced_for:.0f} s")
+    for col in ("minute", "changes", "p50 ms", "p99 ms"):
+        table.add_column(col)
+    rows = []
+    for minute in sorted(minutes):
+        values = sorted(minutes[minute])
+        p50, p99 = values[len(values) // 2], values[max(0, int(len(values) * 0.99) - 1)]
+        rows.append({"minute": minute + 1, "changes": len(values), "p50_ms": p50, "p99_ms": p99})
+        table.add_row(str(minute + 1), f"{len(values):,}", f"{p50:.0f}", f"{p99:.0f}")
+    console.print(table)
+    first, last = rows[0]["p99_ms"], rows[-1]["p99_ms"]
+    flat = last <= 1.2 * first
+    console.print(f"p99 first minute {first:.0f} ms, last minute {last:.0f} ms: "
+                  f"{'flat (within 20%)' if flat else 'NOT flat'}; " + (
+                      f"the worker had every event {lag_s:.1f} s after the last was produced"
+                      if lag_s is not None else "the worker did NOT catch up within 300 s"))
+    (ROOT / "bench" / "soak.json").write_text(json.dumps(
+        {"rate": rate, "seconds": SECONDS, "events": n, "minutes": rows,
+         "flat_within_20_percent": flat, "caught_up_after_s": lag_s}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
