@@ -429,5 +429,38 @@ def collect_key_add(key_id: str, source: str, kind: str, origins: tuple[str, ...
     click.echo(secret)
 
 
+@collect_key.command("remove")
+@click.option("--id", "key_id", required=True, help="The key to revoke.")
+def collect_key_remove(key_id: str) -> None:
+    """Revoke a key (a running collector stops accepting it within a second)."""
+    from streams.adapters.settings import CollectorSettings
+    from streams.tools.collector.keys import KeysError, remove_key
+
+    try:
+        path = CollectorSettings.from_env().keys_file
+        remove_key(path, key_id)
+    except (ValueError, KeysError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"removed key {key_id!r} from {path}", err=True)
+
+
+@collect_key.command("list")
+def collect_key_list() -> None:
+    """The keys: id, kind, source and origins (never a secret: none is stored)."""
+    from streams.adapters.settings import CollectorSettings
+    from streams.tools.collector.keys import KeysError, load_keys
+
+    try:
+        path = CollectorSettings.from_env().keys_file
+        ring = load_keys(path)
+    except (ValueError, KeysError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    for key in ring.keys:
+        origins = " ".join(sorted(key.origins))
+        click.echo(f"{key.id}\t{key.kind}\t{key.source}\t{origins}".rstrip())
+
+
 if __name__ == "__main__":
     main()

@@ -256,3 +256,31 @@ def test_long_urls_big_headers_and_too_many_connections_are_refused(collector):
     assert big_header.split()[1] in (b"400", b"431"), big_header[:100]
     status, _, headers = collector.request("GET", "/healthz")
     assert status == 200 and headers["Server"] == "leadstage"  # no Python/aiohttp versions
+
+
+def test_keys_are_added_listed_and_revoked_without_a_restart(collector):
+    import subprocess
+
+    from tests.integration.collector_harness import LEADSTAGE
+
+    env = collector.env
+    added = subprocess.run([LEADSTAGE, "collect", "key", "add", "--id", "late", "--source",
+                            "WEB", "--kind", "server"], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert added.returncode == 0, added.stderr
+    secret = added.stdout.strip()
+    assert secret.startswith("lsk_") and secret not in collector.keys_file.read_text()
+    deadline = time.monotonic() + 5
+    while collector.post_events(secret, [event("L-late")])[0] != 202:
+        assert time.monotonic() < deadline, "the new key was not taken without a restart"
+        time.sleep(0.3)
+    listed = subprocess.run([LEADSTAGE, "collect", "key", "list"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert "late\tserver\tWEB" in listed.stdout and "lsk_" not in listed.stdout
+    removed = subprocess.run([LEADSTAGE, "collect", "key", "remove", "--id", "late"], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert removed.returncode == 0, removed.stderr
+    deadline = time.monotonic() + 5
+    while collector.post_events(secret, [event("L-late")])[0] != 401:
+        assert time.monotonic() < deadline, "a revoked key still worked"
+        time.sleep(0.3)

@@ -1,6 +1,7 @@
 """Collector keys (DESIGN §9): a YAML file of `{id, sha256, source, kind, origins}`.
 
-Secrets are stored only as SHA-256 hashes and printed once, by `leadstage collect key add`. A
+Secrets are stored only as SHA-256 hashes and printed once, by `leadstage collect key add`;
+`key remove` revokes one (a running collector reads the file again when it changes). A
 presented secret is hashed and compared with every stored hash in constant time, so neither the
 answer nor its timing says how close a guess was. A browser key is publishable: it can only
 write events of its source, from its origins.
@@ -13,6 +14,8 @@ import hmac
 import os
 import re
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,6 +119,26 @@ def load_keys(path: Path) -> KeyRing:
     return KeyRing(keys)
 
 
+def _write(path: Path, entries: list[dict[str, object]]) -> None:
+    """Replace the file at once (a reader sees the old list or the new one), mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write("# leadstage collect keys: hashes only; secrets were printed once.\n")
+        _yaml().dump({"keys": entries}, handle)
+    os.replace(partial, path)
+
+
+def remove_key(path: Path, key_id: str) -> None:
+    """Revoke a key: a running collector stops accepting it within a second."""
+    entries = _entries(path)
+    kept = [e for e in entries if e.get("id") != key_id]
+    if len(kept) == len(entries):
+        raise KeysError(f"no key with id {key_id!r} in {path}")
+    _write(path, kept)
+
+
 def add_key(path: Path, key_id: str, source: str, kind: str, origins: list[str]) -> str:
     """Append a key to the file (created with mode 0600) and return its secret, which is not
     stored anywhere."""
@@ -139,11 +162,38 @@ def add_key(path: Path, key_id: str, source: str, kind: str, origins: list[str])
     if canonical:
         entry["origins"] = canonical
     entries.append(entry)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write("# leadstage collect keys: hashes only; secrets were printed once.\n")
-        _yaml().dump({"keys": entries}, handle)
-    os.replace(partial, path)
+    _write(path, entries)
     return secret
+
+
+class WatchedKeys:
+    """The keys of a file, read again when the file changes (checked at most once a second),
+    so keys are added and revoked without a restart. A file that became unreadable keeps the
+    last good keys, with an error in the log."""
+
+    def __init__(self, path: Path, on_error: Callable[[str], None]) -> None:
+        self.path = path
+        self.on_error = on_error
+        self._stamp = self._stat()
+        self.ring = load_keys(path)
+        self._checked = time.monotonic()
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            info = self.path.stat()
+        except OSError:
+            return None
+        return info.st_mtime_ns, info.st_size
+
+    def current(self) -> KeyRing:
+        now = time.monotonic()
+        if now - self._checked >= 1.0:
+            self._checked = now
+            stamp = self._stat()
+            if stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    self.ring = load_keys(self.path)
+                except KeysError as exc:
+                    self.on_error(f"keeping the previous keys: {exc}")
+        return self.ring

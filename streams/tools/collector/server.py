@@ -12,7 +12,7 @@ from aiohttp import web
 from streams.adapters.acked_producer import AckedProducer
 from streams.adapters.http_server import GuardedRunner, no_banner
 from streams.adapters.settings import CollectorSettings, Settings
-from streams.tools.collector.keys import load_keys
+from streams.tools.collector.keys import WatchedKeys
 from streams.tools.collector.service import Collector
 from streams.wire.avro import registry
 from streams.wire.connectors import load_connectors
@@ -22,7 +22,7 @@ log = logging.getLogger("leadstage.collect")
 
 def build(settings: Settings, collect: CollectorSettings) -> Collector:
     """The collector for these settings; KeysError or ConnectorError when its files are bad."""
-    keys = load_keys(collect.keys_file)
+    keys = WatchedKeys(collect.keys_file, log.error)
     connectors = load_connectors(collect.connectors_dir)
     producer = AckedProducer(settings, settings.topic_activity,
                              delivery_timeout_ms=collect.kafka_timeout_ms)
@@ -38,7 +38,7 @@ async def serve(collector: Collector, stop: asyncio.Event) -> None:
     site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
     await site.start()
     log.warning("leadstage collect listening on http://%s:%d (%d keys, connectors: %s)",
-                settings.host, settings.port, len(collector.keys.keys),
+                settings.host, settings.port, len(collector.keys.current().keys),
                 ", ".join(sorted(collector.secrets)) or "none")
     try:
         await stop.wait()

@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.adapters.acked_producer import AckedProducer, KafkaUnavailable
 from streams.adapters.settings import CollectorSettings
-from streams.tools.collector.keys import CollectKey, KeyRing
+from streams.tools.collector.keys import CollectKey, WatchedKeys
 from streams.tools.collector.metrics import CollectorMetrics
 from streams.wire.avro import Registry
 from streams.wire.connectors import MAX_ITEMS, Connector, Unverified
@@ -69,7 +69,7 @@ class Prepared:
 
 
 class Collector:
-    def __init__(self, settings: CollectorSettings, keys: KeyRing,
+    def __init__(self, settings: CollectorSettings, keys: WatchedKeys,
                  connectors: Mapping[str, Connector], producer: AckedProducer,
                  codec: Registry, env: Mapping[str, str] | None = None) -> None:
         self.settings = settings
@@ -86,7 +86,7 @@ class Collector:
             if name not in self.secrets:
                 log.warning("webhook connector %s is off: %s is not set", name,
                             connector.verification.secret_env)
-        self.origins = keys.origins | frozenset(settings.allowed_origins)
+        self.allowed_origins = frozenset(settings.allowed_origins)
         self.metrics = CollectorMetrics(
             (EVENTS_ROUTE, *(f"/v1/webhooks/{n}" for n in self.connectors)))
         self.in_flight = 0
@@ -161,7 +161,7 @@ class Collector:
         if not secret:
             raise Refused(401, "missing key: send Authorization: Bearer KEY",
                           {"WWW-Authenticate": "Bearer"})
-        key = self.keys.find(secret)
+        key = self.keys.current().find(secret)
         if key is None:
             raise Refused(401, "unknown key", {"WWW-Authenticate": "Bearer"})
         origin = request.headers.get("Origin")
@@ -311,7 +311,10 @@ class Collector:
 
     def _cors(self, request: web.Request) -> dict[str, str]:
         origin = request.headers.get("Origin")
-        if origin is None or origin.lower() not in self.origins:
+        if origin is None:
+            return {}
+        lowered = origin.lower()
+        if lowered not in self.allowed_origins and lowered not in self.keys.current().origins:
             return {}
         return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
 

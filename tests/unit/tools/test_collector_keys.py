@@ -6,7 +6,14 @@ import stat
 
 import pytest
 
-from streams.tools.collector.keys import KeysError, add_key, digest, load_keys
+from streams.tools.collector.keys import (
+    KeysError,
+    WatchedKeys,
+    add_key,
+    digest,
+    load_keys,
+    remove_key,
+)
 
 
 def test_a_new_key_is_found_by_its_secret_and_only_its_hash_is_stored(tmp_path):
@@ -60,3 +67,22 @@ def test_a_duplicate_id_and_a_broken_file_are_refused(tmp_path):
 
 def test_no_file_is_no_keys(tmp_path):
     assert load_keys(tmp_path / "absent.yaml").keys == ()
+
+
+def test_remove_revokes_and_a_watched_file_is_read_again_when_it_changes(tmp_path):
+    path = tmp_path / "keys.yaml"
+    first = add_key(path, "first", "WEB", "server", [])
+    errors: list[str] = []
+    watched = WatchedKeys(path, errors.append)
+    assert watched.current().find(first) is not None
+    second = add_key(path, "second", "CRM", "server", [])
+    remove_key(path, "first")
+    watched._checked -= 2  # a second has passed
+    ring = watched.current()
+    assert ring.find(first) is None and ring.find(second).id == "second"
+    with pytest.raises(KeysError, match="no key"):
+        remove_key(path, "first")
+    path.write_text("keys: [broken")  # a bad edit keeps the last good keys, loudly
+    watched._checked -= 2
+    assert watched.current().find(second) is not None
+    assert errors and "keeping the previous keys" in errors[0]
