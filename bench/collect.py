@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from local_kafka import bench_kafka, create_topics  # noqa: E402
+
 PORT = 16570
 BATCH = 100
 CONNECTIONS = 16
@@ -94,16 +96,11 @@ async def load(url: str, key: str, payloads: list[bytes], rate_per_s: float | No
 
 
 def measure(bootstrap: str) -> dict[str, float]:
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-
     from streams.tools.collector.keys import add_key
     from streams.tools.processes import stop_process, wait_healthy
 
     topic = f"bench-collect-{int(time.time())}"
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(topic, 8, 1)])
-    admin.close()
+    create_topics(bootstrap, [topic], 8)
     folder = Path(tempfile.mkdtemp(prefix="bench-collect-"))
     key = add_key(folder / "keys.yaml", "bench", "WEB", "server", [])
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LEADSTAGE_TOPIC_ACTIVITY": topic,
@@ -141,17 +138,8 @@ def main() -> int:
         result = asyncio.run(load(url, key, bodies(requests), float(rate) if rate else None))
         print(json.dumps(result))
         return 0
-    from streams.tools import broker as local_broker
-
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    started = False
-    if not bootstrap:
-        bootstrap, started = local_broker.start()
-    try:
+    with bench_kafka() as bootstrap:
         print(json.dumps(measure(bootstrap), indent=2))
-    finally:
-        if started:
-            local_broker.stop()
     return 0
 
 

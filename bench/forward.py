@@ -18,11 +18,12 @@ import time
 from pathlib import Path
 
 from aiohttp import web
-from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import NewTopic
+from kafka import KafkaProducer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from local_kafka import bench_kafka, create_topics  # noqa: E402
 
 from streams.tools.processes import stop_process  # noqa: E402
 from streams.wire.avro import registry  # noqa: E402
@@ -79,9 +80,7 @@ class CountingReceiver:
 
 
 def produce_changes(bootstrap: str, topic: str) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(topic, 8, 1)])
-    admin.close()
+    create_topics(bootstrap, [topic], 8)
     codec = registry()
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     per_lead = CHANGES // LEADS
@@ -122,20 +121,11 @@ def deliveries_per_second(bootstrap: str, latency_ms: float) -> float:
 
 
 def main() -> int:
-    from streams.tools import broker
-
     (ROOT / ".cache" / "bench").mkdir(parents=True, exist_ok=True)
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    started = False
-    if not bootstrap:
-        bootstrap, started = broker.start()
-    try:
+    with bench_kafka() as bootstrap:
         for latency in (0.0, 20.0):
             rate = deliveries_per_second(bootstrap, latency)
             print(f"forwarder, receiver latency {latency:.0f} ms: {rate:,.0f} deliveries/s")
-    finally:
-        if started:
-            broker.stop()
     return 0
 
 

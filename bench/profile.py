@@ -13,7 +13,6 @@ Prints the table and writes `bench/profile.json`. Measures and reports; asserts 
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import subprocess
@@ -22,8 +21,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
 from rich.console import Console
 from rich.table import Table
 
@@ -31,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
+from local_kafka import bench_kafka, create_topics  # noqa: E402
 from run import (  # noqa: E402
     EVENTS,
     LEADS,
@@ -41,8 +39,6 @@ from run import (  # noqa: E402
     records,
     wait_for,
 )
-
-from streams.tools import broker  # noqa: E402
 
 #: (stage, patterns of "function (file" in a py-spy frame), innermost match wins
 STAGES: list[tuple[str, tuple[str, ...]]] = [
@@ -113,19 +109,18 @@ def main() -> int:
         raw, events, seconds = Path(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
         show(console, events, seconds, split(raw, events, seconds))
         return 0
+    with bench_kafka(console.print) as bootstrap:
+        return sample(console, bootstrap)
+
+
+def sample(console: Console, bootstrap: str) -> int:
     spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    started = False
-    if not bootstrap:
-        bootstrap, started = broker.start(echo=console.print)
     name = f"profile-{random.randrange(10**6)}"
     topic = f"{name}-input"
     out = WORK / f"{name}.raw"
     worker = None
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-        admin.close()
+        create_topics(bootstrap, [topic], PARTITIONS)
         with console.status(f"producing {EVENTS} events for {LEADS} leads"):
             recs = records(EVENTS, LEADS)
             produce(bootstrap, topic, recs)
@@ -145,8 +140,6 @@ def main() -> int:
     finally:
         if worker is not None:
             worker.stop()
-        if started:
-            broker.stop()
     seconds = done - first
     stages = split(out, len(recs), seconds)
     show(console, len(recs), seconds, stages)

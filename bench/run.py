@@ -23,8 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
@@ -33,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from collect import measure as collector_measures  # noqa: E402
 from forward import deliveries_per_second  # noqa: E402
+from local_kafka import bench_kafka, create_topics  # noqa: E402
 from peers.harness import run_kafka_streams, run_quix  # noqa: E402
 
 from streams.core.definitions.compiler import compile_definitions  # noqa: E402
@@ -176,9 +176,7 @@ def faust_baseline(bootstrap: str, topic: str, name: str) -> float:
     env = {**os.environ, "BENCH_APP_ID": f"{name}-baseline", "BENCH_BOOTSTRAP": bootstrap,
            "BENCH_TOPIC": topic, "BENCH_OUT": out, "BENCH_DATA_DIR": str(WORK / "baseline"),
            "BENCH_PARTITIONS": str(PARTITIONS)}
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(out, PARTITIONS, 1)])
-    admin.close()
+    create_topics(bootstrap, [out], PARTITIONS)
     with open(WORK / "baseline.log", "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "faust", "-A", "bench.faust_baseline",
                                  "worker", "-l", "warn"], cwd=ROOT, env=env, stdout=log,
@@ -283,18 +281,17 @@ def main() -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     for folder in ("worker", "baseline"):
         shutil.rmtree(WORK / folder, ignore_errors=True)
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    started = False
-    if not bootstrap:
-        bootstrap, started = broker.start(echo=console.print)
+    with bench_kafka(console.print) as bootstrap:
+        return measure(bootstrap)
+
+
+def measure(bootstrap: str) -> int:
     name = f"bench-{random.randrange(10**6)}"
     topic = f"{name}-input"
     results: dict[str, object] = {}
     worker = None
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-        admin.close()
+        create_topics(bootstrap, [topic], PARTITIONS)
         with console.status(f"generating and producing {EVENTS} events for {LEADS} leads"):
             recs = records(EVENTS, LEADS)
             produce(bootstrap, topic, recs)
@@ -310,10 +307,8 @@ def main() -> int:
         console.print(f"Faust baseline: {baseline:,.0f} events/s")
 
         # The peers, on the very same topic, one after the other (each alone on the machine).
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-        admin.create_topics([NewTopic(f"{name}-{peer}-out", PARTITIONS, 1)
-                             for peer in ("quix", "kstreams")])
-        admin.close()
+        create_topics(bootstrap, [f"{name}-{peer}-out" for peer in ("quix", "kstreams")],
+                      PARTITIONS)
         with console.status("Quix Streams peer (building its virtualenv the first time)"):
             quix = run_quix(bootstrap, topic, f"{name}-quix-out", events)
         console.print(f"Quix Streams peer: {quix.events_per_second:,.0f} events/s, peak RSS "
@@ -427,8 +422,6 @@ def main() -> int:
     finally:
         if worker is not None:
             worker.stop()
-        if started:
-            broker.stop()
 
 
 def report(r: dict) -> None:

@@ -21,8 +21,7 @@ import time
 from pathlib import Path
 
 from confluent_kafka import Producer as LibrdkafkaProducer
-from kafka import KafkaAdminClient, KafkaConsumer
-from kafka.admin import NewTopic
+from kafka import KafkaConsumer
 from rich.console import Console
 from rich.table import Table
 
@@ -30,9 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
+from local_kafka import bench_kafka, create_topics  # noqa: E402
 from run import PARTITIONS, LeadstageWorker, wait_for  # noqa: E402
 
-from streams.tools import broker  # noqa: E402
 from streams.wire.avro import registry  # noqa: E402
 
 SECONDS = int(os.environ.get("SOAK_SECONDS", "600"))
@@ -48,10 +47,11 @@ def default_rate() -> float:
 def main() -> int:
     console = Console()
     rate = float(os.environ.get("SOAK_RATE") or default_rate())
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    started = False
-    if not bootstrap:
-        bootstrap, started = broker.start(echo=console.print)
+    with bench_kafka(console.print) as bootstrap:
+        return soak(console, bootstrap, rate)
+
+
+def soak(console: Console, bootstrap: str, rate: float) -> int:
     name = f"soak-{random.randrange(10**6)}"
     topic = f"{name}-input"
     worker = None
@@ -59,9 +59,7 @@ def main() -> int:
     seen: list[tuple[float, float]] = []  # (seconds since start, latency ms)
     stop = threading.Event()
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-        admin.close()
+        create_topics(bootstrap, [topic], PARTITIONS)
         worker = LeadstageWorker(bootstrap, topic, name)
         worker.start()
         wait_for(worker.ready, 120)
@@ -128,8 +126,6 @@ def main() -> int:
     finally:
         if worker is not None:
             worker.stop()
-        if started:
-            broker.stop()
     minutes: dict[int, list[float]] = {}
     for at, ms in seen:
         if at < produced_for:  # the changes of events produced within the run's minutes

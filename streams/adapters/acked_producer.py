@@ -157,10 +157,6 @@ class AckedProducer:
             self.brokers_down = False
         return outcome
 
-    def queued(self) -> int:
-        """Records handed to Kafka and not yet acknowledged or failed."""
-        return len(self._producer)
-
     def _renew(self) -> None:
         """Replace a producer that hit a fatal error (e.g. its idempotence state was lost)."""
         old = self._producer

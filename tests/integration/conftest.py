@@ -14,6 +14,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
+def own_broker(tmp_path):
+    """Starts a broker of the test's own (for tests that kill it) on `port`, its controller on
+    port + 1; every one started is stopped after the test."""
+    from streams.tools import broker
+
+    started: list[broker.BrokerConfig] = []
+
+    def start(port: int) -> tuple[str, broker.BrokerConfig]:
+        cfg = broker.BrokerConfig(port=port, controller_port=port + 1,
+                                  directory=tmp_path / f"broker-{port}")
+        started.append(cfg)
+        address, _ = broker.start(cfg, timeout_s=120)
+        return address, cfg
+
+    yield start
+    for cfg in started:
+        broker.stop(cfg)
+
+
+@pytest.fixture
 def worker_factory(kafka_bootstrap, unique_name, tmp_path):
     """Makes workers on topics of their own; every worker made is stopped after the test."""
     started: list[Worker] = []

@@ -26,12 +26,11 @@ def batch(n: int) -> list[dict]:
              "activity": "PAGE_VIEWED"} for _ in range(n)]
 
 
-def test_kafka_stopped_mid_test_gives_503_and_every_202_is_on_the_topic_once(tmp_path):
+def test_kafka_stopped_mid_test_gives_503_and_every_202_is_on_the_topic_once(tmp_path,
+                                                                            own_broker):
     from streams.tools import broker as local_broker
 
-    cfg = local_broker.BrokerConfig(port=19492, controller_port=19493,
-                                    directory=tmp_path / "broker")
-    address, _ = local_broker.start(cfg, timeout_s=120)
+    address, cfg = own_broker(19492)
     collector = None
     try:
         create_topics(address, ["collect-down"], partitions=2)
@@ -76,7 +75,6 @@ def test_kafka_stopped_mid_test_gives_503_and_every_202_is_on_the_topic_once(tmp
     finally:
         if collector is not None:
             collector.stop()
-        local_broker.stop(cfg)
 
 
 _json = st.recursive(

@@ -133,14 +133,11 @@ def test_a_misspelt_security_protocol_is_refused_before_anything_is_sent(tmp_pat
     assert "'SASL-SSL'" in result.stderr
 
 
-def test_produce_fails_in_bounded_time_when_the_broker_dies_mid_file(tmp_path):
+def test_produce_fails_in_bounded_time_when_the_broker_dies_mid_file(tmp_path, own_broker):
     """A broker of the test's own (other ports), killed while produce is sending."""
-    from streams.tools import broker as local_broker
     from streams.tools.processes import stop_process
 
-    cfg = local_broker.BrokerConfig(port=19392, controller_port=19393,
-                                    directory=tmp_path / "broker")
-    address, _ = local_broker.start(cfg, timeout_s=120)
+    address, cfg = own_broker(19392)
     proc = None
     try:
         create_topics(address, ["doomed"], partitions=2)
@@ -162,4 +159,3 @@ def test_produce_fails_in_bounded_time_when_the_broker_dies_mid_file(tmp_path):
     finally:
         if proc is not None:
             stop_process(proc)
-        local_broker.stop(cfg)

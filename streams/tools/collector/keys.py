@@ -90,9 +90,13 @@ def _entries(path: Path) -> list[dict[str, object]]:
 
 
 def load_keys(path: Path) -> KeyRing:
+    return _ring(path, _entries(path))
+
+
+def _ring(path: Path, entries: list[dict[str, object]]) -> KeyRing:
     keys = []
     seen: set[str] = set()
-    for i, entry in enumerate(_entries(path)):
+    for i, entry in enumerate(entries):
         where = f"{path}: keys[{i}]"
         key_id, sha, source, kind = (entry.get(n) for n in ("id", "sha256", "source", "kind"))
         if not isinstance(key_id, str) or not _ID.fullmatch(key_id):
@@ -153,7 +157,7 @@ def add_key(path: Path, key_id: str, source: str, kind: str, origins: list[str])
     except ValueError as exc:
         raise KeysError(str(exc)) from None
     entries = _entries(path)
-    load_keys(path)  # refuse to add to a file that is already broken
+    _ring(path, entries)  # refuse to add to a file that is already broken
     if any(e.get("id") == key_id for e in entries):
         raise KeysError(f"a key with id {key_id!r} exists in {path}")
     secret = PREFIX + secrets.token_urlsafe(32)

@@ -1,0 +1,34 @@
+"""The Kafka every benchmark script runs against: $KAFKA_BOOTSTRAP_SERVERS, or the local broker,
+started for the run and stopped after it (only if the script started it)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+
+from streams.tools import broker
+
+
+@contextlib.contextmanager
+def bench_kafka(echo: Callable[[str], object] = print) -> Iterator[str]:
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    started = False
+    if not bootstrap:
+        bootstrap, started = broker.start(echo=echo)
+    try:
+        yield bootstrap
+    finally:
+        if started:
+            broker.stop()
+
+
+def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, partitions, 1) for name in names])
+    finally:
+        admin.close()
