@@ -200,8 +200,8 @@ class Verification:
                                  f"{self.tolerance_seconds} s away from now")
         parts = {"method": method.encode(), "url": self.signing_url(url).encode(),
                  "body": body, "timestamp": timestamp.encode()}
-        message = b"".join(parts[name] if name in parts else name.encode()
-                           for name in _split_signed(self.signed))
+        message = b"".join(parts[text] if placeholder else text.encode()
+                           for placeholder, text in _split_signed(self.signed))
         digest = hmac.new(secret, message, ALGORITHMS[self.algorithm]).digest()
         expected = (base64.b64encode(digest).decode() if self.encoding == "base64"
                     else digest.hex())
@@ -212,17 +212,18 @@ class Verification:
             raise Unverified(f"the {self.signature_header} signature does not match")
 
 
-def _split_signed(template: str) -> list[str]:
-    """`{method}{url}` -> ["method", "url"]; literal text between placeholders is kept."""
-    out: list[str] = []
+def _split_signed(template: str) -> list[tuple[bool, str]]:
+    """`{timestamp}.{body}` -> [(True, "timestamp"), (False, "."), (True, "body")]: placeholders
+    and the literal text between them, told apart (a literal "body" is not the body)."""
+    out: list[tuple[bool, str]] = []
     position = 0
     for match in _PLACEHOLDER.finditer(template):
         if match.start() > position:
-            out.append(template[position:match.start()])
-        out.append(match.group(1))
+            out.append((False, template[position:match.start()]))
+        out.append((True, match.group(1)))
         position = match.end()
     if position < len(template):
-        out.append(template[position:])
+        out.append((False, template[position:]))
     return out
 
 
@@ -296,7 +297,14 @@ def _verification(raw: object, where: str) -> Verification:
         raise ConnectorError(f"{where}.algorithm must be one of {', '.join(ALGORITHMS)}")
     if spec["encoding"] not in ENCODINGS:
         raise ConnectorError(f"{where}.encoding must be one of {', '.join(ENCODINGS)}")
-    fields = {p for p in _split_signed(spec["signed"]) if p in SIGNED_FIELDS}
+    parts = _split_signed(spec["signed"])
+    unknown_fields = sorted(t for placeholder, t in parts
+                            if placeholder and t not in SIGNED_FIELDS)
+    if unknown_fields:
+        known = ", ".join(sorted(SIGNED_FIELDS))
+        raise ConnectorError(f"{where}.signed: unknown placeholder(s) "
+                             f"{', '.join(unknown_fields)} (known: {known})")
+    fields = {t for placeholder, t in parts if placeholder}
     if "body" not in fields:
         raise ConnectorError(f"{where}.signed must include {{body}}: a signature that does not "
                              "cover the body proves nothing about the events")

@@ -108,3 +108,19 @@ def test_bad_connector_files_are_refused_with_the_reason(tmp_path, text, message
     path.write_text(text)
     with pytest.raises(ConnectorError, match=message):
         load_connector(path)
+
+
+def test_literal_text_in_the_signed_template_is_signed_as_text(tmp_path):
+    # literal text between placeholders, even the word "body", is signed as that text
+    path = tmp_path / "stripeish.yaml"
+    path.write_text(
+        "rules: [{event: {event_id: a, lead_id: b, occurred_at: c, activity: CONTACTED}}]\n"
+        "verify: {algorithm: sha256, encoding: hex, secret_env: X, signature_header: S,\n"
+        "         signed: '{timestamp}body{body}', timestamp_header: T, timestamp_unit: s}\n")
+    check = load_connector(path).verification.check
+    body, ts = b'{"x": 1}', 1_800_000_000
+    good = hmac.new(SECRET, f"{ts}body".encode() + body, hashlib.sha256).hexdigest()
+    check(SECRET, "POST", "http://x/", body, {"S": good, "T": str(ts)}, ts * 1000)
+    path.write_text(path.read_text().replace("{timestamp}body", "{timestamp}{bdy}"))
+    with pytest.raises(ConnectorError, match="unknown placeholder"):
+        load_connector(path)
