@@ -301,9 +301,9 @@ def _verification(raw: object, where: str) -> Verification:
     unknown_fields = sorted(t for placeholder, t in parts
                             if placeholder and t not in SIGNED_FIELDS)
     if unknown_fields:
-        known = ", ".join(sorted(SIGNED_FIELDS))
+        fields_known = ", ".join(sorted(SIGNED_FIELDS))
         raise ConnectorError(f"{where}.signed: unknown placeholder(s) "
-                             f"{', '.join(unknown_fields)} (known: {known})")
+                             f"{', '.join(unknown_fields)} (known: {fields_known})")
     fields = {t for placeholder, t in parts if placeholder}
     if "body" not in fields:
         raise ConnectorError(f"{where}.signed must include {{body}}: a signature that does not "
