@@ -58,6 +58,7 @@ class Receiver:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def _hook(self, request: web.Request) -> web.Response:
+        arrived = time.monotonic()  # a delayed answer may complete after later requests
         body = await request.read()
         change = json.loads(body)
         status, delay, headers = self.behaviour(change)
@@ -67,7 +68,7 @@ class Receiver:
         assert request.headers.get("Idempotency-Key") == change["event_id"]
         with self.lock:
             self.received.append(Received(change["event_id"], change["lead_id"],
-                                          change["sequence"], status, signed, time.monotonic()))
+                                          change["sequence"], status, signed, arrived))
         return web.Response(status=status, text="refused" if status == 400 else "",
                             headers=headers)
 
