@@ -5,7 +5,9 @@ Readers know every schema in `schemas/` (the current ones and `schemas/history/`
 and resolve an older or newer writer schema to the current reader schema.
 
 Why fastavro here: decoding a LeadActivity takes about 8 µs with fastavro against 77 µs with the
-`avro` package, and this is the worker's hot path. Why fingerprints come from fastavro's canonical
+`avro` package, and this is the worker's hot path; bodies written with the current schema itself
+(nearly all of them) go through a decoder generated from it (avro_decoder.py), about twice as
+fast again. Why fingerprints come from fastavro's canonical
 form too: `avro` 1.12 keeps `{"type": "long"}` for logical types in its Parsing Canonical Form,
 where the specification (and Java's SchemaNormalization) write `"long"`, so its fingerprints would
 not match those of a consumer that follows the specification.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -27,6 +30,7 @@ import fastavro
 import fastavro.schema
 
 from streams.core.resources import schema_dir
+from streams.wire.avro_decoder import compile_decoder
 from streams.wire.reasons import Reason
 
 MAGIC = b"\xc3\x01"
@@ -79,8 +83,8 @@ class Registry:
             self.by_fingerprint.setdefault(known.fingerprint, known)
             if path.parent == schema_folder:
                 self.current[known.name.rsplit(".", 1)[-1]] = known
-        # Resolution between a writer and the current reader, parsed once per pair.
-        self._readers: dict[bytes, tuple[Any, Any]] = {}
+        # writer fingerprint -> its decoder (resolved to the current schema), made on first use
+        self._readers: dict[bytes, Callable[[bytes], tuple[Any, int]]] = {}
 
     @staticmethod
     def _load(path: Path) -> KnownSchema:
@@ -88,6 +92,27 @@ class Registry:
         name = f"{doc.get('namespace', '')}.{doc['name']}".lstrip(".")
         parsed = fastavro.parse_schema(_strip_logical(doc))
         return KnownSchema(name, path, doc, fingerprint(doc), parsed)
+
+    @staticmethod
+    def _reader(writer: KnownSchema, current: KnownSchema) -> Callable[[bytes], tuple[Any, int]]:
+        """data -> (record, position after its body): the generated decoder for the current
+        schema's own bodies, fastavro's resolution for any other writer's."""
+        if writer.fingerprint == current.fingerprint:
+            compiled = compile_decoder(current.json)
+            if compiled is not None:
+                def generated(data: bytes) -> tuple[Any, int]:
+                    return compiled(data, HEADER_SIZE)
+
+                return generated
+        writer_schema = writer.parsed
+        reader_schema = None if writer.fingerprint == current.fingerprint else current.parsed
+
+        def resolve(data: bytes) -> tuple[Any, int]:
+            body = io.BytesIO(data)
+            body.seek(HEADER_SIZE)
+            return fastavro.schemaless_reader(body, writer_schema, reader_schema), body.tell()
+
+        return resolve
 
     def encode(self, record_type: str, record: dict[str, Any]) -> bytes:
         schema = self.current[record_type]
@@ -110,18 +135,15 @@ class Registry:
         record_type = writer.name.rsplit(".", 1)[-1]
         if expect is not None and record_type != expect:
             raise DecodeError(Reason.WRONG_RECORD_TYPE, f"a {record_type}, expected a {expect}")
-        pair = self._readers.get(fp)
-        if pair is None:
-            reader = self.current[record_type]
-            pair = (writer.parsed, None if reader.fingerprint == fp else reader.parsed)
-            self._readers[fp] = pair
-        body = io.BytesIO(data[HEADER_SIZE:])
+        reader = self._readers.get(fp)
+        if reader is None:
+            reader = self._readers[fp] = self._reader(writer, self.current[record_type])
         try:
-            record = fastavro.schemaless_reader(body, pair[0], pair[1])
-        except Exception as exc:  # fastavro raises many types on corrupt bodies
+            record, end = reader(data)
+        except Exception as exc:  # corrupt bodies raise many types, in both decoders
             raise DecodeError(Reason.UNDECODABLE, f"corrupt Avro body: {type(exc).__name__}: "
                                                   f"{str(exc)[:200]}") from None
-        if body.tell() != len(data) - HEADER_SIZE:
+        if end != len(data):
             raise DecodeError(Reason.UNDECODABLE, "trailing bytes after the Avro body")
         if not isinstance(record, dict):
             raise DecodeError(Reason.WRONG_RECORD_TYPE, "the body is not a record")

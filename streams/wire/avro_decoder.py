@@ -1,0 +1,169 @@
+"""A decoder generated once per Avro schema (Python source, like the definitions compiler), for
+bodies written with the reader's own schema: the worker's every input record.
+
+Why not fastavro here: its `schemaless_reader` walks the parsed schema for every record and pays
+for a file-like object; for LeadActivity that is about 6 µs per record, most of the input gate
+(bench/README.md). Straight-line code with the common one-byte varint inlined is about half that.
+fastavro still decodes every body written with another schema (resolution to the reader's).
+
+The generated decoder is stricter than fastavro, never more lenient: a boolean byte other than 0
+or 1, a negative or out-of-range enum or union index, a negative length, a varint longer than 10
+bytes or beyond 64 bits, a body shorter than its lengths, or invalid UTF-8 raise ValueError
+(tests/unit/wire/test_avro_decoder.py checks it against fastavro on generated and mutated bodies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from struct import unpack_from
+from typing import Any
+
+#: decode(data, pos) -> (value, position after it)
+Decoder = Callable[[bytes, int], tuple[Any, int]]
+
+
+class AvroBodyError(ValueError):
+    """Bytes that are not a body of the schema."""
+
+
+def _varint(data: bytes, pos: int, first: int) -> tuple[int, int]:
+    """The rest of a zig-zag varint whose first byte (`first`, already read) had its high bit set;
+    (value, position after it)."""
+    n = first & 0x7F
+    shift = 7
+    while True:
+        b = data[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        if not b & 0x80:
+            break
+        shift += 7
+        if shift > 63:
+            raise AvroBodyError("a varint longer than 10 bytes")
+    if n >> 64:
+        raise AvroBodyError("a varint beyond 64 bits")
+    return (n >> 1) ^ -(n & 1), pos
+
+
+def _fail(message: str) -> None:
+    raise AvroBodyError(message)
+
+
+class _Codegen:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.constants: dict[str, Any] = {}
+        self.temp = 0
+
+    def var(self, prefix: str) -> str:
+        self.temp += 1
+        return f"{prefix}{self.temp}"
+
+    def emit(self, indent: int, line: str) -> None:
+        self.lines.append("    " * indent + line)
+
+    def long(self, indent: int, target: str) -> None:
+        """Read a zig-zag varint into `target` (the one-byte case inline)."""
+        self.emit(indent, "b = data[pos]; pos += 1")
+        self.emit(indent, f"if b & 0x80: {target}, pos = _varint(data, pos, b)")
+        self.emit(indent, f"else: {target} = (b >> 1) ^ -(b & 1)")
+
+    def length(self, indent: int, target: str) -> None:
+        self.long(indent, target)
+        self.emit(indent, f"if {target} < 0 or pos + {target} > end: "
+                          f"_fail('a length outside the body')")
+
+    def value(self, schema: Any, indent: int, target: str) -> None:
+        """Code that reads one value of `schema` into `target`; raises _Unsupported otherwise."""
+        kind = schema if isinstance(schema, str) else (
+            "union" if isinstance(schema, list) else schema.get("type"))
+        if isinstance(kind, dict | list):  # {"type": {...}}: a nested definition
+            self.value(kind, indent, target)
+        elif kind == "null":
+            self.emit(indent, f"{target} = None")
+        elif kind == "boolean":
+            self.emit(indent, "b = data[pos]; pos += 1")
+            self.emit(indent, "if b > 1: _fail('a boolean byte other than 0 or 1')")
+            self.emit(indent, f"{target} = b == 1")
+        elif kind in ("int", "long"):
+            self.long(indent, target)
+        elif kind in ("float", "double"):
+            size, fmt = (4, "<f") if kind == "float" else (8, "<d")
+            self.emit(indent, f"if pos + {size} > end: _fail('a number past the body')")
+            self.emit(indent, f"{target} = _unpack({fmt!r}, data, pos)[0]; pos += {size}")
+        elif kind in ("string", "bytes"):
+            n = self.var("n")
+            self.length(indent, n)
+            decode = ".decode()" if kind == "string" else ""
+            self.emit(indent, f"{target} = data[pos:pos + {n}]{decode}; pos += {n}")
+        elif kind == "enum":
+            symbols = self.var("symbols")
+            self.constants[symbols] = tuple(schema["symbols"])
+            i = self.var("i")
+            self.long(indent, i)
+            self.emit(indent, f"if not 0 <= {i} < {len(schema['symbols'])}: "
+                              f"_fail('an enum index out of range')")
+            self.emit(indent, f"{target} = {symbols}[{i}]")
+        elif kind == "union":
+            i = self.var("i")
+            self.long(indent, i)
+            for index, branch in enumerate(schema):
+                self.emit(indent, f"{'if' if index == 0 else 'elif'} {i} == {index}:")
+                self.value(branch, indent + 1, target)
+            self.emit(indent, "else:")
+            self.emit(indent + 1, "_fail('a union index out of range')")
+        elif kind in ("map", "array"):
+            self.block(schema, kind, indent, target)
+        elif kind == "record":
+            record = self.var("r")
+            self.emit(indent, f"{record} = {{}}")
+            for f in schema["fields"]:
+                self.value(f["type"], indent, f"{record}[{f['name']!r}]")
+            self.emit(indent, f"{target} = {record}")
+        else:  # fixed, named references, anything else: fastavro decodes these
+            raise _Unsupported(str(kind))
+
+    def block(self, schema: dict[str, Any], kind: str, indent: int, target: str) -> None:
+        out, count, j = self.var("m"), self.var("c"), self.var("j")
+        self.emit(indent, f"{out} = {{}}" if kind == "map" else f"{out} = []")
+        self.emit(indent, "while True:")
+        self.long(indent + 1, count)
+        self.emit(indent + 1, f"if not {count}: break")
+        self.emit(indent + 1, f"if {count} < 0:")  # a negative count is followed by a size
+        self.emit(indent + 2, f"{count} = -{count}")
+        self.long(indent + 2, "_size")
+        self.emit(indent + 1, f"if {count} > end - pos: _fail('a block longer than the body')")
+        self.emit(indent + 1, f"for {j} in range({count}):")
+        if kind == "map":
+            key = self.var("k")
+            self.value("string", indent + 2, key)
+            item = self.var("v")
+            self.value(schema["values"], indent + 2, item)
+            self.emit(indent + 2, f"{out}[{key}] = {item}")
+        else:
+            item = self.var("v")
+            self.value(schema["items"], indent + 2, item)
+            self.emit(indent + 2, f"{out}.append({item})")
+        self.emit(indent, f"{target} = {out}")
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def compile_decoder(schema: dict[str, Any]) -> Decoder | None:
+    """A decoder for bodies written with `schema` (JSON, logical types ignored), or None when the
+    schema uses a type this generator leaves to fastavro."""
+    gen = _Codegen()
+    try:
+        gen.value(schema, 1, "value")
+    except _Unsupported:
+        return None
+    source = "\n".join(["def decode(data, pos):", "    end = len(data)", *gen.lines,
+                        "    if pos > end: _fail('a length outside the body')",
+                        "    return value, pos", ""])
+    namespace: dict[str, Any] = {"_varint": _varint, "_fail": _fail, "_unpack": unpack_from,
+                                 **gen.constants}
+    exec(compile(source, f"<avro decoder {schema.get('name', '')}>", "exec"), namespace)
+    decoder: Decoder = namespace["decode"]
+    return decoder
