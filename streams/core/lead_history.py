@@ -24,8 +24,9 @@ from __future__ import annotations
 import base64
 import hashlib
 from bisect import bisect_right, insort
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+import msgspec
 
 from streams.core.calendar import MS_PER_DAY
 from streams.core.catalog import SUMMED
@@ -53,26 +54,37 @@ SUMMED_KEYS = frozenset(f"{activity}.{name}" for name, activities in SUMMED.item
                         for activity in activities)
 
 
-@dataclass(slots=True)
-class LeadHistory:
-    counts: dict[str, int] = field(default_factory=dict)
-    first_at: dict[str, int] = field(default_factory=dict)
-    last_at: dict[str, int] = field(default_factory=dict)
-    recent: dict[str, list[int]] = field(default_factory=dict)
+class LeadHistory(msgspec.Struct, array_like=True, dict=True):
+    """Stored as a MessagePack array of these fields in this order (lead_state.FORMAT): the
+    state is decoded straight into this class, with no copying."""
+
+    counts: dict[str, int] = {}
+    first_at: dict[str, int] = {}
+    last_at: dict[str, int] = {}
+    recent: dict[str, list[int]] = {}
     #: activity -> (occurred_at, event_id, {field: value}) of its most recent event
-    latest: dict[str, tuple[int, str, dict[str, Any]]] = field(default_factory=dict)
+    latest: dict[str, tuple[int, str, dict[str, Any]]] = {}
     #: event_id -> occurred_at, in arrival order
-    seen: dict[str, int] = field(default_factory=dict)
+    seen: dict[str, int] = {}
     max_occurred_at: int = 0
     #: "ACTIVITY.field" -> [sum, max, events] of every event that carried the field
-    totals: dict[str, list[float]] = field(default_factory=dict)
+    totals: dict[str, list[Any]] = {}
     #: "ACTIVITY.field" -> occurred_at of recent events that carried it, sorted, and their values
-    value_times: dict[str, list[int]] = field(default_factory=dict)
-    value_amounts: dict[str, list[float]] = field(default_factory=dict)
+    value_times: dict[str, list[int]] = {}
+    value_amounts: dict[str, list[Any]] = {}
     #: property -> (occurred_at it holds as of, value; None once cleared)
-    properties: dict[str, tuple[int, Any]] = field(default_factory=dict)
-    #: bounds hit since the owner last looked (TRIM_*); not stored
-    trimmed: tuple[str, ...] = ()
+    properties: dict[str, tuple[int, Any]] = {}
+    #: bounds hit since the owner last looked (TRIM_*): kept in the instance's __dict__ once set
+    #: (dict=True), so it is never stored
+    trimmed: ClassVar[tuple[str, ...]] = ()
+
+    def _hit(self, part: str) -> None:
+        self.__dict__["trimmed"] = (*self.trimmed, part)
+
+    def take_trimmed(self) -> tuple[str, ...]:
+        """The bounds hit since the last call (TRIM_*), forgotten once taken."""
+        parts: tuple[str, ...] = self.__dict__.pop("trimmed", ())
+        return parts
 
     def is_duplicate(self, event_id: str) -> bool:
         return seen_key(event_id) in self.seen
@@ -86,7 +98,7 @@ class LeadHistory:
         seen[key] = at
         if len(seen) > SEEN_CAP:
             del seen[next(iter(seen))]
-            self.trimmed += (TRIM_EVENT_IDS,)
+            self._hit(TRIM_EVENT_IDS)
 
     def apply(self, event: dict[str, Any]) -> bool:
         """Fold one event in; False (and no change) if its event_id was already counted."""
@@ -118,7 +130,7 @@ class LeadHistory:
                 insort(times, at)
                 if times[0] <= horizon or len(times) > RECENT_CAP:
                     if len(times) > RECENT_CAP:
-                        self.trimmed += (TRIM_ACTIVITY_TIMES,)
+                        self._hit(TRIM_ACTIVITY_TIMES)
                     self._trim(times, horizon)
         current = self.latest.get(activity)
         if current is None or (at, event_id) > (current[0], current[1]):
@@ -153,7 +165,7 @@ class LeadHistory:
         amounts.insert(i, value)
         if times[0] <= horizon or len(times) > RECENT_CAP:
             if len(times) > RECENT_CAP:
-                self.trimmed += (TRIM_ACTIVITY_TIMES,)
+                self._hit(TRIM_ACTIVITY_TIMES)
             before = len(times)
             self._trim(times, horizon)
             del amounts[:before - len(times)]

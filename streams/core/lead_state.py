@@ -8,7 +8,6 @@ under, handoff follow-up, its next review time, a few recent changes for lookups
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -34,10 +33,12 @@ _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
 
 
-@dataclass(slots=True)
-class LeadState:
+class LeadState(msgspec.Struct, array_like=True, tag=FORMAT):
+    """Stored as a MessagePack array: FORMAT, then these fields in this order, the history last
+    (as its own array). msgspec decodes a state straight into these classes: a state is read for
+    every lead an input batch touches, and building it field by field cost as much as decoding."""
+
     lead_id: str
-    history: LeadHistory = field(default_factory=LeadHistory)
     stage: str | None = None
     since: int = 0
     sequence: int = 0
@@ -51,12 +52,13 @@ class LeadState:
     next_review: int | None = None
     #: the last RECENT_CHANGES changes, each msgpack-encoded: only lookups decode them, so
     #: loading a lead for an event does not rebuild them (they were most of a state's bytes)
-    recent_packed: list[bytes] = field(default_factory=list)
-    outbox: list[dict[str, Any]] = field(default_factory=list)
+    recent_packed: list[bytes] = []
+    outbox: list[dict[str, Any]] = []
     #: the commit batch that wrote the outbox; confirmed once the partition's watermark reaches it
     outbox_batch: int = 0
     #: the lead asked to be forgotten: only the sequence survives, so numbering never restarts
     erased: bool = False
+    history: LeadHistory = msgspec.field(default_factory=LeadHistory)
 
     @property
     def recent_changes(self) -> list[dict[str, Any]]:
@@ -69,18 +71,20 @@ class LeadState:
 
 
 def dumps(state: LeadState) -> bytes:
-    h = state.history
-    return _encode([
-        FORMAT, state.lead_id, state.stage, state.since, state.sequence,
-        state.definitions_version, state.evaluated_at, state.handoff_since,
-        state.handoff_breached, state.next_review, state.recent_packed, state.outbox,
-        state.outbox_batch, state.erased,
-        [h.counts, h.first_at, h.last_at, h.recent, h.latest, h.seen, h.max_occurred_at,
-         h.totals, h.value_times, h.value_amounts, h.properties],
-    ])
+    return _encode(state)
+
+
+_decode_state = msgspec.msgpack.Decoder(LeadState).decode
 
 
 def loads(data: bytes) -> LeadState:
+    try:
+        return _decode_state(data)
+    except msgspec.ValidationError:
+        return _loads_older(data)  # an older FORMAT (or values the typed decoder will not take)
+
+
+def _loads_older(data: bytes) -> LeadState:
     (fmt, lead_id, stage, since, sequence, version, evaluated_at, handoff_since, breached,
      next_review, recent, outbox, outbox_batch, erased, h) = _decode(data)
     if fmt == 2:

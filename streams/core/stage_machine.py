@@ -79,6 +79,7 @@ class StageMachine:
         at = event["occurred_at"]
         if route(event["activity"]) is Route.OPINION:
             history.mark_seen(event_id, at)  # counted once, but an opinion moves nothing
+            signals.extend(Trimmed(part) for part in history.take_trimmed())
             signals.append(Assessment(event.get("team"), event.get("assessed_stage"),
                                       state.stage,
                                       self.verdict(event.get("assessed_stage"), state.stage)))
@@ -89,9 +90,7 @@ class StageMachine:
         history.apply(event)
         if self.properties_of and event.get("attributes"):
             self.set_properties(history, event, signals)
-        if history.trimmed:
-            signals.extend(Trimmed(part) for part in history.trimmed)
-            history.trimmed = ()
+        signals.extend(Trimmed(part) for part in history.take_trimmed())
         self.evaluate(state, max(when, history.max_occurred_at), Cause.EVENT, event_id, signals)
         return APPLIED
 

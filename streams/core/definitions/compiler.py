@@ -188,10 +188,12 @@ class _Codegen:
         return (f"_v = [x for x in ({', '.join(f'{table}.get({a!r})' for a in acts)}) "
                 f"if x is not None]\n    {var} = {pick}(_v) if _v else None")
 
-    def time_pairs(self) -> list[tuple[str, bool, bool]]:
-        """(code, reads only `today`, exactly one side depends on time) for every comparison of
-        two operands where time appears; == and != are split into <= and >=, each monotone."""
-        pairs: list[tuple[str, bool, bool]] = []
+    def time_pairs(self) -> list[tuple[str, bool, bool, tuple[int, ...]]]:
+        """(code, reads only `today`, exactly one side depends on time, the indices of the
+        values it reads) for every comparison of two operands where time appears; == and != are
+        split into <= and >=, each monotone."""
+        pairs: list[tuple[str, bool, bool, tuple[int, ...]]] = []
+        index = {name: i for i, name in enumerate(self.d.value_names)}
         trees = [r.tree for r in self.d.conditions.values()]
         trees += [self.d.population.tree] if self.d.population else []
         trees += [s.when.tree for s in self.d.stages]
@@ -203,9 +205,12 @@ class _Codegen:
                     if not (ta or tb):
                         continue
                     today_only = not (_reads_now(a) or _reads_now(b))
+                    # operands of a comparison are values: facts and properties, not conditions
+                    reads = tuple(index[n] for n in dict.fromkeys(
+                        [*ex.names_in(a), *ex.names_in(b)]))
                     for split in (("<=", ">=") if op in ("==", "!=") else (op,)):
                         pair = ex.Compare(operands=[a, b], ops=[split])
-                        pairs.append((self.boolean(pair), today_only, ta != tb))
+                        pairs.append((self.boolean(pair), today_only, ta != tb, reads))
             for child in ex.children(n):
                 visit(child)
 
@@ -246,7 +251,7 @@ class _Codegen:
         stage_codes = ", ".join(self.boolean(s.when.tree) for s in d.stages)
         lines += ["", "def all_stages(facts, now):", unpack, *head,
                   f"    return {population}, ({stage_codes},)"]
-        for i, (code, _, _) in enumerate(self.time_pairs()):
+        for i, (code, *_) in enumerate(self.time_pairs()):
             lines += ["", f"def _pair{i}(facts, now):", unpack,
                       "    today = now // 86400000", f"    return {code}"]
         return "\n".join(lines) + "\n"
@@ -259,6 +264,8 @@ class TimePair:
     holds: Callable[[tuple[Any, ...], int], bool]
     today_only: bool  # changes only at UTC midnight
     monotone: bool  # one side depends on time, so its truth flips at most once
+    #: indices of the fact and property values it reads
+    reads: tuple[int, ...] = ()
 
 
 #: (rule text, conditions spelled out, (fact name, index) read, whether it mentions today)
@@ -276,6 +283,9 @@ class Compiled:
     #: stage -> what `reason` shows, filled on first use
     _plans: dict[str | None, _ReasonPlan] = field(default_factory=dict, compare=False,
                                                   repr=False)
+    #: (pair, today, the values it reads) -> the day its truth flips (review.next_review)
+    flip_days: dict[tuple[Any, ...], int | None] = field(default_factory=dict, compare=False,
+                                                          repr=False)
 
     def evaluate(self, history: LeadHistory, now: int) -> tuple[str | None, tuple[Any, ...]]:
         """(stage name or None when outside the population, fact values) at `now` (ms)."""
@@ -386,7 +396,7 @@ def compile_definitions(definitions: Definitions) -> Compiled:
     source = gen.source()
     namespace: dict[str, Any] = dict(_RUNTIME)
     exec(compile(source, f"<definitions v{definitions.version}>", "exec"), namespace)
-    pairs = tuple(TimePair(namespace[f"_pair{i}"], today_only, monotone)
-                  for i, (_, today_only, monotone) in enumerate(gen.time_pairs()))
+    pairs = tuple(TimePair(namespace[f"_pair{i}"], today_only, monotone, reads)
+                  for i, (_, today_only, monotone, reads) in enumerate(gen.time_pairs()))
     return Compiled(definitions, source, namespace["compute_facts"], namespace["stage_of"],
                     namespace["all_stages"], pairs)

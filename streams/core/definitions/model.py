@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from streams.core.calendar import (
@@ -53,12 +54,13 @@ class Duration:
     amount: int
     unit: str  # hours, days, weeks, months, years (plural)
 
-    @property
+    # cached: the sweep's review time reads these for every event
+    @cached_property
     def months(self) -> int:
         """Calendar months (0 for fixed-length units)."""
         return {"months": self.amount, "years": 12 * self.amount}.get(self.unit, 0)
 
-    @property
+    @cached_property
     def millis(self) -> int:
         """Fixed length in ms (0 for calendar units)."""
         per = {"hours": MS_PER_HOUR, "days": MS_PER_DAY, "weeks": 7 * MS_PER_DAY}

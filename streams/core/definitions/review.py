@@ -21,6 +21,9 @@ from streams.core.definitions.model import Duration
 from streams.core.lead_history import LeadHistory
 
 HORIZON_DAYS = 20 * 366  # decision dates and windows further out than this are not tracked
+#: Flip days remembered per Compiled: a `today` comparison reads a few values (a decision
+#: date), so leads share them and the binary search runs once per value and day.
+FLIP_DAYS_KEPT = 50_000
 
 
 def _window_start(now: int, within: Duration) -> int:
@@ -81,6 +84,23 @@ def window_exits(compiled: Compiled, history: LeadHistory, now: int) -> int | No
     return best
 
 
+def _flip_day(compiled: Compiled, i: int, pair: TimePair, facts: tuple[Any, ...], before: bool,
+              today: int) -> int | None:
+    """The first day after `today` on which a monotone `today` comparison stops being `before`.
+    Its answer depends only on the values it reads and the day, so it is memoised by those."""
+    key = (i, today, *[facts[j] for j in pair.reads])
+    days = compiled.flip_days
+    try:
+        return days[key]
+    except KeyError:
+        pass
+    day = _first_true(partial(_flips_on_day, pair, facts, before), today, today + HORIZON_DAYS)
+    if len(days) >= FLIP_DAYS_KEPT:
+        days.clear()  # a new day or a new spread of values: start again
+    days[key] = day
+    return day
+
+
 def next_review(compiled: Compiled, history: LeadHistory, now: int,
                 facts: tuple[Any, ...] | None = None) -> int | None:
     """The earliest instant after `now` at which the lead's stage may change without events."""
@@ -91,14 +111,13 @@ def next_review(compiled: Compiled, history: LeadHistory, now: int,
     if exit_at is not None:
         candidates.append(exit_at)
     today = now // MS_PER_DAY
-    for pair in compiled.time_pairs:
+    for i, pair in enumerate(compiled.time_pairs):
         before = pair.holds(facts, now)
         if not pair.monotone:
             candidates.append((today + 1) * MS_PER_DAY if pair.today_only else now + MS_PER_HOUR)
             continue
         if pair.today_only:
-            day = _first_true(partial(_flips_on_day, pair, facts, before),
-                              today, today + HORIZON_DAYS)
+            day = _flip_day(compiled, i, pair, facts, before, today)
             if day is not None:
                 candidates.append(day * MS_PER_DAY)
         else:

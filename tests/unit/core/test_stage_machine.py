@@ -147,6 +147,35 @@ def test_state_survives_serialisation():
     assert dumps(again) == dumps(state)
 
 
+def format_5(state: LeadState) -> bytes:
+    """A state as format 5 was first written, field by field: the bytes every changelog holds."""
+    h = state.history
+    return msgspec.msgpack.encode([
+        5, state.lead_id, state.stage, state.since, state.sequence,
+        state.definitions_version, state.evaluated_at, state.handoff_since,
+        state.handoff_breached, state.next_review, state.recent_packed, state.outbox,
+        state.outbox_batch, state.erased,
+        [h.counts, h.first_at, h.last_at, h.recent, h.latest, h.seen, h.max_occurred_at,
+         h.totals, h.value_times, h.value_amounts, h.properties],
+    ])
+
+
+@settings(max_examples=200, deadline=None)
+@given(events())
+def test_states_are_written_byte_for_byte_as_format_5_and_read_back(evs):
+    state, _, _ = run(*({**e, "lead_id": "L", "source": "WEB"} for e in evs))
+    state.history.properties["industry"] = (T0, "software")
+    state.history.properties["employees"] = (T0 + 1, None)
+    state.history.totals["DEAL_WON.amount"] = [10.5, 10.5, 1]
+    assert dumps(state) == format_5(state)
+    again = loads(format_5(state))
+    assert again == state and type(again.history.latest) is dict
+    assert all(type(v) is tuple for v in again.history.latest.values())
+    assert all(type(v) is tuple for v in again.history.properties.values())
+    assert again.history.totals["DEAL_WON.amount"][2] == 1
+    assert dumps(again) == format_5(state)
+
+
 def test_states_written_in_format_2_still_load():
     """Changelogs written before format 3 (recent changes as maps) must recover unchanged."""
     state, _, _ = run(ev(1, "CONTACTED", T0), ev(2, "PRICING_VIEWED", T0 + 1))
@@ -166,3 +195,38 @@ def test_the_next_review_is_never_late(evs, after, fraction):
     horizon = review if review is not None else now + 3 * 366 * MS_PER_DAY
     probe = now + int((horizon - now - 1) * fraction) if horizon > now + 1 else now
     assert COMPILED.evaluate(h, probe)[0] == stage_now
+
+
+@settings(max_examples=200, deadline=None)
+@given(events(), st.integers(0, 400 * MS_PER_DAY))
+def test_a_remembered_flip_day_gives_the_review_a_fresh_search_gives(evs, after):
+    h, now = replayed(evs, after)
+    remembered = next_review(COMPILED, h, now)  # flip days of earlier examples may be reused
+    COMPILED.flip_days.clear()
+    assert next_review(COMPILED, h, now) == remembered
+
+
+def test_flip_days_are_shared_by_leads_with_the_same_decision_date():
+    decided = {"decision_by": parse_date("2027-01-15")}
+    COMPILED.flip_days.clear()
+    one, _, _ = run(ev(1, "CONTACTED", T0), ev(2, "DECISION_TIMELINE_PROVIDED", T0, **decided))
+    remembered = dict(COMPILED.flip_days)
+    assert remembered  # `today <= decision_date <= today + 6 months`: two pairs, one date
+    other, _, _ = run(ev(1, "CONTACTED", T0), ev(2, "CONTACTED", T0),
+                      ev(3, "DEMO_REQUESTED", T0), ev(4, "DECISION_TIMELINE_PROVIDED", T0,
+                                                      **decided))
+    assert COMPILED.flip_days.keys() == remembered.keys()  # other counts, same entries
+    assert one.next_review == other.next_review == T0 + 2 * DAY  # the handoff deadline
+
+
+def test_ids_trimmed_by_opinions_are_reported_at_once_and_never_stored():
+    from streams.core.lead_history import SEEN_CAP, TRIM_EVENT_IDS
+    from streams.core.signals import Trimmed
+
+    state, signals, machine = run(ev(0, "CONTACTED", T0))
+    for i in range(1, SEEN_CAP + 1):  # one id past the cap
+        machine.apply(state, ev(i, "STAGE_ASSESSED", T0 + i, team="SALES",
+                                assessed_stage="hot"), signals)
+    assert signals.count(Trimmed(TRIM_EVENT_IDS)) == 1
+    assert state.history.take_trimmed() == ()
+    assert dumps(state) == format_5(state)
