@@ -90,7 +90,9 @@ class StageMachine:
         history.apply(event)
         if self.properties_of and event.get("attributes"):
             self.set_properties(history, event, signals)
-        signals.extend(Trimmed(part) for part in history.take_trimmed())
+        trimmed = history.take_trimmed()
+        if trimmed:
+            signals.extend(Trimmed(part) for part in trimmed)
         self.evaluate(state, max(when, history.max_occurred_at), Cause.EVENT, event_id, signals)
         return APPLIED
 

@@ -27,6 +27,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
+from streams.adapters.histograms import observe_many
 from streams.core.clock import wall_ms
 from streams.core.due_index import DueIndex
 from streams.core.lead_state import OUTBOX_LIMIT, LeadState
@@ -95,6 +96,7 @@ class LeadPipeline:
             groups: dict[tuple[int, str], list[Item]] = defaultdict(list)
             # (source, activity, outcome) -> events: one counter update per label set and batch
             tally: Counter[tuple[str, str, str]] = Counter()
+            lags: list[float] = []  # seconds from occurred_at to now, of every applied event
             for msg in records:
                 outcome, payload = admit(msg.key, msg.value, now)
                 if outcome == DEAD:
@@ -113,7 +115,7 @@ class LeadPipeline:
                 updates = []
                 rest: dict[tuple[int, str], list[Item]] = {}
                 for (partition, lead_id), items in pending.items():
-                    update, left = self._apply(partition, lead_id, items, now, tally)
+                    update, left = self._apply(partition, lead_id, items, now, tally, lags)
                     if update is not None:
                         updates.append(update)
                     if left:
@@ -125,6 +127,7 @@ class LeadPipeline:
             events_metric = self.metrics.events
             for labels, count in tally.items():
                 events_metric.labels(*labels).inc(count)
+            observe_many(self.metrics.event_lag, lags)
 
     async def _reroute(self, groups: dict[tuple[int, str], list[Item]]) -> None:
         """Send records that sit on another partition than their key's to the right one
@@ -148,7 +151,8 @@ class LeadPipeline:
             del groups[key]
 
     def _apply(self, partition: int, lead_id: str, items: list[Item], now: int,
-               tally: Counter[tuple[str, str, str]]) -> tuple[Update | None, list[Item]]:
+               tally: Counter[tuple[str, str, str]], lags: list[float]
+               ) -> tuple[Update | None, list[Item]]:
         """Fold a lead's events in: (the update, events left for the next round)."""
         machine = self.machine
         applied: list[tuple[str, str, str]] = []
@@ -166,9 +170,8 @@ class LeadPipeline:
         except Exception as exc:  # a bug must not stop the stream: park the lead's events
             self._lead_failed("event", lead_id, exc, [msg for _, msg in items])
             return None, []
-        lag = self.metrics.event_lag
         for event, _ in items[:len(applied)]:
-            lag.observe(max(0.0, (now - event["occurred_at"]) / 1000))
+            lags.append(max(0.0, (now - event["occurred_at"]) / 1000))
         for labels in applied:
             tally[labels] += 1
         return update, left
