@@ -1,0 +1,163 @@
+"""An encoder generated once per Avro schema (Python source, like avro_decoder.py), for the
+worker's output records: every stage change writes a LeadStageChanged and a LeadStage.
+
+Why not fastavro here: `schemaless_writer` walks the parsed schema and a file-like object for
+every record, about 7 µs for a LeadStageChanged; straight-line code joining byte strings writes
+the same bytes in less than half that (bench/README.md). It writes exactly fastavro's bytes
+(tests/unit/wire/test_avro_encoder.py compares them on generated records), including a missing
+field taking its default, and raises ValueError, TypeError, KeyError or AttributeError where a
+value does not fit its type. Schemas with types it does not generate (unions other than null
+and one type, fixed, named references) are left to fastavro.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from struct import Struct
+from typing import Any
+
+Encoder = Callable[[Any], bytes]
+_MIN_LONG, _MAX_LONG = -(1 << 63), (1 << 63) - 1
+_SMALL = [bytes([n]) for n in range(128)]
+#: the varint of each length below 64 (one byte)
+_LENGTHS = [_SMALL[n << 1] for n in range(64)]
+
+
+def _long(n: int) -> bytes:
+    """A zig-zag varint (raises for a value outside 64 bits, or one that is not an int)."""
+    if not _MIN_LONG <= n <= _MAX_LONG:
+        raise ValueError(f"{n} does not fit 64 bits")
+    z = (n << 1) ^ (n >> 63)
+    if z < 0x80:
+        return _SMALL[z]
+    out = bytearray()
+    while z >= 0x80:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def _int(n: int) -> bytes:
+    if not -(1 << 31) <= n < (1 << 31):
+        raise ValueError(f"{n} does not fit 32 bits")
+    return _long(n)
+
+
+class _Unsupported(Exception):
+    pass
+
+
+class _Codegen:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.constants: dict[str, Any] = {}
+        self.temp = 0
+
+    def var(self, prefix: str) -> str:
+        self.temp += 1
+        return f"{prefix}{self.temp}"
+
+    def emit(self, indent: int, line: str) -> None:
+        self.lines.append("    " * indent + line)
+
+    def constant(self, prefix: str, value: Any) -> str:
+        name = self.var(prefix)
+        self.constants[name] = value
+        return name
+
+    def value(self, schema: Any, indent: int, source: str) -> None:
+        """Code that appends the encoding of `source` (an expression) to `out`."""
+        kind = schema if isinstance(schema, str) else (
+            "union" if isinstance(schema, list) else schema.get("type"))
+        if isinstance(kind, dict | list):
+            self.value(kind, indent, source)
+        elif kind == "null":
+            self.emit(indent, f"if {source} is not None: raise ValueError('expected null')")
+        elif kind == "boolean":
+            self.emit(indent, f"out(b'\\x01' if {source} else b'\\x00')")
+        elif kind == "int":
+            self.emit(indent, f"out(_int({source}))")
+        elif kind == "long":
+            self.emit(indent, f"out(_long({source}))")
+        elif kind in ("float", "double"):
+            packer = self.constant("pack", Struct("<f" if kind == "float" else "<d").pack)
+            self.emit(indent, f"out({packer}({source}))")
+        elif kind == "string":
+            d = self.var("d")
+            self.emit(indent, f"{d} = {source}.encode()")
+            self.emit(indent, f"out(_LENGTHS[len({d})] if len({d}) < 64 else _long(len({d})))")
+            self.emit(indent, f"out({d})")
+        elif kind == "bytes":
+            v = self.var("b")
+            self.emit(indent, f"{v} = bytes({source}); out(_long(len({v}))); out({v})")
+        elif kind == "enum":
+            index = self.constant("symbols", {s: _long(i) for i, s in enumerate(schema["symbols"])})
+            self.emit(indent, f"out({index}[{source}])")
+        elif kind == "union":
+            branches = [b for b in schema if b != "null"]
+            if len(schema) != 2 or len(branches) != 1:
+                raise _Unsupported("a union other than null and one type")
+            v = self.var("u")
+            null_first = schema[0] == "null"
+            self.emit(indent, f"{v} = {source}")
+            self.emit(indent, f"if {v} is None: out({_SMALL[0 if null_first else 2]!r})")
+            self.emit(indent, "else:")
+            self.emit(indent + 1, f"out({_SMALL[2 if null_first else 0]!r})")
+            self.value(branches[0], indent + 1, v)
+        elif kind == "map":
+            m, k, item = self.var("m"), self.var("k"), self.var("v")
+            self.emit(indent, f"{m} = {source}")
+            self.emit(indent, f"if {m}:")
+            self.emit(indent + 1, f"out(_long(len({m})))")
+            self.emit(indent + 1, f"for {k}, {item} in {m}.items():")
+            self.value("string", indent + 2, k)
+            self.value(schema["values"], indent + 2, item)
+            self.emit(indent, "out(b'\\x00')")
+        elif kind == "array":
+            a, item = self.var("a"), self.var("v")
+            self.emit(indent, f"{a} = {source}")
+            self.emit(indent, f"if {a}:")
+            self.emit(indent + 1, f"out(_long(len({a})))")
+            self.emit(indent + 1, f"for {item} in {a}:")
+            self.value(schema["items"], indent + 2, item)
+            self.emit(indent, "out(b'\\x00')")
+        elif kind == "record":
+            r = self.var("r")
+            self.emit(indent, f"{r} = {source}")
+            for f in schema["fields"]:
+                if "default" in f:  # fastavro writes a missing field's default
+                    if _bytes_like(f["type"]):
+                        raise _Unsupported("a default of bytes or fixed (JSON text)")
+                    get = f"{r}.get({f['name']!r}, {self.constant('default', f['default'])})"
+                else:
+                    get = f"{r}.get({f['name']!r})"
+                field_value = self.var("f")
+                self.emit(indent, f"{field_value} = {get}")
+                self.value(f["type"], indent, field_value)
+        else:
+            raise _Unsupported(str(kind))
+
+
+def _bytes_like(schema: Any) -> bool:
+    if isinstance(schema, list):
+        return any(_bytes_like(s) for s in schema)
+    kind = schema.get("type") if isinstance(schema, dict) else schema
+    return kind in ("bytes", "fixed") or (isinstance(kind, dict | list) and _bytes_like(kind))
+
+
+def compile_encoder(schema: dict[str, Any]) -> Encoder | None:
+    """record -> its Avro body, or None when the schema uses a type left to fastavro."""
+    gen = _Codegen()
+    try:
+        gen.value(schema, 1, "datum")
+    except _Unsupported:
+        return None
+    source = "\n".join(["def encode(datum):", "    parts = []", "    out = parts.append",
+                        *gen.lines,
+                        "    return b''.join(parts)", ""])
+    namespace: dict[str, Any] = {"_long": _long, "_int": _int, "_LENGTHS": _LENGTHS,
+                                 **gen.constants}
+    exec(compile(source, f"<avro encoder {schema.get('name', '')}>", "exec"), namespace)
+    encoder: Encoder = namespace["encode"]
+    return encoder
