@@ -5,10 +5,11 @@ Readers know every schema in `schemas/` (the current ones and `schemas/history/`
 and resolve an older or newer writer schema to the current reader schema.
 
 Why fastavro here: decoding a LeadActivity takes about 8 µs with fastavro against 77 µs with the
-`avro` package, and this is the worker's hot path; bodies written with the current schema itself
+`avro` package, and this is the worker's hot path. Bodies written with the current schema itself
 (nearly all of them) go through a decoder generated from it (avro_decoder.py), about twice as
-fast again, and records are written by an encoder generated the same way (avro_encoder.py). Why fingerprints come from fastavro's canonical
-form too: `avro` 1.12 keeps `{"type": "long"}` for logical types in its Parsing Canonical Form,
+fast again, and records are written by an encoder generated the same way (avro_encoder.py);
+fastavro resolves other writers' schemas. Why fingerprints come from fastavro's canonical form
+too: `avro` 1.12 keeps `{"type": "long"}` for logical types in its Parsing Canonical Form,
 where the specification (and Java's SchemaNormalization) write `"long"`, so its fingerprints would
 not match those of a consumer that follows the specification.
 
