@@ -5,6 +5,7 @@ of the target month clamps to its last day: 2026-08-31 + 6 months = 2027-02-28).
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 
 MS_PER_DAY = 86_400_000
 MS_PER_HOUR = 3_600_000
@@ -36,6 +37,7 @@ def to_date(day: int) -> dt.date:
     return dt.date.fromordinal(day + _ORDINAL_EPOCH)
 
 
+@lru_cache(maxsize=65_536)  # `today + 6 months` is asked for every event, of few distinct days
 def add_months(day: int, months: int) -> int:
     d = to_date(day)
     total = d.year * 12 + (d.month - 1) + months
