@@ -229,10 +229,12 @@ def test_amounts_no_counter_can_take_are_dead_lettered_not_fatal(amount):
 
 def test_the_lag_of_every_applied_event_and_only_those_is_observed():
     pipeline, _ = worker(BrokenFor("BAD"))
-    batch = [message(activity_record("g1", "GOOD", NOW - 90_000), offset=1),  # 90 s: le 120
-             message(activity_record("g2", "GOOD", NOW - 2000, "PRICING_VIEWED"), offset=2),
-             message(activity_record("b1", "BAD", NOW - 1000), offset=3),  # dead-lettered
+    now = int(time.time() * 1000)
+    batch = [message(activity_record("g1", "GOOD", now - 90_000), offset=1),
+             message(activity_record("g2", "GOOD", now - 2000, "PRICING_VIEWED"), offset=2),
+             message(activity_record("b1", "BAD", now - 1000), offset=3),  # dead-lettered
              Message(b"X", b"garbage", offset=4)]
     run(pipeline.process_batch(batch))
     assert value(pipeline, "leadstage_event_lag_seconds_count") == 2
     assert 92 <= value(pipeline, "leadstage_event_lag_seconds_sum") < 100
+    assert value(pipeline, "leadstage_event_lag_seconds_bucket", le="60.0") == 1
