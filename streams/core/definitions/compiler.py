@@ -283,7 +283,7 @@ class Compiled:
     #: stage -> what `reason` shows, filled on first use
     _plans: dict[str | None, _ReasonPlan] = field(default_factory=dict, compare=False,
                                                   repr=False)
-    #: (pair, today, the values it reads) -> the day its truth flips (review.next_review)
+    #: (pair, the values it reads) -> the day its truth switches (review.next_review)
     flip_days: dict[tuple[Any, ...], int | None] = field(default_factory=dict, compare=False,
                                                           repr=False)
 

@@ -15,15 +15,18 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from streams.core.calendar import MS_PER_DAY, MS_PER_HOUR, add_months_ms
+from streams.core.calendar import MAX_DAY, MIN_DAY, MS_PER_DAY, MS_PER_HOUR, add_months_ms
 from streams.core.definitions.compiler import Compiled, TimePair
 from streams.core.definitions.model import Duration
 from streams.core.lead_history import LeadHistory
 
 HORIZON_DAYS = 20 * 366  # decision dates and windows further out than this are not tracked
-#: Flip days remembered per Compiled: a `today` comparison reads a few values (a decision
-#: date), so leads share them and the binary search runs once per value and day.
+#: Switch days remembered per Compiled: a `today` comparison reads a few values (a decision
+#: date), so leads share them and its binary search runs once per value.
 FLIP_DAYS_KEPT = 50_000
+#: The days a switch day is searched in: every day `today` can be (the clock and occurred_at
+#: are within 1970..2199), and the horizon after the last.
+_FIRST_DAY, _LAST_DAY = MIN_DAY - 1, MAX_DAY + HORIZON_DAYS
 
 
 def _window_start(now: int, within: Duration) -> int:
@@ -84,19 +87,20 @@ def window_exits(compiled: Compiled, history: LeadHistory, now: int) -> int | No
     return best
 
 
-def _flip_day(compiled: Compiled, i: int, pair: TimePair, facts: tuple[Any, ...], before: bool,
-              today: int) -> int | None:
-    """The first day after `today` on which a monotone `today` comparison stops being `before`.
-    Its answer depends only on the values it reads and the day, so it is memoised by those."""
-    key = (i, today, *[facts[j] for j in pair.reads])
+def _switch_day(compiled: Compiled, i: int, pair: TimePair, facts: tuple[Any, ...]) -> int | None:
+    """The day on which a monotone `today` comparison changes its truth (at most once, so one
+    day for all time), or None if it does not between _FIRST_DAY and _LAST_DAY. It depends only
+    on the values the comparison reads, so leads share it: memoised by those."""
+    key = (i, *[facts[j] for j in pair.reads])
     days = compiled.flip_days
     try:
         return days[key]
     except KeyError:
         pass
-    day = _first_true(partial(_flips_on_day, pair, facts, before), today, today + HORIZON_DAYS)
+    first = pair.holds(facts, _FIRST_DAY * MS_PER_DAY)
+    day = _first_true(partial(_flips_on_day, pair, facts, first), _FIRST_DAY, _LAST_DAY)
     if len(days) >= FLIP_DAYS_KEPT:
-        days.clear()  # a new day or a new spread of values: start again
+        days.clear()  # values spread wider than this: start again
     days[key] = day
     return day
 
@@ -112,12 +116,18 @@ def next_review(compiled: Compiled, history: LeadHistory, now: int,
         candidates.append(exit_at)
     today = now // MS_PER_DAY
     for i, pair in enumerate(compiled.time_pairs):
-        before = pair.holds(facts, now)
         if not pair.monotone:
             candidates.append((today + 1) * MS_PER_DAY if pair.today_only else now + MS_PER_HOUR)
             continue
-        if pair.today_only:
-            day = _flip_day(compiled, i, pair, facts, before, today)
+        if pair.today_only and _FIRST_DAY < today <= MAX_DAY:
+            day = _switch_day(compiled, i, pair, facts)
+            if day is not None and today < day <= today + HORIZON_DAYS:
+                candidates.append(day * MS_PER_DAY)
+            continue
+        before = pair.holds(facts, now)
+        if pair.today_only:  # a clock outside 1970..2199: searched from today
+            day = _first_true(partial(_flips_on_day, pair, facts, before), today,
+                              today + HORIZON_DAYS)
             if day is not None:
                 candidates.append(day * MS_PER_DAY)
         else:
