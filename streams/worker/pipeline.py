@@ -165,7 +165,7 @@ class LeadPipeline:
                     left = items[i:]
                     break
                 outcome = machine.fold(state, event, update.signals)
-                applied.append((event["source"], event["activity"], outcome.value))
+                applied.append((event["source"], event["activity"], outcome))  # a StrEnum
                 update.inputs.append(msg)
         except Exception as exc:  # a bug must not stop the stream: park the lead's events
             self._lead_failed("event", lead_id, exc, [msg for _, msg in items])
