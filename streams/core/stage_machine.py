@@ -57,6 +57,14 @@ class StageMachine:
         self.properties_of: dict[str, tuple[Property, ...]] = {}
         for prop in self.definitions.properties.values():
             self.properties_of[prop.source] = (*self.properties_of.get(prop.source, ()), prop)
+        #: Activities some fact reads, and the follow-ups that end a handoff. Any other event
+        #: changes no fact: with the clock advanced to it (every review before it done), the
+        #: lead's stage and next review time stay as they are, so it is not evaluated again.
+        #: Not with a comparison that reads time on both sides: its review time is a re-check
+        #: an hour or a day after each evaluation, which skipping would move.
+        self.reads_activity: frozenset[str] | None = frozenset(
+            a for fact in self.definitions.facts.values() for a in fact.activities
+        ) | FOLLOW_UPS if all(p.monotone for p in compiled.time_pairs) else None
 
     # --- events ------------------------------------------------------------------------------
 
@@ -69,6 +77,8 @@ class StageMachine:
 
     def apply(self, state: LeadState, event: dict[str, Any], signals: list[Signal]) -> Outcome:
         """Fold one valid event in; APPLIED or DUPLICATE."""
+        unchanged = not state.erased and state.definitions_version == self.version \
+            and state.evaluated_at > 0  # the lead's last evaluation still describes it
         if state.erased:
             state.erased = False
             state.history = LeadHistory()
@@ -88,12 +98,19 @@ class StageMachine:
         self.advance(state, when, signals)
         self._business_signals(state, event, signals)
         history.apply(event)
-        if self.properties_of and event.get("attributes"):
+        if self.properties_of and event.get("attributes") \
+                and event["source"] in self.properties_of:
             self.set_properties(history, event, signals)
+            unchanged = False
         trimmed = history.take_trimmed()
         if trimmed:
             signals.extend(Trimmed(part) for part in trimmed)
-        self.evaluate(state, max(when, history.max_occurred_at), Cause.EVENT, event_id, signals)
+        now = max(when, history.max_occurred_at)
+        reads = self.reads_activity
+        if unchanged and reads is not None and event["activity"] not in reads:
+            state.evaluated_at = max(state.evaluated_at, now)  # what evaluate would change
+            return APPLIED
+        self.evaluate(state, now, Cause.EVENT, event_id, signals)
         return APPLIED
 
     def set_properties(self, history: LeadHistory, event: dict[str, Any],
