@@ -65,6 +65,9 @@ class MemoryStore:
         raw = self.dbs[partition].get(lead_id)
         return None if raw is None else loads(raw)
 
+    def get_raw_many(self, partition: int, lead_ids: list[str]) -> list[bytes | None]:
+        return [self.dbs[partition].get(i) for i in lead_ids]
+
     encode = staticmethod(dumps)
     decode = staticmethod(loads)
 

@@ -54,6 +54,8 @@ class PipelineStore(LeadStore, Protocol):
 
     def get(self, partition: int, lead_id: str) -> LeadState | None: ...
 
+    def get_raw_many(self, partition: int, lead_ids: list[str]) -> list[bytes | None]: ...
+
     def decode(self, raw: bytes) -> LeadState: ...
 
     def raw_items(self, partition: int) -> Iterable[tuple[bytes, bytes]]: ...
@@ -110,12 +112,15 @@ class LeadPipeline:
             # A lead whose events would pile up more than OUTBOX_LIMIT unpublished changes is
             # committed and continued in another round, so no state outgrows its bound. The
             # first commit also carries the batch's dead letters and re-routed records.
+            stored = self._read_states(groups)
             pending = groups
             while True:
                 updates = []
                 rest: dict[tuple[int, str], list[Item]] = {}
                 for (partition, lead_id), items in pending.items():
-                    update, left = self._apply(partition, lead_id, items, now, tally, lags)
+                    key = (partition, lead_id)
+                    update, left = self._apply(partition, lead_id, items, now, tally, lags,
+                                               key in stored, stored.pop(key, None))
                     if update is not None:
                         updates.append(update)
                     if left:
@@ -150,15 +155,36 @@ class LeadPipeline:
         for key in misplaced:
             del groups[key]
 
+    def _read_states(self, groups: dict[tuple[int, str], list[Item]]
+                     ) -> dict[tuple[int, str], bytes | None]:
+        """The encoded states of a batch's leads, one multi-get per partition."""
+        by_partition: dict[int, list[str]] = defaultdict(list)
+        for partition, lead_id in groups:
+            by_partition[partition].append(lead_id)
+        stored: dict[tuple[int, str], bytes | None] = {}
+        for partition, lead_ids in by_partition.items():
+            for lead_id, raw in zip(lead_ids, self.store.get_raw_many(partition, lead_ids),
+                                    strict=True):
+                stored[(partition, lead_id)] = raw
+        return stored
+
     def _apply(self, partition: int, lead_id: str, items: list[Item], now: int,
-               tally: Counter[tuple[str, str, str]], lags: list[float]
+               tally: Counter[tuple[str, str, str]], lags: list[float],
+               read: bool = False, raw: bytes | None = None
                ) -> tuple[Update | None, list[Item]]:
-        """Fold a lead's events in: (the update, events left for the next round)."""
+        """Fold a lead's events in: (the update, events left for the next round). `raw` is
+        the lead's encoded state if `read` with the batch (None: a new lead)."""
         machine = self.machine
         applied: list[tuple[str, str, str]] = []
         left: list[Item] = []
         try:
-            state = self._load(partition, lead_id) or LeadState(lead_id)
+            if not read:  # a later round: the state as the last round committed it
+                state = self._load(partition, lead_id) or LeadState(lead_id)
+            elif raw is None:
+                state = LeadState(lead_id)
+            else:
+                state = self.store.decode(raw)
+                self.commits.settle(partition, state)
             update = Update(partition, state, state.stage)
             for i, (event, msg) in enumerate(items):
                 if len(state.outbox) >= OUTBOX_LIMIT:
