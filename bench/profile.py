@@ -46,6 +46,8 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("decode", ("(streams/wire/avro.py", "(streams/wire/gate.py", "(streams/wire/validation.py",
                 "(streams/adapters/faust_codecs.py")),
     ("state load", ("loads (streams/core/lead_state.py", "get (streams/adapters/lead_store.py",
+                    "get_raw_many (streams/adapters/lead_store.py",
+                    "_read_states (streams/worker/pipeline.py",
                     "_load (streams/worker/pipeline.py")),
     ("state encode", ("dumps (streams/core/lead_state.py",
                       "encode (streams/adapters/lead_store.py")),
