@@ -8,8 +8,10 @@ fastavro still decodes every body written with another schema (resolution to the
 
 The generated decoder is stricter than fastavro, never more lenient: a boolean byte other than 0
 or 1, a negative or out-of-range enum or union index, a negative length, a varint longer than 10
-bytes or beyond 64 bits, a body shorter than its lengths, or invalid UTF-8 raise ValueError
-(tests/unit/wire/test_avro_decoder.py checks it against fastavro on generated and mutated bodies).
+bytes or beyond 64 bits, or a body shorter than its lengths raise AvroBodyError; a body that
+ends early raises IndexError and invalid UTF-8 UnicodeDecodeError (the registry turns each into a
+dead letter). tests/unit/wire/test_avro_decoder.py checks it against fastavro on generated and
+damaged bodies.
 """
 
 from __future__ import annotations
