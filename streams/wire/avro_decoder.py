@@ -20,6 +20,8 @@ from collections.abc import Callable
 from struct import unpack_from
 from typing import Any
 
+from streams.wire.avro_codegen import SourceWriter, Unsupported
+
 #: decode(data, pos) -> (value, position after it)
 Decoder = Callable[[bytes, int], tuple[Any, int]]
 
@@ -51,19 +53,7 @@ def _fail(message: str) -> None:
     raise AvroBodyError(message)
 
 
-class _Codegen:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.constants: dict[str, Any] = {}
-        self.temp = 0
-
-    def var(self, prefix: str) -> str:
-        self.temp += 1
-        return f"{prefix}{self.temp}"
-
-    def emit(self, indent: int, line: str) -> None:
-        self.lines.append("    " * indent + line)
-
+class _Codegen(SourceWriter):
     def long(self, indent: int, target: str) -> None:
         """Read a zig-zag varint into `target` (the one-byte case inline)."""
         self.emit(indent, "b = data[pos]; pos += 1")
@@ -76,7 +66,7 @@ class _Codegen:
                           f"_fail('a length outside the body')")
 
     def value(self, schema: Any, indent: int, target: str) -> None:
-        """Code that reads one value of `schema` into `target`; raises _Unsupported otherwise."""
+        """Code that reads one value of `schema` into `target`; raises Unsupported otherwise."""
         kind = schema if isinstance(schema, str) else (
             "union" if isinstance(schema, list) else schema.get("type"))
         if isinstance(kind, dict | list):  # {"type": {...}}: a nested definition
@@ -99,8 +89,7 @@ class _Codegen:
             decode = ".decode()" if kind == "string" else ""
             self.emit(indent, f"{target} = data[pos:pos + {n}]{decode}; pos += {n}")
         elif kind == "enum":
-            symbols = self.var("symbols")
-            self.constants[symbols] = tuple(schema["symbols"])
+            symbols = self.constant("symbols", tuple(schema["symbols"]))
             i = self.var("i")
             self.long(indent, i)
             self.emit(indent, f"if not 0 <= {i} < {len(schema['symbols'])}: "
@@ -123,7 +112,7 @@ class _Codegen:
                 self.value(f["type"], indent, f"{record}[{f['name']!r}]")
             self.emit(indent, f"{target} = {record}")
         else:  # fixed, named references, anything else: fastavro decodes these
-            raise _Unsupported(str(kind))
+            raise Unsupported(str(kind))
 
     def block(self, schema: dict[str, Any], kind: str, indent: int, target: str) -> None:
         out, count, j = self.var("m"), self.var("c"), self.var("j")
@@ -149,23 +138,17 @@ class _Codegen:
         self.emit(indent, f"{target} = {out}")
 
 
-class _Unsupported(Exception):
-    pass
-
-
 def compile_decoder(schema: dict[str, Any]) -> Decoder | None:
     """A decoder for bodies written with `schema` (JSON, logical types ignored), or None when the
     schema uses a type this generator leaves to fastavro."""
     gen = _Codegen()
     try:
         gen.value(schema, 1, "value")
-    except _Unsupported:
+    except Unsupported:
         return None
-    source = "\n".join(["def decode(data, pos):", "    end = len(data)", *gen.lines,
-                        "    if pos > end: _fail('a length outside the body')",
-                        "    return value, pos", ""])
-    namespace: dict[str, Any] = {"_varint": _varint, "_fail": _fail, "_unpack": unpack_from,
-                                 **gen.constants}
-    exec(compile(source, f"<avro decoder {schema.get('name', '')}>", "exec"), namespace)
-    decoder: Decoder = namespace["decode"]
+    decoder: Decoder = gen.function(
+        ["def decode(data, pos):", "    end = len(data)"],
+        ["    if pos > end: _fail('a length outside the body')", "    return value, pos"],
+        f"<avro decoder {schema.get('name', '')}>",
+        {"_varint": _varint, "_fail": _fail, "_unpack": unpack_from})
     return decoder

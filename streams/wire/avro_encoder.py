@@ -16,6 +16,8 @@ from collections.abc import Callable
 from struct import Struct
 from typing import Any
 
+from streams.wire.avro_codegen import SourceWriter, Unsupported
+
 Encoder = Callable[[Any], bytes]
 _MIN_LONG, _MAX_LONG = -(1 << 63), (1 << 63) - 1
 _SMALL = [bytes([n]) for n in range(128)]
@@ -44,28 +46,7 @@ def _int(n: int) -> bytes:
     return _long(n)
 
 
-class _Unsupported(Exception):
-    pass
-
-
-class _Codegen:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.constants: dict[str, Any] = {}
-        self.temp = 0
-
-    def var(self, prefix: str) -> str:
-        self.temp += 1
-        return f"{prefix}{self.temp}"
-
-    def emit(self, indent: int, line: str) -> None:
-        self.lines.append("    " * indent + line)
-
-    def constant(self, prefix: str, value: Any) -> str:
-        name = self.var(prefix)
-        self.constants[name] = value
-        return name
-
+class _Codegen(SourceWriter):
     def value(self, schema: Any, indent: int, source: str) -> None:
         """Code that appends the encoding of `source` (an expression) to `out`."""
         kind = schema if isinstance(schema, str) else (
@@ -97,7 +78,7 @@ class _Codegen:
         elif kind == "union":
             branches = [b for b in schema if b != "null"]
             if len(schema) != 2 or len(branches) != 1:
-                raise _Unsupported("a union other than null and one type")
+                raise Unsupported("a union other than null and one type")
             v = self.var("u")
             null_first = schema[0] == "null"
             self.emit(indent, f"{v} = {source}")
@@ -128,7 +109,7 @@ class _Codegen:
             for f in schema["fields"]:
                 if "default" in f:  # fastavro writes a missing field's default
                     if _bytes_like(f["type"]):
-                        raise _Unsupported("a default of bytes or fixed (JSON text)")
+                        raise Unsupported("a default of bytes or fixed (JSON text)")
                     get = f"{r}.get({f['name']!r}, {self.constant('default', f['default'])})"
                 else:
                     get = f"{r}.get({f['name']!r})"
@@ -136,7 +117,7 @@ class _Codegen:
                 self.emit(indent, f"{field_value} = {get}")
                 self.value(f["type"], indent, field_value)
         else:
-            raise _Unsupported(str(kind))
+            raise Unsupported(str(kind))
 
 
 def _bytes_like(schema: Any) -> bool:
@@ -151,13 +132,10 @@ def compile_encoder(schema: dict[str, Any]) -> Encoder | None:
     gen = _Codegen()
     try:
         gen.value(schema, 1, "datum")
-    except _Unsupported:
+    except Unsupported:
         return None
-    source = "\n".join(["def encode(datum):", "    parts = []", "    out = parts.append",
-                        *gen.lines,
-                        "    return b''.join(parts)", ""])
-    namespace: dict[str, Any] = {"_long": _long, "_int": _int, "_LENGTHS": _LENGTHS,
-                                 **gen.constants}
-    exec(compile(source, f"<avro encoder {schema.get('name', '')}>", "exec"), namespace)
-    encoder: Encoder = namespace["encode"]
+    encoder: Encoder = gen.function(
+        ["def encode(datum):", "    parts = []", "    out = parts.append"],
+        ["    return b''.join(parts)"], f"<avro encoder {schema.get('name', '')}>",
+        {"_long": _long, "_int": _int, "_LENGTHS": _LENGTHS})
     return encoder
