@@ -161,8 +161,8 @@ def test_produce_fails_in_bounded_time_when_the_broker_dies_mid_file(tmp_path, o
         text = stderr.decode()
         assert proc.returncode == 1, text
         assert "not delivered" in text or "not sent from line" in text, text
-        # flush waits GIVE_UP_MS + 5 s at most, and closing 5 s
-        assert "Traceback" not in text and took < GIVE_UP_MS / 1000 + 15, (took, text)
+        # flush waits GIVE_UP_MS + 5 s at most and closing 5 s; the rest is room for a busy CI
+        assert "Traceback" not in text and took < GIVE_UP_MS / 1000 + 25, (took, text)
     finally:
         if proc is not None:
             stop_process(proc)
