@@ -58,7 +58,7 @@ bench: .venv
 	$(BIN)/python bench/run.py
 
 # The same at 1,000,000 leads and 3,000,000 events: peak RSS and disk per lead at the scale of
-# README "Sizing" (writes bench/results-1000000.json; about half an hour on 2 cores).
+# README "Sizing" (writes bench/results-1000000.json; about 20 minutes on 2 cores).
 bench-1m: .venv
 	BENCH_LEADS=1000000 BENCH_EVENTS=3000000 $(BIN)/python bench/run.py
 
