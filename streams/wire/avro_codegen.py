@@ -3,6 +3,7 @@ fresh names and the constants it refers to, and compiling it into a function."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -30,9 +31,14 @@ class SourceWriter:
         self.constants[name] = value
         return name
 
-    def function(self, head: list[str], tail: list[str], filename: str,
-                 runtime: dict[str, Any]) -> Any:
-        """The function `head` + the emitted lines + `tail` define, compiled."""
+    def function(self, write_body: Callable[[], None], head: list[str], tail: list[str],
+                 filename: str, runtime: dict[str, Any]) -> Any:
+        """The function `head` + the lines `write_body` emits + `tail` define, compiled; None
+        when the body needs a type the generators leave to fastavro."""
+        try:
+            write_body()
+        except Unsupported:
+            return None
         source = "\n".join([*head, *self.lines, *tail, ""])
         namespace: dict[str, Any] = {**runtime, **self.constants}
         exec(compile(source, filename, "exec"), namespace)

@@ -142,11 +142,8 @@ def compile_decoder(schema: dict[str, Any]) -> Decoder | None:
     """A decoder for bodies written with `schema` (JSON, logical types ignored), or None when the
     schema uses a type this generator leaves to fastavro."""
     gen = _Codegen()
-    try:
-        gen.value(schema, 1, "value")
-    except Unsupported:
-        return None
-    decoder: Decoder = gen.function(
+    decoder: Decoder | None = gen.function(
+        lambda: gen.value(schema, 1, "value"),
         ["def decode(data, pos):", "    end = len(data)"],
         ["    if pos > end: _fail('a length outside the body')", "    return value, pos"],
         f"<avro decoder {schema.get('name', '')}>",

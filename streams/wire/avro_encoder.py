@@ -130,11 +130,8 @@ def _bytes_like(schema: Any) -> bool:
 def compile_encoder(schema: dict[str, Any]) -> Encoder | None:
     """record -> its Avro body, or None when the schema uses a type left to fastavro."""
     gen = _Codegen()
-    try:
-        gen.value(schema, 1, "datum")
-    except Unsupported:
-        return None
-    encoder: Encoder = gen.function(
+    encoder: Encoder | None = gen.function(
+        lambda: gen.value(schema, 1, "datum"),
         ["def encode(datum):", "    parts = []", "    out = parts.append"],
         ["    return b''.join(parts)"], f"<avro encoder {schema.get('name', '')}>",
         {"_long": _long, "_int": _int, "_LENGTHS": _LENGTHS})

@@ -284,7 +284,7 @@ class Compiled:
     _plans: dict[str | None, _ReasonPlan] = field(default_factory=dict, compare=False,
                                                   repr=False)
     #: (pair, the values it reads) -> the day its truth switches (review.next_review)
-    flip_days: dict[tuple[Any, ...], int | None] = field(default_factory=dict, compare=False,
+    switch_days: dict[tuple[Any, ...], int | None] = field(default_factory=dict, compare=False,
                                                           repr=False)
 
     def evaluate(self, history: LeadHistory, now: int) -> tuple[str | None, tuple[Any, ...]]:

@@ -23,7 +23,7 @@ from streams.core.lead_history import LeadHistory
 HORIZON_DAYS = 20 * 366  # decision dates and windows further out than this are not tracked
 #: Switch days remembered per Compiled: a `today` comparison reads a few values (a decision
 #: date), so leads share them and its binary search runs once per value.
-FLIP_DAYS_KEPT = 50_000
+SWITCH_DAYS_KEPT = 50_000
 #: The days a switch day is searched in: every day `today` can be (the clock and occurred_at
 #: are within 1970..2199), and the horizon after the last.
 _FIRST_DAY, _LAST_DAY = MIN_DAY - 1, MAX_DAY + HORIZON_DAYS
@@ -92,14 +92,14 @@ def _switch_day(compiled: Compiled, i: int, pair: TimePair, facts: tuple[Any, ..
     day for all time), or None if it does not between _FIRST_DAY and _LAST_DAY. It depends only
     on the values the comparison reads, so leads share it: memoised by those."""
     key = (i, *[facts[j] for j in pair.reads])
-    days = compiled.flip_days
+    days = compiled.switch_days
     try:
         return days[key]
     except KeyError:
         pass
     first = pair.holds(facts, _FIRST_DAY * MS_PER_DAY)
     day = _first_true(partial(_flips_on_day, pair, facts, first), _FIRST_DAY, _LAST_DAY)
-    if len(days) >= FLIP_DAYS_KEPT:
+    if len(days) >= SWITCH_DAYS_KEPT:
         days.clear()  # values spread wider than this: start again
     days[key] = day
     return day

@@ -230,20 +230,20 @@ def searched_from_today(h, now: int) -> int | None:
 def test_a_remembered_switch_day_gives_the_review_a_search_from_today_gives(evs, after):
     h, now = replayed(evs, after)
     assert next_review(COMPILED, h, now) == searched_from_today(h, now)  # memo maybe warm
-    COMPILED.flip_days.clear()
+    COMPILED.switch_days.clear()
     assert next_review(COMPILED, h, now) == searched_from_today(h, now)
 
 
-def test_flip_days_are_shared_by_leads_with_the_same_decision_date():
+def test_switch_days_are_shared_by_leads_with_the_same_decision_date():
     decided = {"decision_by": parse_date("2027-01-15")}
-    COMPILED.flip_days.clear()
+    COMPILED.switch_days.clear()
     one, _, _ = run(ev(1, "CONTACTED", T0), ev(2, "DECISION_TIMELINE_PROVIDED", T0, **decided))
-    remembered = dict(COMPILED.flip_days)
+    remembered = dict(COMPILED.switch_days)
     assert remembered  # `today <= decision_date <= today + 6 months`: two pairs, one date
     other, _, _ = run(ev(1, "CONTACTED", T0), ev(2, "CONTACTED", T0),
                       ev(3, "DEMO_REQUESTED", T0), ev(4, "DECISION_TIMELINE_PROVIDED", T0,
                                                       **decided))
-    assert COMPILED.flip_days.keys() == remembered.keys()  # other counts, same entries
+    assert COMPILED.switch_days.keys() == remembered.keys()  # other counts, same entries
     assert one.next_review == other.next_review == T0 + 2 * DAY  # the handoff deadline
 
 
