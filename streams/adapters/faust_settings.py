@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ssl
 from typing import Any
 
@@ -51,3 +52,12 @@ def faust_app_kwargs(settings: Settings, **overrides: Any) -> dict[str, Any]:
     }
     kwargs.update(overrides)
     return kwargs
+
+
+def static_member_id(instance_id: str, url: str) -> str:
+    """The group.instance.id of a worker: LEADSTAGE_INSTANCE_ID and a digest of the address
+    other workers reach it at. Kafka hands a static member that rejoins the assignment it had,
+    and Faust's assignor refuses one that names another address (an AssertionError inside
+    aiokafka's coordinator, after which the worker never becomes ready). A worker whose
+    address changed therefore joins as a new member, as it would without an id."""
+    return f"{instance_id}-{hashlib.sha256(url.encode()).hexdigest()[:8]}"

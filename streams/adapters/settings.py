@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,21 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise ValueError(f"{name} must be positive, got {value}")
     return value
+
+
+#: Kafka's own rule for group.instance.id (as for topic names), less the 9 characters
+#: adapters.faust_settings.static_member_id appends.
+_INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,240}")
+
+
+def _instance_id(raw: str) -> str | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    if not _INSTANCE_ID.fullmatch(raw) or raw in (".", ".."):
+        raise ValueError("LEADSTAGE_INSTANCE_ID must be 1 to 240 of A-Z a-z 0-9 . _ - "
+                         f"(not . or ..), got {raw[:60]!r}")
+    return raw
 
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -94,6 +110,9 @@ class Settings:
     web_tls_key: str | None = None
     web_max_connections: int = 256
     web_first_request_s: int = 10
+    #: Kafka static membership (group.instance.id), unique per worker: a worker restarted under
+    #: the same id takes its partitions back at once instead of after its old session expires
+    instance_id: str | None = None
 
     def web_tls_context(self) -> ssl.SSLContext | None:
         if not (self.web_tls_cert or self.web_tls_key):
@@ -138,6 +157,7 @@ class Settings:
                                      d.web_max_connections),
             web_first_request_s=_int(env, "LEADSTAGE_WEB_FIRST_REQUEST_SECONDS",
                                      d.web_first_request_s),
+            instance_id=_instance_id(env.get("LEADSTAGE_INSTANCE_ID", "")),
             security=KafkaSecurity(
                 protocol=get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
                 sasl_mechanism=(env.get("KAFKA_SASL_MECHANISM") or "").strip().upper() or None,

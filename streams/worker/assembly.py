@@ -18,7 +18,7 @@ import faust
 from streams.adapters.batch_consumer import BatchInput, BatchTransport
 from streams.adapters.batch_sender import BatchSender
 from streams.adapters.faust_codecs import register as register_codecs
-from streams.adapters.faust_settings import faust_app_kwargs
+from streams.adapters.faust_settings import faust_app_kwargs, static_member_id
 from streams.adapters.faust_web import MAX_BODY_BYTES, QuietWeb, quiet_web
 from streams.adapters.lead_store import LeadStore
 from streams.adapters.settings import Settings
@@ -123,6 +123,9 @@ def build(settings: Settings) -> WorkerAssembly:
         ),
     )
     app.leadstage_settings = settings
+    if settings.instance_id:  # static membership (README "Restarts"); else dynamic
+        app.conf.consumer_group_instance_id = static_member_id(
+            settings.instance_id, str(app.conf.canonical_url))
     activity_topic = app.topic(settings.topic_activity, key_serializer="raw",
                                value_serializer="raw", partitions=settings.partitions)
     table = app.Table("leads", partitions=settings.partitions, key_type=bytes,

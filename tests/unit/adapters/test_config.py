@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,25 @@ def test_https_for_the_worker_pages_takes_a_certificate_and_key(tmp_path):
     assert Settings.from_env({}).web_tls_context() is None
     with pytest.raises(ValueError, match="go together"):
         Settings.from_env({"LEADSTAGE_WEB_TLS_CERT": str(tmp_path / "c.pem")}).web_tls_context()
+
+
+def test_an_instance_id_turns_on_static_membership_and_is_checked_as_kafka_would():
+    assert Settings.from_env({}).instance_id is None
+    assert Settings.from_env({"LEADSTAGE_INSTANCE_ID": " "}).instance_id is None
+    assert Settings.from_env({"LEADSTAGE_INSTANCE_ID": "worker-1"}).instance_id == "worker-1"
+    assert Settings.from_env({"LEADSTAGE_INSTANCE_ID": "a" * 240}).instance_id == "a" * 240
+    for bad in ("a" * 241, "worker 1", "pod/1", ".", "..", "wörker"):
+        with pytest.raises(ValueError, match="LEADSTAGE_INSTANCE_ID"):
+            Settings.from_env({"LEADSTAGE_INSTANCE_ID": bad})
+
+
+def test_the_static_member_id_changes_with_the_address_the_assignment_names():
+    from streams.adapters.faust_settings import static_member_id
+
+    one = static_member_id("worker-1", "http://10.0.0.7:6066")
+    assert one == static_member_id("worker-1", "http://10.0.0.7:6066")  # a restart: same member
+    assert one.startswith("worker-1-")
+    assert one != static_member_id("worker-1", "http://10.0.0.8:6066")  # moved: a new member
+    assert one != static_member_id("worker-1", "http://10.0.0.7:6067")
+    longest = static_member_id("a" * 240, "http://h:1")
+    assert len(longest) <= 249 and re.fullmatch(r"[A-Za-z0-9._-]+", longest)

@@ -53,6 +53,7 @@ def test_services_paths_and_ports():
     for worker in ("worker-1", "worker-2"):
         env = doc["services"][worker]["environment"]
         assert env["LEADSTAGE_WEB_HOST"] == worker and env["LEADSTAGE_WEB_BIND"] == "0.0.0.0"
+        assert env["LEADSTAGE_INSTANCE_ID"] == worker  # unique per worker (static membership)
         assert "healthcheck" in doc["services"][worker]
     collector = doc["services"]["collector"]
     assert collector["command"] == ["leadstage", "collect"]
