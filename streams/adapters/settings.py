@@ -103,6 +103,11 @@ class Settings:
     web_bind: str = ""
     web_port: int = 6066
     sweep_interval: int = 60
+    #: Records per fetch, at most: one batch of the commit protocol. Most of the cost is per
+    #: lead touched, and each batch waits for two acknowledged flushes, so larger batches go
+    #: faster when the worker is behind; but a batch's decoded states are all held until its
+    #: commit, so peak memory grows with it (README "Sizing" has both measured).
+    max_poll_records: int = 20_000
     api_token: str | None = field(default=None, repr=False)
     security: KafkaSecurity = KafkaSecurity()
     #: HTTPS for the worker's pages: certificate chain and key files (PEM), both or neither
@@ -150,6 +155,7 @@ class Settings:
             web_bind=get("LEADSTAGE_WEB_BIND", get("LEADSTAGE_WEB_HOST", d.web_host)),
             web_port=_int(env, "LEADSTAGE_WEB_PORT", d.web_port),
             sweep_interval=_int(env, "LEADSTAGE_SWEEP_INTERVAL", d.sweep_interval),
+            max_poll_records=_int(env, "LEADSTAGE_MAX_POLL_RECORDS", d.max_poll_records),
             api_token=env.get("LEADSTAGE_API_TOKEN") or None,
             web_tls_cert=env.get("LEADSTAGE_WEB_TLS_CERT") or None,
             web_tls_key=env.get("LEADSTAGE_WEB_TLS_KEY") or None,

@@ -33,10 +33,6 @@ from streams.worker.pause_fence import PauseFence
 from streams.worker.pipeline import LeadPipeline
 from streams.worker.web import register_pages
 
-# Records per fetch, at most. Most of the cost is per lead touched, so larger batches (where a
-# lead recurs) go faster; when the worker keeps up, fetches stay small and so does latency
-# (bench/README.md has the measurements).
-BATCH_SIZE = 20000
 #: A killed worker's partitions move on after this (Faust's default is 60 s).
 SESSION_TIMEOUT_S = 10.0
 # Faust's RocksDB defaults (large write buffers and block cache) are per partition database, so
@@ -108,7 +104,7 @@ def build(settings: Settings) -> WorkerAssembly:
             web_ssl_context=settings.web_tls_context(),
             Worker=LeadstageWorker,
             stream_buffer_maxsize=8000,  # only records outside the batch paths use it
-            broker_max_poll_records=BATCH_SIZE,
+            broker_max_poll_records=settings.max_poll_records,
             consumer_max_fetch_size=4 * 1024 * 1024,
             broker_commit_every=10_000,
             broker_commit_interval=1.0,

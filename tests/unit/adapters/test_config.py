@@ -21,17 +21,19 @@ def test_environment_overrides():
     s = Settings.from_env({
         "KAFKA_BOOTSTRAP_SERVERS": "a:1, b:2", "LEADSTAGE_PARTITIONS": "3",
         "LEADSTAGE_TOPIC_DLQ": "dead", "LEADSTAGE_DEFINITIONS": "/x/y.yaml",
-        "LEADSTAGE_SWEEP_INTERVAL": "5",
+        "LEADSTAGE_SWEEP_INTERVAL": "5", "LEADSTAGE_MAX_POLL_RECORDS": "5000",
     })
     assert s.bootstrap_list == ["a:1", "b:2"]
     assert (s.partitions, s.topic_dlq, s.sweep_interval) == (3, "dead", 5)
+    assert s.max_poll_records == 5000
     assert s.definitions == Path("/x/y.yaml")
 
 
 @pytest.mark.parametrize("value", ["zero", "0", "-2"])
-def test_bad_numbers_are_rejected_with_the_variable_name(value):
-    with pytest.raises(ValueError, match="LEADSTAGE_PARTITIONS"):
-        Settings.from_env({"LEADSTAGE_PARTITIONS": value})
+@pytest.mark.parametrize("name", ["LEADSTAGE_PARTITIONS", "LEADSTAGE_MAX_POLL_RECORDS"])
+def test_bad_numbers_are_rejected_with_the_variable_name(name, value):
+    with pytest.raises(ValueError, match=name):
+        Settings.from_env({name: value})
 
 
 def test_password_never_in_repr():

@@ -1,0 +1,25 @@
+"""What `assembly.build` hands Faust from the settings (no Kafka is reached when building)."""
+
+from __future__ import annotations
+
+from streams.adapters.faust_settings import static_member_id
+from streams.adapters.settings import Settings
+from streams.worker.assembly import build
+
+
+def test_the_settings_reach_the_consumer(tmp_path):
+    settings = Settings.from_env({"LEADSTAGE_DATA_DIR": str(tmp_path),
+                                  "LEADSTAGE_WEB_PORT": "16123",
+                                  "LEADSTAGE_INSTANCE_ID": "worker-7",
+                                  "LEADSTAGE_MAX_POLL_RECORDS": "1234"})
+    conf = build(settings).app.conf
+    assert conf.broker_max_poll_records == 1234
+    assert conf.consumer_group_instance_id == static_member_id(
+        "worker-7", "http://127.0.0.1:16123")
+
+
+def test_without_an_instance_id_membership_stays_dynamic(tmp_path, monkeypatch):
+    monkeypatch.delenv("CONSUMER_GROUP_INSTANCE_ID", raising=False)  # Faust's own variable
+    conf = build(Settings.from_env({"LEADSTAGE_DATA_DIR": str(tmp_path)})).app.conf
+    assert conf.consumer_group_instance_id is None
+    assert conf.broker_max_poll_records == 20_000
