@@ -29,9 +29,12 @@ class Cluster:
         self.env = worker_env(bootstrap, name)
         self.tmp, self.base_port = tmp_path, base_port
         self.workers: list[Worker] = []
+        #: give each worker LEADSTAGE_INSTANCE_ID "worker-<i>" (Kafka static membership)
+        self.static = False
 
     def worker(self, i: int) -> Worker:
-        w = Worker(self.env, self.tmp / f"data-{i}", self.base_port + i, self.tmp / f"w{i}.log")
+        env = {**self.env, "LEADSTAGE_INSTANCE_ID": f"worker-{i}"} if self.static else self.env
+        w = Worker(env, self.tmp / f"data-{i}", self.base_port + i, self.tmp / f"w{i}.log")
         self.workers.append(w)
         return w
 
@@ -95,7 +98,14 @@ def cluster(kafka_bootstrap, unique_name, tmp_path, request):
     c.stop()
 
 
-def test_sigkill_one_of_two_workers_twice(cluster, scale):
+@pytest.mark.parametrize("membership", [
+    "dynamic",
+    # the killed worker comes back under its id and takes its partitions back at once, with
+    # no rebalance, while the other keeps its own
+    pytest.param("static", marks=pytest.mark.full_faults),
+])
+def test_sigkill_one_of_two_workers_twice(cluster, scale, membership):
+    cluster.static = membership == "static"
     # at full size: 10,000 random-byte and malformed records among the good ones
     records = workload(int(20_000 * scale), int(2_000 * scale), int(10_000 * scale))
     a, _ = cluster.two_workers()
