@@ -52,6 +52,8 @@ PARTITIONS = int(os.environ.get("BENCH_PARTITIONS", "8"))
 BASELINE_EVENTS = int(os.environ.get("BENCH_BASELINE_EVENTS", "50000"))
 LATENCY_RATE, LATENCY_SECONDS = 5000, 20
 WORK = ROOT / ".cache" / "bench"
+#: the benchmark worker's LEADSTAGE_INSTANCE_ID (static membership, README "Restarts")
+BENCH_INSTANCE_ID = "bench-worker"
 #: Issue #18's targets (figures to report against, never asserted).
 TARGETS = {"leadstage_events_per_second": 45000, "speedup_vs_faust": 5.0, "p99_latency_ms": 50,
            "peak_rss_mb": 350, "recovery_seconds": 10, "vs_quix": 1.5, "vs_kafka_streams": 0.5}
@@ -320,7 +322,7 @@ def measure(bootstrap: str) -> int:
 
         # Static membership (README "Restarts"), so that the recovery below measures the
         # restart itself; the same restart without it is measured after.
-        worker = LeadstageWorker(bootstrap, topic, name, LEADSTAGE_INSTANCE_ID="bench-worker")
+        worker = LeadstageWorker(bootstrap, topic, name, LEADSTAGE_INSTANCE_ID=BENCH_INSTANCE_ID)
         with console.status("leadstage worker"):
             worker.start()
             wait_for(worker.ready, 120)
@@ -353,7 +355,7 @@ def measure(bootstrap: str) -> int:
             return wait_for(worker.ready, 600, 0.2) - t0
 
         with console.status("recovery after kill -9 and losing the local state"):
-            recovery = recover("bench-worker")
+            recovery = recover(BENCH_INSTANCE_ID)
             # Without an id the new process is a new member: Kafka waits for the dead one's
             # session to expire before it assigns anything.
             recovery_dynamic = recover("")

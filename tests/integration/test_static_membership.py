@@ -11,8 +11,6 @@ from tests.integration.kafka_helpers import read_to_end
 from tests.integration.worker_harness import activity, produce_raw
 
 HOUR = 3_600_000
-
-
 AT = int(time.time() * 1000) - HOUR
 
 

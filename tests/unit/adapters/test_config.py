@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.adapters.faust_settings import static_member_id
 from streams.adapters.settings import Settings
 
 
@@ -90,8 +91,6 @@ def test_an_instance_id_turns_on_static_membership_and_is_checked_as_kafka_would
 
 
 def test_the_static_member_id_changes_with_the_address_the_assignment_names():
-    from streams.adapters.faust_settings import static_member_id
-
     one = static_member_id("worker-1", "http://10.0.0.7:6066")
     assert one == static_member_id("worker-1", "http://10.0.0.7:6066")  # a restart: same member
     assert one.startswith("worker-1-")
