@@ -23,6 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from confluent_kafka import Producer as LibrdkafkaProducer
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from rich.console import Console
 from rich.table import Table
@@ -246,7 +247,12 @@ def latency(bootstrap: str, topic: str, changes: str) -> tuple[float, float]:
     consumer = KafkaConsumer(changes, bootstrap_servers=bootstrap, auto_offset_reset="latest",
                              enable_auto_commit=False)
     consumer.poll(timeout_ms=1000)  # join, position at the end
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=1)
+    # librdkafka, as in bench/soak.py: the load generator shares the machine's two cores with
+    # the worker and the broker, and kafka-python took about half a core at this rate, time
+    # the worker's latency then paid for. murmur2_random is the Java client's partitioner,
+    # which the worker expects of its producers.
+    producer = LibrdkafkaProducer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": 1,
+                                   "partitioner": "murmur2_random"})
     codec = registry()
     sent: dict[str, float] = {}
     start = time.perf_counter()
@@ -261,11 +267,11 @@ def latency(bootstrap: str, topic: str, changes: str) -> tuple[float, float]:
                 "currency": None, "team": None, "assessed_stage": None, "reason": None,
                 "attributes": {}})
             sent[lead] = time.time() * 1000
-            producer.send(topic, key=lead.encode(), value=value)
+            producer.produce(topic, value, lead.encode())
             n += 1
-        producer.flush()
+        producer.poll(0)
         time.sleep(0.005)
-    producer.close()
+    producer.flush(30)
     latencies = []
     deadline = time.monotonic() + 60
     while len(latencies) < len(sent) * 0.999 and time.monotonic() < deadline:
