@@ -10,8 +10,11 @@ fetched offsets count as processed when the handler returns. Table changelogs be
 Faust's Recovery bookkeeping updated as its own per-record loop does. Records of any other topic
 still take Faust's own path.
 
+It also sets the consumer's fetch wait, which Faust fixes at 1,500 ms (BatchInput).
+
 It relies on internals of faust-streaming 0.15 (the consumer's offset maps, Recovery's offsets
-and end-of-recovery signal); pyproject pins faust-streaming below 0.16 for that reason.
+and end-of-recovery signal, the consumer thread's factory) and of aiokafka (the fetch wait read
+at start); pyproject pins faust-streaming below 0.16 for that reason.
 
 The guarantees of Faust's path are kept:
 - offsets are committed only after the handler returned (at-least-once);
@@ -44,6 +47,8 @@ BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
 class BatchInput:
     topic: str
     handler: BatchHandler
+    #: the consumer's fetch.max.wait.ms (Settings.fetch_max_wait_ms says why it matters)
+    fetch_max_wait_ms: int
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
@@ -54,6 +59,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
         #: partition -> the offset to commit (the last handled record + 1)
         self._handled: dict[TP, int] = {}
         self._inflight: asyncio.Future[None] | None = None
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     # --- delivery ------------------------------------------------------------------------------
 
@@ -200,6 +208,17 @@ class BatchConsumer(faust_aiokafka.Consumer):
         # that revocation; anything left is stale for the new assignment.
         self._handled.clear()
         await super().on_partitions_assigned(assigned, generation_id)
+
+
+class _BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, with the fetch wait of BatchInput instead of Faust's fixed
+    1,500 ms (aiokafka reads it when the consumer starts)."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        batch_input: BatchInput = self.app.batch_input  # type: ignore[attr-defined]
+        consumer._fetch_max_wait_ms = batch_input.fetch_max_wait_ms
+        return consumer
 
 
 class _Replayed:

@@ -145,7 +145,8 @@ def build(settings: Settings) -> WorkerAssembly:
     # One handler at a time: a partition's events are handled in order, and offsets are
     # committed only after their batch.
     app.topics.add(activity_topic)
-    app.batch_input = BatchInput(settings.topic_activity, pipeline.process_batch)
+    app.batch_input = BatchInput(settings.topic_activity, pipeline.process_batch,
+                                 settings.fetch_max_wait_ms)
 
     async def pause_fence() -> None:
         fence.tick()

@@ -23,7 +23,7 @@ class FakeConsumer:
     """The parts of BatchConsumer that _unread uses."""
 
     def __init__(self, assigned: set[TP], fail_on: set[TP] = frozenset()) -> None:
-        self.app = SimpleNamespace(batch_input=BatchInput("input", None))  # type: ignore[arg-type]
+        self.app = SimpleNamespace(batch_input=BatchInput("input", None, 20))  # type: ignore[arg-type]
         self._assigned, self._fail_on = assigned, fail_on
         self.seeks: list[tuple[TP, int]] = []
 

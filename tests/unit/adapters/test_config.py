@@ -31,7 +31,8 @@ def test_environment_overrides():
 
 
 @pytest.mark.parametrize("value", ["zero", "0", "-2"])
-@pytest.mark.parametrize("name", ["LEADSTAGE_PARTITIONS", "LEADSTAGE_MAX_POLL_RECORDS"])
+@pytest.mark.parametrize("name", ["LEADSTAGE_PARTITIONS", "LEADSTAGE_MAX_POLL_RECORDS",
+                                  "LEADSTAGE_FETCH_MAX_WAIT_MS"])
 def test_bad_numbers_are_rejected_with_the_variable_name(name, value):
     with pytest.raises(ValueError, match=name):
         Settings.from_env({name: value})

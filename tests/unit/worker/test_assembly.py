@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from streams.adapters.faust_settings import static_member_id
 from streams.adapters.settings import Settings
 from streams.worker.assembly import build
@@ -23,3 +27,20 @@ def test_without_an_instance_id_membership_stays_dynamic(tmp_path, monkeypatch):
     conf = build(Settings.from_env({"LEADSTAGE_DATA_DIR": str(tmp_path)})).app.conf
     assert conf.consumer_group_instance_id is None
     assert conf.broker_max_poll_records == 10_000
+
+
+def kafka_consumer_of(app):
+    """The aiokafka consumer Faust's consumer thread would start for this app."""
+    async def create():
+        thread = app.consumer._new_consumer_thread()
+        return thread._create_worker_consumer(app.transport)
+    return asyncio.run(create())
+
+
+@pytest.mark.parametrize(("env", "expected"),
+                         [({}, 20), ({"LEADSTAGE_FETCH_MAX_WAIT_MS": "35"}, 35)])
+def test_the_fetch_wait_reaches_the_kafka_consumer_instead_of_fausts(tmp_path, env, expected):
+    # Faust passes fetch_max_wait_ms=1500; the worker's consumer must wait env's (or 20) ms.
+    app = build(Settings.from_env({"LEADSTAGE_DATA_DIR": str(tmp_path), **env})).app
+    consumer = kafka_consumer_of(app)
+    assert consumer._fetch_max_wait_ms == expected
