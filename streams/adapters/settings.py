@@ -27,6 +27,18 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+#: A fetch must come back well within the consumer's request timeout (Faust's is 90 s).
+MAX_FETCH_WAIT_MS = 10_000
+
+
+def _fetch_wait(env: Mapping[str, str], default: int) -> int:
+    value = _int(env, "LEADSTAGE_FETCH_MAX_WAIT_MS", default)
+    if value > MAX_FETCH_WAIT_MS:
+        raise ValueError(f"LEADSTAGE_FETCH_MAX_WAIT_MS must be at most {MAX_FETCH_WAIT_MS}, "
+                         f"got {value}")
+    return value
+
+
 #: Kafka's own rule for group.instance.id (as for topic names), less the 9 characters
 #: adapters.faust_settings.static_member_id appends.
 _INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,240}")
@@ -106,14 +118,14 @@ class Settings:
     #: Records per fetch, at most: one batch of the commit protocol. Most of the cost is per
     #: lead touched, and each batch waits for two acknowledged flushes, so larger batches go
     #: faster when the worker is behind; but a batch's decoded states are all held until its
-    #: commit, so peak memory grows with it (README "Sizing" has both measured). At 10,000 the
-    #: worker went as fast as at 20,000 within the machine's noise, for 67 MB less peak RSS.
+    #: commit, so peak memory grows with it (README "Sizing" has both measured; 10,000 went as
+    #: fast as 20,000 within the benchmark's noise, for less memory).
     max_poll_records: int = 10_000
     #: How long the broker may hold a fetch that finds no new records. The consumer sends one
     #: fetch at a time to a broker, naming only the partitions with nothing left in its buffer;
     #: while one such fetch waits, a partition whose buffer just ran dry cannot be fetched, so
-    #: the worker idles up to this long (Faust's 1,500 ms made a 5,000 events/s stream settle
-    #: into 1.6 s batches, bench/README.md). Shorter means more empty fetches when idle.
+    #: the worker idles up to this long (Faust's fixed 1,500 ms let a steady stream settle into
+    #: batches that far apart, bench/README.md). Shorter means more empty fetches when idle.
     fetch_max_wait_ms: int = 20
     api_token: str | None = field(default=None, repr=False)
     security: KafkaSecurity = KafkaSecurity()
@@ -163,7 +175,7 @@ class Settings:
             web_port=_int(env, "LEADSTAGE_WEB_PORT", d.web_port),
             sweep_interval=_int(env, "LEADSTAGE_SWEEP_INTERVAL", d.sweep_interval),
             max_poll_records=_int(env, "LEADSTAGE_MAX_POLL_RECORDS", d.max_poll_records),
-            fetch_max_wait_ms=_int(env, "LEADSTAGE_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms),
+            fetch_max_wait_ms=_fetch_wait(env, d.fetch_max_wait_ms),
             api_token=env.get("LEADSTAGE_API_TOKEN") or None,
             web_tls_cert=env.get("LEADSTAGE_WEB_TLS_CERT") or None,
             web_tls_key=env.get("LEADSTAGE_WEB_TLS_KEY") or None,

@@ -38,6 +38,12 @@ def test_bad_numbers_are_rejected_with_the_variable_name(name, value):
         Settings.from_env({name: value})
 
 
+def test_a_fetch_wait_past_ten_seconds_is_refused():
+    assert Settings.from_env({"LEADSTAGE_FETCH_MAX_WAIT_MS": "10000"}).fetch_max_wait_ms == 10_000
+    with pytest.raises(ValueError, match="LEADSTAGE_FETCH_MAX_WAIT_MS must be at most 10000"):
+        Settings.from_env({"LEADSTAGE_FETCH_MAX_WAIT_MS": "10001"})
+
+
 def test_password_never_in_repr():
     s = Settings.from_env({"KAFKA_SECURITY_PROTOCOL": "sasl_ssl", "KAFKA_SASL_MECHANISM":
                            "SCRAM-SHA-512", "KAFKA_SASL_USERNAME": "u",
