@@ -118,9 +118,9 @@ class Settings:
     #: Records per fetch, at most: one batch of the commit protocol. Most of the cost is per
     #: lead touched, and each batch waits for two acknowledged flushes, so larger batches go
     #: faster when the worker is behind; but a batch's decoded states are all held until its
-    #: commit, so peak memory grows with it (README "Sizing" has both measured; 10,000 went as
-    #: fast as 20,000 within the benchmark's noise, for less memory).
-    max_poll_records: int = 10_000
+    #: commit, so peak memory grows with it (README "Sizing" has both measured: smaller batches
+    #: save memory, and cost throughput when the worker is behind on recent leads).
+    max_poll_records: int = 20_000
     #: How long the broker may hold a fetch that finds no new records. The consumer sends one
     #: fetch at a time to a broker, naming only the partitions with nothing left in its buffer;
     #: while one such fetch waits, a partition whose buffer just ran dry cannot be fetched, so

@@ -26,7 +26,7 @@ def test_without_an_instance_id_membership_stays_dynamic(tmp_path, monkeypatch):
     monkeypatch.delenv("CONSUMER_GROUP_INSTANCE_ID", raising=False)  # Faust's own variable
     conf = build(Settings.from_env({"LEADSTAGE_DATA_DIR": str(tmp_path)})).app.conf
     assert conf.consumer_group_instance_id is None
-    assert conf.broker_max_poll_records == 10_000
+    assert conf.broker_max_poll_records == 20_000
 
 
 def kafka_consumer_of(app):
