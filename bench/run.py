@@ -242,17 +242,21 @@ class LeadstageWorker:
             stop_process(self.proc, 60)
 
 
+def load_producer(bootstrap: str, linger_ms: int) -> LibrdkafkaProducer:
+    """The load generator of the latency run and the soak. librdkafka: it shares the machine's
+    two cores with the worker and the broker, and kafka-python took about half a core at 5,000
+    events/s, time the worker's latency then paid for. murmur2_random is the Java client's
+    partitioner, which the worker expects of its producers."""
+    return LibrdkafkaProducer({"bootstrap.servers": bootstrap, "acks": 1,
+                               "linger.ms": linger_ms, "partitioner": "murmur2_random"})
+
+
 def latency(bootstrap: str, topic: str, changes: str) -> tuple[float, float]:
     """Steady LATENCY_RATE events/s of new leads; produce time -> stage change on the topic."""
     consumer = KafkaConsumer(changes, bootstrap_servers=bootstrap, auto_offset_reset="latest",
                              enable_auto_commit=False)
     consumer.poll(timeout_ms=1000)  # join, position at the end
-    # librdkafka, as in bench/soak.py: the load generator shares the machine's two cores with
-    # the worker and the broker, and kafka-python took about half a core at this rate, time
-    # the worker's latency then paid for. murmur2_random is the Java client's partitioner,
-    # which the worker expects of its producers.
-    producer = LibrdkafkaProducer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": 1,
-                                   "partitioner": "murmur2_random"})
+    producer = load_producer(bootstrap, linger_ms=1)
     codec = registry()
     sent: dict[str, float] = {}
     start = time.perf_counter()

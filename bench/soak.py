@@ -20,7 +20,6 @@ import threading
 import time
 from pathlib import Path
 
-from confluent_kafka import Producer as LibrdkafkaProducer
 from kafka import KafkaConsumer
 from rich.console import Console
 from rich.table import Table
@@ -30,7 +29,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 from local_kafka import bench_kafka, create_topics  # noqa: E402
-from run import PARTITIONS, LeadstageWorker, wait_for  # noqa: E402
+from run import PARTITIONS, LeadstageWorker, load_producer, wait_for  # noqa: E402
 
 from streams.wire.avro import registry  # noqa: E402
 
@@ -77,10 +76,7 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        # librdkafka: the load generator shares the machine's two cores with the worker and the
-        # broker, and kafka-python would take most of one of them at this rate
-        producer = LibrdkafkaProducer({"bootstrap.servers": bootstrap, "acks": 1,
-                                       "linger.ms": 2, "partitioner": "murmur2_random"})
+        producer = load_producer(bootstrap, linger_ms=2)
         codec = registry()
         rng = random.Random(5)
         recent: list[str] = []

@@ -14,7 +14,7 @@ from streams.core.resources import connectors_dir as shipped_connectors
 from streams.core.resources import default_definitions, local_root
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, maximum: int | None = None) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -24,19 +24,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
     if value <= 0:
         raise ValueError(f"{name} must be positive, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
 #: A fetch must come back well within the consumer's request timeout (Faust's is 90 s).
 MAX_FETCH_WAIT_MS = 10_000
-
-
-def _fetch_wait(env: Mapping[str, str], default: int) -> int:
-    value = _int(env, "LEADSTAGE_FETCH_MAX_WAIT_MS", default)
-    if value > MAX_FETCH_WAIT_MS:
-        raise ValueError(f"LEADSTAGE_FETCH_MAX_WAIT_MS must be at most {MAX_FETCH_WAIT_MS}, "
-                         f"got {value}")
-    return value
 
 
 #: Kafka's own rule for group.instance.id (as for topic names), less the 9 characters
@@ -175,7 +169,8 @@ class Settings:
             web_port=_int(env, "LEADSTAGE_WEB_PORT", d.web_port),
             sweep_interval=_int(env, "LEADSTAGE_SWEEP_INTERVAL", d.sweep_interval),
             max_poll_records=_int(env, "LEADSTAGE_MAX_POLL_RECORDS", d.max_poll_records),
-            fetch_max_wait_ms=_fetch_wait(env, d.fetch_max_wait_ms),
+            fetch_max_wait_ms=_int(env, "LEADSTAGE_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms,
+                                   MAX_FETCH_WAIT_MS),
             api_token=env.get("LEADSTAGE_API_TOKEN") or None,
             web_tls_cert=env.get("LEADSTAGE_WEB_TLS_CERT") or None,
             web_tls_key=env.get("LEADSTAGE_WEB_TLS_KEY") or None,
