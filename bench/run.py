@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka import Producer as LibrdkafkaProducer
@@ -52,6 +53,8 @@ EVENTS = int(os.environ.get("BENCH_EVENTS", "500000"))
 PARTITIONS = int(os.environ.get("BENCH_PARTITIONS", "8"))
 BASELINE_EVENTS = int(os.environ.get("BENCH_BASELINE_EVENTS", "50000"))
 LATENCY_RATE, LATENCY_SECONDS = 5000, 20
+#: seconds at LATENCY_RATE before the measured ones (see latency())
+LATENCY_WARMUP_SECONDS = 10
 WORK = ROOT / ".cache" / "bench"
 #: the benchmark worker's LEADSTAGE_INSTANCE_ID (static membership, README "Restarts")
 BENCH_INSTANCE_ID = "bench-worker"
@@ -251,18 +254,39 @@ def load_producer(bootstrap: str, linger_ms: int) -> LibrdkafkaProducer:
                                "linger.ms": linger_ms, "partitioner": "murmur2_random"})
 
 
-def latency(bootstrap: str, topic: str, changes: str) -> tuple[float, float]:
-    """Steady LATENCY_RATE events/s of new leads; produce time -> stage change on the topic."""
+@dataclass(frozen=True)
+class Latency:
+    """Produce time -> stage change record, ms: p50 and p99 of the measured window, and the
+    p99 of the warm-up before it."""
+
+    p50: float
+    p99: float
+    warmup_p99: float
+
+
+def percentile(sorted_values: list[float], share: float) -> float:
+    return sorted_values[max(0, int(len(sorted_values) * share) - 1)]
+
+
+def latency(bootstrap: str, topic: str, changes: str) -> Latency:
+    """Steady LATENCY_RATE events/s of new leads; produce time -> stage change on the topic.
+
+    The first LATENCY_WARMUP_SECONDS are reported on their own: the broker was started for the
+    benchmark, and its JIT compiles the paths of small, frequent produce and fetch requests in
+    the first seconds of this run (traced 2026-12-04: its C2 compiler threads took 35-58% of
+    one of the two cores for about 6 s, and the worker's p99 in those seconds was 2-5 times
+    the later one's), which a broker that has been running for a while has done long ago."""
     consumer = KafkaConsumer(changes, bootstrap_servers=bootstrap, auto_offset_reset="latest",
                              enable_auto_commit=False)
     consumer.poll(timeout_ms=1000)  # join, position at the end
     producer = load_producer(bootstrap, linger_ms=1)
     codec = registry()
     sent: dict[str, float] = {}
+    warmup: set[str] = set()
     start = time.perf_counter()
     n = 0
-    while time.perf_counter() - start < LATENCY_SECONDS:
-        due = int((time.perf_counter() - start) * LATENCY_RATE)
+    while (elapsed := time.perf_counter() - start) < LATENCY_WARMUP_SECONDS + LATENCY_SECONDS:
+        due = int(elapsed * LATENCY_RATE)
         while n < due:
             lead = f"LAT-{n}"
             value = codec.encode("LeadActivity", {
@@ -271,22 +295,27 @@ def latency(bootstrap: str, topic: str, changes: str) -> tuple[float, float]:
                 "currency": None, "team": None, "assessed_stage": None, "reason": None,
                 "attributes": {}})
             sent[lead] = time.time() * 1000
+            if elapsed < LATENCY_WARMUP_SECONDS:
+                warmup.add(lead)
             producer.produce(topic, value, lead.encode())
             n += 1
         producer.poll(0)
         time.sleep(0.005)
     producer.flush(30)
-    latencies = []
+    measured: list[float] = []
+    warming: list[float] = []
     deadline = time.monotonic() + 60
-    while len(latencies) < len(sent) * 0.999 and time.monotonic() < deadline:
+    while len(measured) + len(warming) < len(sent) * 0.999 and time.monotonic() < deadline:
         for batch in consumer.poll(timeout_ms=500).values():
             for r in batch:
                 lead = r.key.decode()
                 if lead in sent:
-                    latencies.append(r.timestamp - sent[lead])
+                    (warming if lead in warmup else measured).append(r.timestamp - sent[lead])
     consumer.close()
-    latencies.sort()
-    return (latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99) - 1])
+    measured.sort()
+    warming.sort()
+    return Latency(percentile(measured, 0.5), percentile(measured, 0.99),
+                   percentile(warming, 0.99))
 
 
 def main() -> int:
@@ -373,8 +402,9 @@ def measure(bootstrap: str) -> int:
                       f"{recovery_dynamic:.1f} s without static membership")
 
         with console.status("latency at a steady 5,000 events/s"):
-            p50, p99 = latency(bootstrap, topic, f"{name}-changes")
-        console.print(f"latency p50 {p50:.0f} ms, p99 {p99:.0f} ms")
+            lat = latency(bootstrap, topic, f"{name}-changes")
+        console.print(f"latency p50 {lat.p50:.0f} ms, p99 {lat.p99:.0f} ms (the first "
+                      f"{LATENCY_WARMUP_SECONDS} s, not counted: p99 {lat.warmup_p99:.0f} ms)")
         rss = max(rss, worker.peak_rss_mb())  # the recovered worker's peak counts too
         worker.stop()
 
@@ -417,7 +447,8 @@ def measure(bootstrap: str) -> int:
             "leadstage_vs_kafka_streams": round(leadstage / kstreams.events_per_second, 2),
             "quix_peak_rss_mb": round(quix.peak_rss_mb, 1),
             "kafka_streams_peak_rss_mb": round(kstreams.peak_rss_mb, 1),
-            "p50_latency_ms": round(p50, 1), "p99_latency_ms": round(p99, 1),
+            "p50_latency_ms": round(lat.p50, 1), "p99_latency_ms": round(lat.p99, 1),
+            "p99_latency_warmup_ms": round(lat.warmup_p99, 1),
             "peak_rss_mb": round(rss, 1), "recovery_seconds": round(recovery, 2),
             "recovery_seconds_dynamic_membership": round(recovery_dynamic, 2),
             "worker_data_bytes_per_lead": round(rocksdb_bytes / LEADS, 1),
@@ -472,6 +503,8 @@ def report(r: dict) -> None:
         ("p50 latency at 5,000/s", f"{r['p50_latency_ms']:.0f} ms", "", ""),
         ("p99 latency at 5,000/s", f"{r['p99_latency_ms']:.0f} ms", "≤ 50 ms",
          r["p99_latency_ms"] <= TARGETS["p99_latency_ms"]),
+        (f"p99 latency, the first {LATENCY_WARMUP_SECONDS} s (broker warming up)",
+         f"{r['p99_latency_warmup_ms']:.0f} ms", "", ""),
         ("peak RSS", f"{r['peak_rss_mb']:.0f} MB", "≤ 350 MB",
          r["peak_rss_mb"] <= TARGETS["peak_rss_mb"]),
         ("recovery (kill -9, state lost; static membership)", f"{r['recovery_seconds']:.1f} s",
