@@ -42,6 +42,8 @@ from streams.worker.pause_fence import PauseFence
 
 log = logging.getLogger(__name__)
 SWEEP_CHUNK = 2000
+#: Records of a fetch decoded and committed together (process_batch says why).
+PART_RECORDS = 5000
 #: Leads whose last failure is remembered for lookups; past this the oldest are forgotten.
 MAX_QUARANTINED = 10_000
 
@@ -72,8 +74,10 @@ class LeadPipeline:
 
     def __init__(self, machine: StageMachine, store: PipelineStore, outputs: Outputs,
                  metrics: Metrics, sender: PipelineSender, fence: PauseFence | None = None,
-                 on_fatal: Callable[[BaseException], Any] = exit_process) -> None:
+                 on_fatal: Callable[[BaseException], Any] = exit_process,
+                 part_records: int = PART_RECORDS) -> None:
         self.machine = machine
+        self.part_records = part_records
         self.store = store
         self.sender = sender
         self.metrics = metrics
@@ -92,47 +96,68 @@ class LeadPipeline:
 
     async def process_batch(self, records: Iterable[Any]) -> None:
         """Records are aiokafka ConsumerRecords (anything with topic, partition, offset, key,
-        value, headers), in offset order within each partition."""
+        value, headers), in offset order within each partition.
+
+        A fetch is handled in parts of whole partitions of about `part_records` records, each
+        committed before the next is decoded: a lead lives in one partition, so each of its
+        events in the fetch is still folded in with one state read and one write, while the
+        decoded events and states held at once (the worker's peak memory) are those of one
+        part, not of the whole fetch."""
         async with self.lock:
-            now = wall_ms()
-            groups: dict[tuple[int, str], list[Item]] = defaultdict(list)
-            # (source, activity, outcome) -> events: one counter update per label set and batch
-            tally: Counter[tuple[str, str, str]] = Counter()
-            lags: list[float] = []  # seconds from occurred_at to now, of every applied event
-            for msg in records:
-                outcome, payload = admit(msg.key, msg.value, now)
-                if outcome == DEAD:
-                    self.dead_letters.route(payload, msg.topic, msg.partition, msg.offset)
-                elif outcome == IGNORE:
-                    tally[(payload["source"], payload["activity"], "ignored")] += 1
-                else:
-                    groups[(msg.partition, payload["lead_id"])].append((payload, msg))
-            if groups:
-                await self._reroute(groups)
-            # A lead whose events would pile up more than OUTBOX_LIMIT unpublished changes is
-            # committed and continued in another round, so no state outgrows its bound. The
-            # first commit also carries the batch's dead letters and re-routed records.
-            stored = self._read_states(groups)
-            pending = groups
-            while True:
-                updates = []
-                rest: dict[tuple[int, str], list[Item]] = {}
-                for (partition, lead_id), items in pending.items():
-                    key = (partition, lead_id)
-                    update, left = self._apply(partition, lead_id, items, now, tally, lags,
-                                               key in stored, stored.pop(key, None))
-                    if update is not None:
-                        updates.append(update)
-                    if left:
-                        rest[(partition, lead_id)] = left
-                await self._commit(updates)
-                if not rest:
-                    break
-                pending = rest
-            events_metric = self.metrics.events
-            for labels, count in tally.items():
-                events_metric.labels(*labels).inc(count)
-            observe_many(self.metrics.event_lag, lags)
+            for part in self._parts(records):
+                await self._process_part(part)
+
+    def _parts(self, records: Iterable[Any]) -> list[list[Any]]:
+        by_partition: dict[int, list[Any]] = defaultdict(list)
+        for msg in records:
+            by_partition[msg.partition].append(msg)
+        parts: list[list[Any]] = [[]]
+        for partition_records in by_partition.values():
+            if parts[-1] and len(parts[-1]) + len(partition_records) > self.part_records:
+                parts.append([])
+            parts[-1].extend(partition_records)
+        return parts
+
+    async def _process_part(self, records: list[Any]) -> None:
+        now = wall_ms()
+        groups: dict[tuple[int, str], list[Item]] = defaultdict(list)
+        # (source, activity, outcome) -> events: one counter update per label set and batch
+        tally: Counter[tuple[str, str, str]] = Counter()
+        lags: list[float] = []  # seconds from occurred_at to now, of every applied event
+        for msg in records:
+            outcome, payload = admit(msg.key, msg.value, now)
+            if outcome == DEAD:
+                self.dead_letters.route(payload, msg.topic, msg.partition, msg.offset)
+            elif outcome == IGNORE:
+                tally[(payload["source"], payload["activity"], "ignored")] += 1
+            else:
+                groups[(msg.partition, payload["lead_id"])].append((payload, msg))
+        if groups:
+            await self._reroute(groups)
+        # A lead whose events would pile up more than OUTBOX_LIMIT unpublished changes is
+        # committed and continued in another round, so no state outgrows its bound. The
+        # first commit also carries the batch's dead letters and re-routed records.
+        stored = self._read_states(groups)
+        pending = groups
+        while True:
+            updates = []
+            rest: dict[tuple[int, str], list[Item]] = {}
+            for (partition, lead_id), items in pending.items():
+                key = (partition, lead_id)
+                update, left = self._apply(partition, lead_id, items, now, tally, lags,
+                                           key in stored, stored.pop(key, None))
+                if update is not None:
+                    updates.append(update)
+                if left:
+                    rest[(partition, lead_id)] = left
+            await self._commit(updates)
+            if not rest:
+                break
+            pending = rest
+        events_metric = self.metrics.events
+        for labels, count in tally.items():
+            events_metric.labels(*labels).inc(count)
+        observe_many(self.metrics.event_lag, lags)
 
     async def _reroute(self, groups: dict[tuple[int, str], list[Item]]) -> None:
         """Send records that sit on another partition than their key's to the right one
