@@ -1,12 +1,13 @@
 """The worker's pipeline: input batches, time sweeps and post-rebalance scans of the leads of this
 worker's partitions. Each ends in the commit protocol (worker/commit.py).
 
-An input batch: every record passes the input gate (valid, ignored or dead-lettered); records
-found on a partition other than their key's are sent on to the right partition instead of being
-applied where a second copy of the lead would grow; each lead's events are folded into its state
-by the stage machine; then the batch is committed. A sweep re-evaluates the leads whose review
-time has come (DueIndex); a scan after each rebalance rebuilds the index and counts, publishes
-unconfirmed outboxes and re-evaluates leads staged under older definitions.
+An input batch (one fetch), part by part of whole partitions: every record passes the input gate
+(valid, ignored or dead-lettered); records found on a partition other than their key's are sent
+on to the right partition instead of being applied where a second copy of the lead would grow;
+each lead's events are folded into its state by the stage machine; then the part is committed.
+The fetch's offsets count as processed once every part is committed. A sweep re-evaluates the
+leads whose review time has come (DueIndex); a scan after each rebalance rebuilds the index and
+counts, publishes unconfirmed outboxes and re-evaluates leads staged under older definitions.
 
 A failure confined to one lead stays with that lead: an exception while applying its events,
 sweeping or scanning it, or building its records sends its events of the batch to the DLQ (with
@@ -121,7 +122,7 @@ class LeadPipeline:
     async def _process_part(self, records: list[Any]) -> None:
         now = wall_ms()
         groups: dict[tuple[int, str], list[Item]] = defaultdict(list)
-        # (source, activity, outcome) -> events: one counter update per label set and batch
+        # (source, activity, outcome) -> events: one counter update per label set and part
         tally: Counter[tuple[str, str, str]] = Counter()
         lags: list[float] = []  # seconds from occurred_at to now, of every applied event
         for msg in records:
