@@ -89,7 +89,7 @@ def fetch(leads_per_partition: int, events_per_lead: int) -> tuple[list[Message]
 
 def test_each_part_is_committed_before_the_next_is_decoded(monkeypatch):
     records, home = fetch(leads_per_partition=2, events_per_lead=2)  # 4 records per partition
-    pipeline, store, trace = traced_worker(monkeypatch, part_records=8)
+    pipeline, _, trace = traced_worker(monkeypatch, part_records=8)
     asyncio.run(pipeline.process_batch(records))
     # Two parts of two partitions each: decode, read and write the first, then the second.
     steps = []
@@ -119,7 +119,7 @@ def test_a_leads_events_in_the_fetch_cost_one_read_and_one_write(monkeypatch):
 def test_a_small_fetch_is_one_commit(monkeypatch):
     records, _ = fetch(leads_per_partition=5, events_per_lead=1)
     assert len(records) < PART_RECORDS
-    pipeline, store, trace = traced_worker(monkeypatch, part_records=PART_RECORDS)
+    pipeline, _, trace = traced_worker(monkeypatch, part_records=PART_RECORDS)
     sender = pipeline.sender
     asyncio.run(pipeline.process_batch(records))
     assert sender.flushes == 2  # step 1 and step 2 of one commit  # type: ignore[attr-defined]
