@@ -95,7 +95,7 @@ class LeadPipeline:
 
     # --- input ---------------------------------------------------------------------------------
 
-    async def process_batch(self, records: Iterable[Any]) -> None:
+    async def process_batch(self, records: Sequence[Any]) -> None:
         """Records are aiokafka ConsumerRecords (anything with topic, partition, offset, key,
         value, headers), in offset order within each partition.
 
@@ -108,18 +108,23 @@ class LeadPipeline:
             for part in self._parts(records):
                 await self._process_part(part)
 
-    def _parts(self, records: Iterable[Any]) -> list[list[Any]]:
+    def _parts(self, records: Sequence[Any]) -> list[Sequence[Any]]:
+        if len(records) <= self.part_records:
+            return [records]  # most fetches of a worker that keeps up: no regrouping
         by_partition: dict[int, list[Any]] = defaultdict(list)
         for msg in records:
             by_partition[msg.partition].append(msg)
-        parts: list[list[Any]] = [[]]
+        parts: list[Sequence[Any]] = []
+        part: list[Any] = []
         for partition_records in by_partition.values():
-            if parts[-1] and len(parts[-1]) + len(partition_records) > self.part_records:
-                parts.append([])
-            parts[-1].extend(partition_records)
+            if part and len(part) + len(partition_records) > self.part_records:
+                parts.append(part)
+                part = []
+            part.extend(partition_records)
+        parts.append(part)
         return parts
 
-    async def _process_part(self, records: list[Any]) -> None:
+    async def _process_part(self, records: Sequence[Any]) -> None:
         now = wall_ms()
         groups: dict[tuple[int, str], list[Item]] = defaultdict(list)
         # (source, activity, outcome) -> events: one counter update per label set and part
@@ -137,7 +142,7 @@ class LeadPipeline:
             await self._reroute(groups)
         # A lead whose events would pile up more than OUTBOX_LIMIT unpublished changes is
         # committed and continued in another round, so no state outgrows its bound. The
-        # first commit also carries the batch's dead letters and re-routed records.
+        # first commit also carries the part's dead letters and re-routed records.
         stored = self._read_states(groups)
         pending = groups
         while True:
