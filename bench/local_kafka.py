@@ -1,5 +1,6 @@
 """The Kafka every benchmark script runs against: $KAFKA_BOOTSTRAP_SERVERS, or the local broker,
-started for the run and stopped after it (only if the script started it)."""
+started for the run and stopped after it (only if the script started it). On the local broker the
+topics a run created are deleted when it ends (`broker.topics_removed_after`)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from streams.tools import broker
 @contextlib.contextmanager
 def bench_kafka(echo: Callable[[str], object] = print) -> Iterator[str]:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    started = False
-    if not bootstrap:
-        bootstrap, started = broker.start(echo=echo)
-    try:
+    if bootstrap:
         yield bootstrap
+        return
+    bootstrap, started = broker.start(echo=echo)
+    try:
+        with broker.topics_removed_after(bootstrap, echo):
+            yield bootstrap
     finally:
         if started:
             broker.stop()

@@ -19,6 +19,7 @@ def kafka_bootstrap() -> Iterator[str]:
 
     If the broker cannot start the fixture errors, so every integration test fails loudly. A broker
     this session started is stopped (by pid) at the end; one that was already running is left.
+    On the local broker, the topics the session created are deleted at its end.
     """
     given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if given:
@@ -32,7 +33,8 @@ def kafka_bootstrap() -> Iterator[str]:
     except local_broker.BrokerError as exc:
         pytest.fail(f"the local Kafka broker could not start: {exc}", pytrace=False)
     _broker_used.append(f"{address} ({'started by this run' if started else 'already running'})")
-    yield address
+    with local_broker.topics_removed_after(address):
+        yield address
     if started:
         local_broker.stop(cfg)
 

@@ -156,6 +156,9 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 delete.topic.enable=true
+# Tests and benchmarks delete their topics as they end, often just before the broker stops:
+# remove the files now rather than a minute later.
+file.delete.delay.ms=1000
 log.retention.hours=168
 log.cleaner.dedupe.buffer.size=8388608
 """
@@ -246,6 +249,44 @@ def accepts_clients(bootstrap: str, timeout_s: float = 5.0, **security: Any) -> 
         return False
     finally:
         admin.close()
+
+
+@contextlib.contextmanager
+def topics_removed_after(bootstrap: str, echo: Callable[[str], object] = print
+                         ) -> Iterator[None]:
+    """Delete, when the block ends, the topics created on the broker while it ran.
+
+    For a benchmark or test session on the local broker, which keeps its data from one start
+    to the next: each run creates topics of throwaway records (a `make bench` leaves over a
+    gigabyte), and runs added up to tens of gigabytes on a developer's disk. Never for a broker
+    the user named (KAFKA_BOOTSTRAP_SERVERS): topics others create while the block runs would go
+    too. A failed deletion is reported, not raised: it must not fail the run it cleans up after.
+    """
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    def names() -> set[str]:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="leadstage-cleanup")
+        try:
+            return {t for t in admin.list_topics() if not t.startswith("__")}
+        finally:
+            admin.close()
+
+    before = names()
+    try:
+        yield
+    finally:
+        try:
+            created = sorted(names() - before)
+            if created:
+                admin = KafkaAdminClient(bootstrap_servers=bootstrap,
+                                         client_id="leadstage-cleanup")
+                try:
+                    admin.delete_topics(created, timeout_ms=60_000)
+                finally:
+                    admin.close()
+        except (KafkaError, OSError) as exc:
+            echo(f"could not delete the topics this run created: {type(exc).__name__}: {exc}")
 
 
 def log_tail(cfg: BrokerConfig, lines: int = 30) -> str:
