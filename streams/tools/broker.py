@@ -130,7 +130,9 @@ def resolve_jars(echo: Callable[[str], None] = print) -> Path:
 
 def _server_properties(cfg: BrokerConfig,
                        credentials: broker_security.Credentials | None = None) -> str:
-    # Single node, broker and controller in one process, tuned for fast tests and demos.
+    # Single node, broker and controller in one process, tuned for fast tests and demos. Tests
+    # and benchmarks delete their topics as they end, often just before the broker stops: the
+    # files of deleted topics go after 1 s (file.delete.delay.ms) rather than a minute.
     listeners = broker_security.server_properties(cfg.port, cfg.controller_port, credentials) \
         if credentials is not None else f"""\
 listeners=PLAINTEXT://{HOST}:{cfg.port},CONTROLLER://{HOST}:{cfg.controller_port}
@@ -156,8 +158,6 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 delete.topic.enable=true
-# Tests and benchmarks delete their topics as they end, often just before the broker stops:
-# remove the files now rather than a minute later.
 file.delete.delay.ms=1000
 log.retention.hours=168
 log.cleaner.dedupe.buffer.size=8388608
