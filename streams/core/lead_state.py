@@ -2,8 +2,9 @@
 
 Besides the activity history (facts), a lead carries its stage bookkeeping: the current stage,
 since when, the last sequence number, the definitions version and evaluation time it was staged
-under, handoff follow-up, its next review time, a few recent changes for lookups, and the
-**outbox**: stage changes written with the state but not yet confirmed on the output topics.
+under, handoff follow-up, its next review time, its recent changes for lookups (the latest in
+full, the others in brief), and the **outbox**: stage changes written with the state but not yet
+confirmed on the output topics.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ import msgspec
 
 from streams.core.lead_history import LeadHistory, seen_key
 
-#: 5: numeric totals and values, and properties (DESIGN §4.1); 4: long event ids kept as
-#: digests (lead_history.seen_key); 3: recent changes stored pre-encoded; 2 stored them as maps.
-#: 2 to 4 still load.
-FORMAT = 5
+#: 6: recent changes in brief but the latest; 5: numeric totals and values, and properties
+#: (DESIGN §4.1); 4: long event ids kept as digests (lead_history.seen_key); 3: recent changes
+#: stored pre-encoded; 2 stored them as maps. 2 to 5 still load.
+FORMAT = 6
 RECENT_CHANGES = 5
+#: What a recent change keeps once a later one is made: its reason and facts (most of a change's
+#: bytes) are on the stage-changes topic, and a state is written to the changelog at every event.
+BRIEF_FIELDS = ("sequence", "changed_at", "previous_stage", "stage", "cause", "cause_event_id",
+                "definitions_version")
 #: Changes a state may hold unpublished: the worker publishes (commits) before a lead's outbox
 #: grows past this, however many of its events one fetch brings.
 OUTBOX_LIMIT = 8
@@ -50,9 +55,11 @@ class LeadState(msgspec.Struct, array_like=True, tag=FORMAT):
     handoff_breached: bool = False
     #: the earliest time at which time alone may change something (stage or SLA), or None
     next_review: int | None = None
-    #: the last RECENT_CHANGES changes, each msgpack-encoded: only lookups decode them, so
-    #: loading a lead for an event does not rebuild them (they were most of a state's bytes)
+    #: the last RECENT_CHANGES changes in brief (BRIEF_FIELDS, each a msgpack array): only
+    #: lookups decode them, so loading a lead for an event does not rebuild them
     recent_packed: list[bytes] = []
+    #: the latest change in full (a msgpack map), b"" before the first
+    last_change: bytes = b""
     outbox: list[dict[str, Any]] = []
     #: the commit batch that wrote the outbox; confirmed once the partition's watermark reaches it
     outbox_batch: int = 0
@@ -62,12 +69,25 @@ class LeadState(msgspec.Struct, array_like=True, tag=FORMAT):
 
     @property
     def recent_changes(self) -> list[dict[str, Any]]:
-        return [_decode(b) for b in self.recent_packed]
+        """Oldest first: the latest as it was published, the others without reason and facts."""
+        changes: list[dict[str, Any]] = []
+        for packed in self.recent_packed:
+            change = dict(zip(BRIEF_FIELDS, _decode(packed), strict=True))
+            changes.append({"event_id": f"{self.lead_id}:{change['sequence']}",
+                            "lead_id": self.lead_id, **change})
+        if changes and self.last_change:
+            changes[-1] = _decode(self.last_change)
+        return changes
 
     def remember(self, change: dict[str, Any]) -> None:
         self.outbox.append(change)
-        self.recent_packed.append(_encode(change))
+        self.recent_packed.append(_encode([change[f] for f in BRIEF_FIELDS]))
         del self.recent_packed[:-RECENT_CHANGES]
+        self.last_change = _encode(change)
+
+    def forget_changes(self) -> None:
+        self.recent_packed = []
+        self.last_change = b""
 
 
 def dumps(state: LeadState) -> bytes:
@@ -85,12 +105,19 @@ def loads(data: bytes) -> LeadState:
 
 
 def _loads_older(data: bytes) -> LeadState:
-    (fmt, lead_id, stage, since, sequence, version, evaluated_at, handoff_since, breached,
-     next_review, recent, outbox, outbox_batch, erased, h) = _decode(data)
-    if fmt == 2:
-        recent = [_encode(change) for change in recent]
-    elif fmt not in (3, 4, FORMAT):
-        raise ValueError(f"unknown lead state format {fmt}")
+    fields = _decode(data)
+    if fields[0] == FORMAT:
+        (fmt, lead_id, stage, since, sequence, version, evaluated_at, handoff_since, breached,
+         next_review, recent, last_change, outbox, outbox_batch, erased, h) = fields
+    else:
+        (fmt, lead_id, stage, since, sequence, version, evaluated_at, handoff_since, breached,
+         next_review, changes, outbox, outbox_batch, erased, h) = fields
+        if fmt not in (2, 3, 4, 5):
+            raise ValueError(f"unknown lead state format {fmt}")
+        if fmt > 2:  # pre-encoded maps
+            changes = [_decode(change) for change in changes]
+        recent = [_encode([change[f] for f in BRIEF_FIELDS]) for change in changes]
+        last_change = _encode(changes[-1]) if changes else b""
     counts, first_at, last_at, recent_times, latest, seen, max_at = h[:7]
     if fmt < 4:
         seen = {seen_key(k): v for k, v in seen.items()}
@@ -104,5 +131,6 @@ def _loads_older(data: bytes) -> LeadState:
     return LeadState(lead_id=lead_id, history=history, stage=stage, since=since,
                      sequence=sequence, definitions_version=version, evaluated_at=evaluated_at,
                      handoff_since=handoff_since, handoff_breached=breached,
-                     next_review=next_review, recent_packed=recent, outbox=outbox,
+                     next_review=next_review, recent_packed=recent,
+                     last_change=last_change, outbox=outbox,
                      outbox_batch=outbox_batch, erased=erased)

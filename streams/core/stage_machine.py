@@ -135,7 +135,7 @@ class StageMachine:
             self._change(state, None, at, Cause.EVENT, event["event_id"],
                          "erasure requested: everything about the lead was deleted", {}, signals)
         state.history = LeadHistory()
-        state.recent_packed = []
+        state.forget_changes()
         state.handoff_since = None
         state.handoff_breached = False
         state.next_review = None

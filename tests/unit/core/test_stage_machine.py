@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,9 +10,10 @@ from streams.core.calendar import MS_PER_DAY, parse_date
 from streams.core.definitions.compiler import compile_definitions
 from streams.core.definitions.loader import load_file
 from streams.core.definitions.review import next_review
-from streams.core.lead_state import LeadState, dumps, loads
+from streams.core.lead_state import BRIEF_FIELDS, RECENT_CHANGES, LeadState, dumps, loads
 from streams.core.signals import Assessment, HandoffResponse, SalesDecision, SlaBreach
 from streams.core.stage_machine import APPLIED, DUPLICATE, StageMachine
+from tests.unit.core.state_formats import format_6, written_as
 from tests.unit.core.test_properties import events, replayed
 
 COMPILED = compile_definitions(load_file("definitions/lead-stages.yaml"))
@@ -147,43 +148,63 @@ def test_state_survives_serialisation():
     assert dumps(again) == dumps(state)
 
 
-def format_5(state: LeadState) -> bytes:
-    """A state as format 5 was first written, field by field: the bytes every changelog holds."""
-    h = state.history
-    return msgspec.msgpack.encode([
-        5, state.lead_id, state.stage, state.since, state.sequence,
-        state.definitions_version, state.evaluated_at, state.handoff_since,
-        state.handoff_breached, state.next_review, state.recent_packed, state.outbox,
-        state.outbox_batch, state.erased,
-        [h.counts, h.first_at, h.last_at, h.recent, h.latest, h.seen, h.max_occurred_at,
-         h.totals, h.value_times, h.value_amounts, h.properties],
-    ])
-
-
 @settings(max_examples=200, deadline=None)
 @given(events())
-def test_states_are_written_byte_for_byte_as_format_5_and_read_back(evs):
+def test_states_are_written_byte_for_byte_as_format_6_and_read_back(evs):
     state, _, _ = run(*({**e, "lead_id": "L", "source": "WEB"} for e in evs))
     state.history.properties["industry"] = (T0, "software")
     state.history.properties["employees"] = (T0 + 1, None)
     state.history.totals["DEAL_WON.amount"] = [10.5, 10.5, 1]
-    assert dumps(state) == format_5(state)
-    again = loads(format_5(state))
+    assert dumps(state) == format_6(state)
+    again = loads(format_6(state))
     assert again == state and type(again.history.latest) is dict
     assert all(type(v) is tuple for v in again.history.latest.values())
     assert all(type(v) is tuple for v in again.history.properties.values())
     assert again.history.totals["DEAL_WON.amount"][2] == 1
-    assert dumps(again) == format_5(state)
+    assert dumps(again) == format_6(state)
 
 
-def test_states_written_in_format_2_still_load():
-    """Changelogs written before format 3 (recent changes as maps) must recover unchanged."""
-    state, _, _ = run(ev(1, "CONTACTED", T0), ev(2, "PRICING_VIEWED", T0 + 1))
-    fields = msgspec.msgpack.decode(dumps(state))
-    fields[0], fields[10] = 2, state.recent_changes  # as format 2 wrote them
-    old = loads(msgspec.msgpack.encode(fields))
-    assert old == state and old.recent_changes == state.recent_changes
-    assert [c["sequence"] for c in old.recent_changes] == [1, 2]
+def six_changes() -> LeadState:
+    """cold, warm, hot, warm (time), cold (time), warm: six changes, all in the outbox."""
+    state, _, _ = run(ev(1, "CONTACTED", T0), ev(2, "PRICING_VIEWED", T0 + 1),
+                      ev(3, "DECISION_TIMELINE_PROVIDED", T0 + 2,
+                         decision_by=parse_date("2027-01-15")),
+                      ev(4, "PAGE_VIEWED", T0 + 300 * DAY), ev(5, "DEMO_REQUESTED", T0 + 301 * DAY))
+    assert state.sequence == 6 == len(state.outbox)
+    return state
+
+
+def test_recent_changes_keep_the_latest_in_full_and_the_others_in_brief():
+    state = six_changes()
+    recent = state.recent_changes
+    assert [c["sequence"] for c in recent] == [2, 3, 4, 5, 6]
+    assert recent[-1] == state.outbox[-1]  # as published: with its reason and facts
+    assert "deciding_soon" in recent[-1]["reason"] or "interest_signals" in recent[-1]["reason"]
+    for brief, change in zip(recent[:-1], state.outbox[1:-1], strict=True):
+        assert "reason" not in brief and "facts" not in brief
+        assert brief == {k: change[k] for k in ("event_id", "lead_id", *BRIEF_FIELDS)}
+    # the point of the brief: a state is written at every event, and reasons are long
+    assert all(len(packed) < 64 for packed in state.recent_packed)
+    assert len(state.last_change) > 150
+
+
+@pytest.mark.parametrize("fmt", [2, 3, 4, 5])
+def test_states_of_older_formats_load_with_their_recent_changes(fmt):
+    """Changelogs written by earlier versions recover unchanged: the last change in full."""
+    state = six_changes()
+    old = loads(written_as(state, fmt, state.outbox[-RECENT_CHANGES:]))
+    assert old == state
+    assert old.recent_changes == state.recent_changes
+    assert dumps(old) == dumps(state)
+
+
+def test_an_erased_lead_keeps_no_change_of_its_past():
+    state = six_changes()
+    machine = StageMachine(COMPILED)
+    machine.fold(state, ev(9, "ERASURE_REQUESTED", T0 + 302 * DAY), [])
+    assert state.erased and state.recent_packed == [] and state.last_change == b""
+    assert state.outbox[-1]["stage"] is None  # the tombstone still goes out
+    assert loads(dumps(state)).recent_changes == []
 
 
 @settings(max_examples=300, deadline=None)
@@ -257,4 +278,4 @@ def test_ids_trimmed_by_opinions_are_reported_at_once_and_never_stored():
                                 assessed_stage="hot"), signals)
     assert signals.count(Trimmed(TRIM_EVENT_IDS)) == 1
     assert state.history.take_trimmed() == ()
-    assert dumps(state) == format_5(state)
+    assert dumps(state) == format_6(state)
