@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from local_kafka import bench_kafka, create_topics  # noqa: E402
+from percentiles import percentile  # noqa: E402
 
 PORT = 16570
 BATCH = 100
@@ -90,8 +91,8 @@ async def load(url: str, key: str, payloads: list[bytes], rate_per_s: float | No
     latencies.sort()
     return {"accepted": accepted, "seconds": elapsed,
             "events_per_second": accepted / elapsed,
-            "p50_ms": latencies[len(latencies) // 2] * 1000,
-            "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+            "p50_ms": percentile(latencies, 0.5) * 1000,
+            "p99_ms": percentile(latencies, 0.99) * 1000,
             "statuses": statuses}
 
 

@@ -36,6 +36,7 @@ from collect import measure as collector_measures  # noqa: E402
 from forward import deliveries_per_second  # noqa: E402
 from local_kafka import bench_kafka, create_topics  # noqa: E402
 from peers.harness import run_kafka_streams, run_quix  # noqa: E402
+from percentiles import percentile  # noqa: E402
 
 from streams.core.definitions.compiler import compile_definitions  # noqa: E402
 from streams.core.definitions.loader import load_file  # noqa: E402
@@ -262,10 +263,6 @@ class Latency:
     p50: float
     p99: float
     warmup_p99: float
-
-
-def percentile(sorted_values: list[float], share: float) -> float:
-    return sorted_values[max(0, int(len(sorted_values) * share) - 1)]
 
 
 def latency(bootstrap: str, topic: str, changes: str) -> Latency:

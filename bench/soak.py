@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 from local_kafka import bench_kafka, create_topics  # noqa: E402
+from percentiles import percentile  # noqa: E402
 from run import PARTITIONS, LeadstageWorker, load_producer, wait_for  # noqa: E402
 
 from streams.wire.avro import registry  # noqa: E402
@@ -132,7 +133,7 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
     rows = []
     for minute in sorted(minutes):
         values = sorted(minutes[minute])
-        p50, p99 = values[len(values) // 2], values[max(0, int(len(values) * 0.99) - 1)]
+        p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
         rows.append({"minute": minute + 1, "changes": len(values), "p50_ms": p50, "p99_ms": p99})
         table.add_row(str(minute + 1), f"{len(values):,}", f"{p50:.0f}", f"{p99:.0f}")
     console.print(table)
