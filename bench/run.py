@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka import Producer as LibrdkafkaProducer
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
@@ -315,6 +315,16 @@ def latency(bootstrap: str, topic: str, changes: str) -> Latency:
                    percentile(warming, 0.99))
 
 
+def other_partitions(bootstrap: str) -> int:
+    """Partitions of the topics on the broker before this run (Kafka's own not counted)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        names = [t for t in admin.list_topics() if not t.startswith("__")]
+        return sum(len(t["partitions"]) for t in admin.describe_topics(names)) if names else 0
+    finally:
+        admin.close()
+
+
 def main() -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     for folder in ("worker", "baseline"):
@@ -329,6 +339,11 @@ def measure(bootstrap: str) -> int:
     results: dict[str, object] = {}
     worker = None
     try:
+        others = other_partitions(bootstrap)
+        if others > 100:
+            console.print(f"[yellow]The broker already holds {others:,} partitions of other "
+                          "topics: a broker with many slows every figure below (peers too), "
+                          "so compare runs on brokers that hold about as much.[/]")
         create_topics(bootstrap, [topic], PARTITIONS)
         with console.status(f"generating and producing {EVENTS} events for {LEADS} leads"):
             recs = records(EVENTS, LEADS)
@@ -435,6 +450,7 @@ def measure(bootstrap: str) -> int:
         import faust
 
         results = {
+            "broker_partitions_before": others,
             "leadstage_events_per_second": round(leadstage, 1),
             "faust_baseline_events_per_second": round(baseline, 1),
             "raw_consumer_events_per_second": round(raw, 1),
