@@ -116,7 +116,7 @@ def _loads_older(data: bytes) -> LeadState:
             raise ValueError(f"unknown lead state format {fmt}")
         if fmt > 2:  # pre-encoded maps
             changes = [_decode(change) for change in changes]
-        recent = [_encode([change[f] for f in BRIEF_FIELDS]) for change in changes]
+        recent = [_encode([change.get(f) for f in BRIEF_FIELDS]) for change in changes]
         last_change = _encode(changes[-1]) if changes else b""
     counts, first_at, last_at, recent_times, latest, seen, max_at = h[:7]
     if fmt < 4:

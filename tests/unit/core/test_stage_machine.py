@@ -198,6 +198,16 @@ def test_states_of_older_formats_load_with_their_recent_changes(fmt):
     assert dumps(old) == dumps(state)
 
 
+def test_an_older_change_without_a_field_of_the_brief_still_loads():
+    """A state must load whatever an older version put in its changes: a lead that cannot be
+    read is left out of sweeps and lookups."""
+    state = six_changes()
+    changes = [{k: v for k, v in c.items() if k != "cause_event_id"} for c in state.outbox[-2:]]
+    old = loads(written_as(state, 3, changes))
+    assert [c["sequence"] for c in old.recent_changes] == [5, 6]
+    assert old.recent_changes[0]["cause_event_id"] is None
+
+
 def test_an_erased_lead_keeps_no_change_of_its_past():
     state = six_changes()
     machine = StageMachine(COMPILED)
