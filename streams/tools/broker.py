@@ -258,9 +258,11 @@ def topics_removed_after(bootstrap: str, echo: Callable[[str], object] = print
 
     For a benchmark or test session on the local broker, which keeps its data from one start
     to the next: each run creates topics of throwaway records (a `make bench` leaves over a
-    gigabyte), and runs added up to tens of gigabytes on a developer's disk. Never for a broker
-    the user named (KAFKA_BOOTSTRAP_SERVERS): topics others create while the block runs would go
-    too. A failed deletion is reported, not raised: it must not fail the run it cleans up after.
+    gigabyte), and runs added up to tens of gigabytes on a developer's disk. Every topic that
+    appears while the block runs goes, whoever created it: so never for a broker the user named
+    (KAFKA_BOOTSTRAP_SERVERS), and on the local broker a `leadstage demo` started during a test
+    session loses its topics. A failed deletion is reported, not raised: it must not fail the
+    run it cleans up after.
     """
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
