@@ -35,6 +35,7 @@ from run import (  # noqa: E402
     PARTITIONS,
     WORK,
     LeadstageWorker,
+    fresh_work,
     produce,
     records,
     wait_for,
@@ -111,6 +112,7 @@ def main() -> int:
         raw, events, seconds = Path(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
         show(console, events, seconds, split(raw, events, seconds))
         return 0
+    fresh_work()
     with bench_kafka(console.print) as bootstrap:
         return sample(console, bootstrap)
 

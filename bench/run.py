@@ -325,10 +325,18 @@ def other_partitions(bootstrap: str) -> int:
         admin.close()
 
 
-def main() -> int:
+def fresh_work() -> None:
+    """Start a run without the last one's worker data and logs: a worker's log is appended to
+    by each of its restarts within a run, and grew by every run before."""
     WORK.mkdir(parents=True, exist_ok=True)
     for folder in ("worker", "baseline"):
         shutil.rmtree(WORK / folder, ignore_errors=True)
+    for log in ("worker.log", "baseline.log", "forward.log"):
+        (WORK / log).unlink(missing_ok=True)
+
+
+def main() -> int:
+    fresh_work()
     with bench_kafka(console.print) as bootstrap:
         return measure(bootstrap)
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from local_kafka import bench_kafka, create_topics  # noqa: E402
 from percentiles import percentile  # noqa: E402
-from run import PARTITIONS, LeadstageWorker, load_producer, wait_for  # noqa: E402
+from run import PARTITIONS, LeadstageWorker, fresh_work, load_producer, wait_for  # noqa: E402
 
 from streams.wire.avro import registry  # noqa: E402
 
@@ -47,6 +47,7 @@ def default_rate() -> float:
 def main() -> int:
     console = Console()
     rate = float(os.environ.get("SOAK_RATE") or default_rate())
+    fresh_work()
     with bench_kafka(console.print) as bootstrap:
         return soak(console, bootstrap, rate)
 
