@@ -20,13 +20,14 @@ def bench_kafka(echo: Callable[[str], object] = print) -> Iterator[str]:
     if bootstrap:
         yield bootstrap
         return
-    bootstrap, started = broker.start(echo=echo)
+    cfg = broker.BrokerConfig.from_env()
+    bootstrap, started = broker.start(cfg, echo=echo)
     try:
-        with broker.topics_removed_after(bootstrap, echo):
+        with broker.topics_removed_after(bootstrap, echo, cfg.data_dir):
             yield bootstrap
     finally:
         if started:
-            broker.stop()
+            broker.stop(cfg)
 
 
 def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:

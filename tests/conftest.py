@@ -33,7 +33,7 @@ def kafka_bootstrap() -> Iterator[str]:
     except local_broker.BrokerError as exc:
         pytest.fail(f"the local Kafka broker could not start: {exc}", pytrace=False)
     _broker_used.append(f"{address} ({'started by this run' if started else 'already running'})")
-    with local_broker.topics_removed_after(address):
+    with local_broker.topics_removed_after(address, data_dir=cfg.data_dir):
         yield address
     if started:
         local_broker.stop(cfg)

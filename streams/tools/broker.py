@@ -132,7 +132,9 @@ def _server_properties(cfg: BrokerConfig,
                        credentials: broker_security.Credentials | None = None) -> str:
     # Single node, broker and controller in one process, tuned for fast tests and demos. Tests
     # and benchmarks delete their topics as they end, often just before the broker stops: the
-    # files of deleted topics go after 1 s (file.delete.delay.ms) rather than a minute.
+    # files of deleted topics go after 1 s rather than a minute (log.segment.delete.delay.ms,
+    # the broker's name for file.delete.delay.ms), and the broker's file tasks start 1 s after
+    # it does, not 30 (log.initial.task.delay.ms, internal since Kafka 3.8, KAFKA-16552).
     listeners = broker_security.server_properties(cfg.port, cfg.controller_port, credentials) \
         if credentials is not None else f"""\
 listeners=PLAINTEXT://{HOST}:{cfg.port},CONTROLLER://{HOST}:{cfg.controller_port}
@@ -158,7 +160,8 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 delete.topic.enable=true
-file.delete.delay.ms=1000
+log.segment.delete.delay.ms=1000
+log.initial.task.delay.ms=1000
 log.retention.hours=168
 log.cleaner.dedupe.buffer.size=8388608
 """
@@ -252,8 +255,8 @@ def accepts_clients(bootstrap: str, timeout_s: float = 5.0, **security: Any) -> 
 
 
 @contextlib.contextmanager
-def topics_removed_after(bootstrap: str, echo: Callable[[str], object] = print
-                         ) -> Iterator[None]:
+def topics_removed_after(bootstrap: str, echo: Callable[[str], object] = print,
+                         data_dir: Path | None = None) -> Iterator[None]:
     """Delete, when the block ends, the topics created on the broker while it ran.
 
     For a benchmark or test session on the local broker, which keeps its data from one start
@@ -262,7 +265,9 @@ def topics_removed_after(bootstrap: str, echo: Callable[[str], object] = print
     appears while the block runs goes, whoever created it: so never for a broker the user named
     (KAFKA_BOOTSTRAP_SERVERS), and on the local broker a `leadstage demo` started during a test
     session loses its topics. A failed deletion is reported, not raised: it must not fail the
-    run it cleans up after.
+    run it cleans up after. With the broker's `data_dir`, the block ends once the deleted
+    topics' files are gone (at most 10 s): the run may stop the broker next, and a broker
+    stopped first keeps them until its next start.
     """
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
@@ -287,8 +292,24 @@ def topics_removed_after(bootstrap: str, echo: Callable[[str], object] = print
                     admin.delete_topics(created, timeout_ms=60_000)
                 finally:
                     admin.close()
+                if data_dir is not None and not _files_gone(data_dir, created, 10.0):
+                    echo(f"the files of deleted topics are still in {data_dir}")
         except (KafkaError, OSError) as exc:
             echo(f"could not delete the topics this run created: {type(exc).__name__}: {exc}")
+
+
+def _files_gone(data_dir: Path, topics: list[str], timeout_s: float) -> bool:
+    """Wait until no partition folder of `topics` is left (a deleted one is first renamed
+    `<topic>-<partition>.<id>-delete`, then removed after log.segment.delete.delay.ms)."""
+    pattern = re.compile("|".join(re.escape(t) for t in topics) + r"-\d+(\..*-delete)?")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = [p for p in data_dir.glob("*") if pattern.fullmatch(p.name)]
+        if not left:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
 
 
 def log_tail(cfg: BrokerConfig, lines: int = 30) -> str:

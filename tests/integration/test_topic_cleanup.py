@@ -42,3 +42,21 @@ def test_topics_created_in_the_block_are_deleted_and_older_ones_kept(kafka_boots
     assert made not in now
     assert older in now
     assert said == []
+
+
+def test_the_files_of_deleted_topics_are_gone_once_the_broker_has_stopped(own_broker):
+    """A run deletes its topics just before it stops the broker it started: their files must
+    not wait on disk for the broker's next start."""
+    from streams.tools import broker
+
+    address, cfg = own_broker(19792)
+    said: list[str] = []
+    with topics_removed_after(address, said.append, cfg.data_dir):
+        _create(address, "cleanup-files")
+        deadline = time.monotonic() + 30  # the broker creates the folders as it applies it
+        while not any(cfg.data_dir.glob("cleanup-files-*")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert any(cfg.data_dir.glob("cleanup-files-*"))
+    assert broker.stop(cfg)
+    assert not any(cfg.data_dir.glob("cleanup-files-*"))
+    assert said == []
