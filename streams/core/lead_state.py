@@ -70,24 +70,30 @@ class LeadState(msgspec.Struct, array_like=True, tag=FORMAT):
     @property
     def recent_changes(self) -> list[dict[str, Any]]:
         """Oldest first: the latest as it was published, the others without reason and facts."""
+        full = self.recent_packed and self.last_change
         changes: list[dict[str, Any]] = []
-        for packed in self.recent_packed:
+        for packed in self.recent_packed[:-1] if full else self.recent_packed:
             change = dict(zip(BRIEF_FIELDS, _decode(packed), strict=True))
             changes.append({"event_id": f"{self.lead_id}:{change['sequence']}",
                             "lead_id": self.lead_id, **change})
-        if changes and self.last_change:
-            changes[-1] = _decode(self.last_change)
+        if full:
+            changes.append(_decode(self.last_change))
         return changes
 
     def remember(self, change: dict[str, Any]) -> None:
         self.outbox.append(change)
-        self.recent_packed.append(_encode([change[f] for f in BRIEF_FIELDS]))
+        self.recent_packed.append(_brief(change))
         del self.recent_packed[:-RECENT_CHANGES]
         self.last_change = _encode(change)
 
     def forget_changes(self) -> None:
         self.recent_packed = []
         self.last_change = b""
+
+
+def _brief(change: dict[str, Any]) -> bytes:
+    """A change as recent_packed keeps it (None for a field an older version did not write)."""
+    return _encode([change.get(f) for f in BRIEF_FIELDS])
 
 
 def dumps(state: LeadState) -> bytes:
@@ -116,7 +122,7 @@ def _loads_older(data: bytes) -> LeadState:
             raise ValueError(f"unknown lead state format {fmt}")
         if fmt > 2:  # pre-encoded maps
             changes = [_decode(change) for change in changes]
-        recent = [_encode([change.get(f) for f in BRIEF_FIELDS]) for change in changes]
+        recent = [_brief(change) for change in changes]
         last_change = _encode(changes[-1]) if changes else b""
     counts, first_at, last_at, recent_times, latest, seen, max_at = h[:7]
     if fmt < 4:

@@ -272,28 +272,30 @@ def topics_removed_after(bootstrap: str, echo: Callable[[str], object] = print,
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    def names() -> set[str]:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="leadstage-cleanup")
-        try:
-            return {t for t in admin.list_topics() if not t.startswith("__")}
-        finally:
-            admin.close()
+    def admin() -> KafkaAdminClient:
+        return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="leadstage-cleanup")
 
-    before = names()
+    def names(client: KafkaAdminClient) -> set[str]:
+        return {t for t in client.list_topics() if not t.startswith("__")}
+
+    client = admin()
+    try:
+        before = names(client)
+    finally:
+        client.close()
     try:
         yield
     finally:
         try:
-            created = sorted(names() - before)
-            if created:
-                admin = KafkaAdminClient(bootstrap_servers=bootstrap,
-                                         client_id="leadstage-cleanup")
-                try:
-                    admin.delete_topics(created, timeout_ms=60_000)
-                finally:
-                    admin.close()
-                if data_dir is not None and not _files_gone(data_dir, created, 10.0):
-                    echo(f"the files of deleted topics are still in {data_dir}")
+            client = admin()  # a new one: the broker may have restarted meanwhile
+            try:
+                created = sorted(names(client) - before)
+                if created:
+                    client.delete_topics(created, timeout_ms=60_000)
+            finally:
+                client.close()
+            if created and data_dir is not None and not _files_gone(data_dir, created, 10.0):
+                echo(f"the files of deleted topics are still in {data_dir}")
         except (KafkaError, OSError) as exc:
             echo(f"could not delete the topics this run created: {type(exc).__name__}: {exc}")
 
