@@ -303,7 +303,7 @@ def topics_removed_after(bootstrap: str, echo: Callable[[str], object] = print,
 def _files_gone(data_dir: Path, topics: list[str], timeout_s: float) -> bool:
     """Wait until no partition folder of `topics` is left (a deleted one is first renamed
     `<topic>-<partition>.<id>-delete`, then removed after log.segment.delete.delay.ms)."""
-    pattern = re.compile("|".join(re.escape(t) for t in topics) + r"-\d+(\..*-delete)?")
+    pattern = re.compile("(?:" + "|".join(re.escape(t) for t in topics) + r")-\d+(\..*-delete)?")
     deadline = time.monotonic() + timeout_s
     while True:
         left = [p for p in data_dir.glob("*") if pattern.fullmatch(p.name)]

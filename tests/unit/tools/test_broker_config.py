@@ -50,3 +50,16 @@ def test_cluster_ids_never_look_like_options():
     assert len(ids) == 3000
     assert not any(i.startswith("-") for i in ids)
     assert all(len(i) == 22 for i in ids)
+
+
+def test_the_wait_for_deleted_files_sees_every_topic_folder(tmp_path):
+    """Each topic's partition folders count, live or renamed for deletion, not just the last
+    topic's; another topic's folders, whose names only start the same, do not."""
+    (tmp_path / "a-0").mkdir()
+    (tmp_path / "b-1.0123abcd-delete").mkdir()
+    (tmp_path / "ab-0").mkdir()
+    assert not broker._files_gone(tmp_path, ["a", "b"], timeout_s=0)
+    (tmp_path / "b-1.0123abcd-delete").rmdir()
+    assert not broker._files_gone(tmp_path, ["a", "b"], timeout_s=0)  # a-0 is still there
+    (tmp_path / "a-0").rmdir()
+    assert broker._files_gone(tmp_path, ["a", "b"], timeout_s=0)
