@@ -8,7 +8,6 @@ the checker's message), before anything connects to Kafka.
 
 from __future__ import annotations
 
-import gc
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -164,12 +163,3 @@ def build(settings: Settings) -> WorkerAssembly:
     table.on_recover(after_recovery)
     register_pages(app, table, compiled, pipeline, settings.api_token)
     return WorkerAssembly(settings, definitions, compiled, app, table, metrics, pipeline, fence)
-
-
-def settle_memory() -> None:
-    """The hot path allocates a few hundred objects per event; CPython's default collector
-    (a young pass every 700 allocations, full passes over every live object) then costs a
-    large share of the worker's time. Collect young objects every 50,000 allocations, and leave
-    what exists after start-up (modules, definitions, the solver) out of full passes."""
-    gc.set_threshold(50_000, 20, 10)
-    gc.freeze()

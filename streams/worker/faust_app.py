@@ -8,7 +8,8 @@ import sys
 
 from streams.adapters.redaction import protect
 from streams.adapters.settings import Settings
-from streams.worker.assembly import DefinitionsRefused, LeadstageApp, build, settle_memory
+from streams.worker.assembly import DefinitionsRefused, LeadstageApp, build
+from streams.worker.garbage import settle_memory
 
 
 def load() -> LeadstageApp:

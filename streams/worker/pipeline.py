@@ -37,6 +37,7 @@ from streams.wire.gate import DEAD, IGNORE, DeadLetter, admit
 from streams.wire.reasons import Reason
 from streams.worker.commit import CommitProtocol, LeadStore, Outputs, Sender, Update, exit_process
 from streams.worker.dead_letters import DeadLetterRouter
+from streams.worker.garbage import collection_paused
 from streams.worker.metrics import Metrics
 from streams.worker.metrics_recorder import record
 from streams.worker.pause_fence import PauseFence
@@ -105,8 +106,9 @@ class LeadPipeline:
         decoded events and states held at once (the worker's peak memory) are those of one
         part, not of the whole fetch."""
         async with self.lock:
-            for part in self._parts(records):
-                await self._process_part(part)
+            with collection_paused():  # worker/garbage.py says why
+                for part in self._parts(records):
+                    await self._process_part(part)
 
     def _parts(self, records: Sequence[Any]) -> list[Sequence[Any]]:
         if len(records) <= self.part_records:
