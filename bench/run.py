@@ -10,6 +10,7 @@ asserts nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -317,12 +318,9 @@ def latency(bootstrap: str, topic: str, changes: str) -> Latency:
 
 def other_partitions(bootstrap: str) -> int:
     """Partitions of the topics on the broker before this run (Kafka's own not counted)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        names = [t for t in admin.list_topics() if not t.startswith("__")]
+    with contextlib.closing(KafkaAdminClient(bootstrap_servers=bootstrap)) as admin:
+        names = sorted(broker.user_topics(admin))
         return sum(len(t["partitions"]) for t in admin.describe_topics(names)) if names else 0
-    finally:
-        admin.close()
 
 
 def fresh_work() -> None:

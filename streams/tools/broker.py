@@ -272,32 +272,29 @@ def topics_removed_after(bootstrap: str, echo: Callable[[str], object] = print,
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    def admin() -> KafkaAdminClient:
-        return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="leadstage-cleanup")
+    def admin() -> contextlib.closing[KafkaAdminClient]:
+        return contextlib.closing(KafkaAdminClient(bootstrap_servers=bootstrap,
+                                                   client_id="leadstage-cleanup"))
 
-    def names(client: KafkaAdminClient) -> set[str]:
-        return {t for t in client.list_topics() if not t.startswith("__")}
-
-    client = admin()
-    try:
-        before = names(client)
-    finally:
-        client.close()
+    with admin() as client:
+        before = user_topics(client)
     try:
         yield
     finally:
         try:
-            client = admin()  # a new one: the broker may have restarted meanwhile
-            try:
-                created = sorted(names(client) - before)
+            with admin() as client:  # a new one: the broker may have restarted meanwhile
+                created = sorted(user_topics(client) - before)
                 if created:
                     client.delete_topics(created, timeout_ms=60_000)
-            finally:
-                client.close()
             if created and data_dir is not None and not _files_gone(data_dir, created, 10.0):
                 echo(f"the files of deleted topics are still in {data_dir}")
         except (KafkaError, OSError) as exc:
             echo(f"could not delete the topics this run created: {type(exc).__name__}: {exc}")
+
+
+def user_topics(admin: Any) -> set[str]:
+    """The topics on the broker of a kafka-python admin client, Kafka's own (`__…`) left out."""
+    return {t for t in admin.list_topics() if not t.startswith("__")}
 
 
 def _files_gone(data_dir: Path, topics: list[str], timeout_s: float) -> bool:
