@@ -175,9 +175,9 @@ class StageMachine:
             raise RuntimeError("no stage holds: the definitions did not pass the checker")
         state.evaluated_at = max(state.evaluated_at, now)
         if stage != state.stage:
+            shown = compiled.format_facts(facts)
             self._change(state, stage, now, cause, cause_event_id,
-                         compiled.reason(stage, facts, now), compiled.format_facts(facts),
-                         signals)
+                         compiled.reason(stage, facts, now, shown), shown, signals)
         state.definitions_version = self.version
         review = next_review(compiled, state.history, now, facts)
         if (state.handoff_since is not None and not state.handoff_breached

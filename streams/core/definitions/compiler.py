@@ -286,6 +286,13 @@ class Compiled:
     #: (pair, the values it reads) -> the day its truth switches (review.next_review)
     switch_days: dict[tuple[Any, ...], int | None] = field(default_factory=dict, compare=False,
                                                           repr=False)
+    #: (name, type) of every fact and property in value order: a change formats them all
+    _value_kinds: tuple[tuple[str, Type], ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        d = self.definitions
+        object.__setattr__(self, "_value_kinds",
+                           tuple((name, d.value_type(name)) for name in d.value_names))
 
     def evaluate(self, history: LeadHistory, now: int) -> tuple[str | None, tuple[Any, ...]]:
         """(stage name or None when outside the population, fact values) at `now` (ms)."""
@@ -297,16 +304,18 @@ class Compiled:
 
     def format_facts(self, facts: tuple[Any, ...]) -> dict[str, str]:
         """Every fact's and property's value, as change events and lookups show them."""
-        d = self.definitions
-        return {name: format_value(d.value_type(name), v)
-                for name, v in zip(d.value_names, facts, strict=True)}
+        return {name: format_value(kind, v)
+                for (name, kind), v in zip(self._value_kinds, facts, strict=True)}
 
-    def reason(self, stage: str | None, facts: tuple[Any, ...], now: int) -> str:
-        """The rule that now holds, in words, with the values it read."""
+    def reason(self, stage: str | None, facts: tuple[Any, ...], now: int,
+               formatted: dict[str, str] | None = None) -> str:
+        """The rule that now holds, in words, with the values it read. `formatted` is
+        `format_facts(facts)` if the caller has it (a change shows both): not formatted twice."""
         text, conditions, fact_names, today = self._reason_plan(stage)
         shown = list(conditions)
-        d = self.definitions
-        shown += [f"{n} = {format_value(d.value_type(n), facts[i])}" for n, i in fact_names]
+        if formatted is None:
+            formatted = self.format_facts(facts)
+        shown += [f"{n} = {formatted[n]}" for n, _ in fact_names]
         if today:
             shown.append(f"today = {format_date(now // MS_PER_DAY)}")
         return text + (f" (where {'; '.join(shown)})" if shown else "")

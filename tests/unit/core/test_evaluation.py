@@ -105,3 +105,14 @@ def test_reason_names_the_rule_and_the_values():
     assert "decision_date = 2027-03-01" in reason and "today = 2026-11-26" in reason
     assert DEFAULT.format_facts(facts) == {"contacts": "1", "interest_signals": "0",
                                            "decision_date": "2027-03-01"}
+
+
+def test_a_change_shows_in_its_reason_the_values_it_shows_in_its_facts():
+    """The stage machine formats the values once and hands them to `reason`: the sentence reads
+    the very strings of the change's `facts`, and a caller without them gets the same text."""
+    now = at("2026-11-26")
+    name, facts = DEFAULT.evaluate(decided("2027-03-01", now), now)
+    shown = DEFAULT.format_facts(facts)
+    assert DEFAULT.reason(name, facts, now, shown) == DEFAULT.reason(name, facts, now)
+    marked = {**shown, "decision_date": "MARK"}
+    assert "decision_date = MARK" in DEFAULT.reason(name, facts, now, marked)
