@@ -13,28 +13,40 @@ class DueIndex:
     """A lead's review time moves with many of its events, and each move leaves the old entry in
     the heap until that time comes, months later for a windowed fact. So the heap is rebuilt
     from the live entries whenever it holds more than twice as many plus SLACK: its memory
-    follows the leads, not the events, at an amortised O(1) per `set`."""
+    follows the leads, not the events, at an amortised O(1) per `set`.
+
+    The times are kept per partition, by lead id: a (partition, lead) key tuple per lead would
+    be about a third of the index's memory at a million leads (bench/README.md)."""
 
     def __init__(self) -> None:
         self._heap: list[tuple[int, int, str]] = []
-        self._due: dict[tuple[int, str], int] = {}
+        self._due: dict[int, dict[str, int]] = {}
+        self._live = 0
 
     def clear(self) -> None:
         self._heap.clear()
         self._due.clear()
+        self._live = 0
 
     def set(self, partition: int, lead_id: str, at: int | None) -> None:
-        key = (partition, lead_id)
-        due = self._due
+        leads = self._due.get(partition)
+        if leads is None:
+            leads = self._due[partition] = {}
         if at is None:
-            due.pop(key, None)
-        elif due.get(key) != at:
-            due[key] = at
-            heapq.heappush(self._heap, (at, partition, lead_id))
+            if leads.pop(lead_id, None) is None:
+                return
+            self._live -= 1
         else:
-            return
-        if len(self._heap) > 2 * len(due) + SLACK:
-            self._heap = [(t, p, lead) for (p, lead), t in due.items()]
+            held = leads.get(lead_id)
+            if held == at:
+                return
+            if held is None:
+                self._live += 1
+            leads[lead_id] = at
+            heapq.heappush(self._heap, (at, partition, lead_id))
+        if len(self._heap) > 2 * self._live + SLACK:
+            self._heap = [(t, p, lead) for p, by_lead in self._due.items()
+                          for lead, t in by_lead.items()]
             heapq.heapify(self._heap)
 
     def pop_due(self, now: int, limit: int) -> list[tuple[int, str]]:
@@ -43,13 +55,15 @@ class DueIndex:
         heap, due = self._heap, self._due
         while heap and heap[0][0] <= now and len(out) < limit:
             at, partition, lead_id = heapq.heappop(heap)
-            if due.get((partition, lead_id)) == at:
-                del due[(partition, lead_id)]
+            leads = due.get(partition)
+            if leads is not None and leads.get(lead_id) == at:
+                del leads[lead_id]
+                self._live -= 1
                 out.append((partition, lead_id))
         return out
 
     def __len__(self) -> int:
-        return len(self._due)
+        return self._live
 
     @property
     def held(self) -> int:

@@ -74,3 +74,23 @@ def test_the_index_agrees_with_a_plain_map_of_review_times(ops: list) -> None:
             assert index.held <= 2 * len(model) + 2 + 1
     finally:
         module.SLACK = saved
+
+
+def test_the_index_holds_a_lead_in_under_170_bytes_besides_its_id() -> None:
+    """Memory per lead (tracemalloc, deterministic for a Python version): a worker holds every
+    lead with a review time, a million and more (bench/README.md). Keyed by (partition, lead)
+    tuples it took about 200 bytes; per partition by lead id, about 135."""
+    import tracemalloc
+
+    leads = 20_000
+    ids = [f"L-{i:06d}" for i in range(leads)]
+    tracemalloc.start()
+    try:
+        index = DueIndex()
+        for i, lead in enumerate(ids):
+            index.set(i % 8, lead, 1_800_000_000_000 + i * 7_919)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(index) == leads
+    assert held / leads < 170
