@@ -12,6 +12,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
+from streams.adapters.histograms import observe_many
 from streams.core.signals import (
     Assessment,
     Deal,
@@ -30,16 +31,19 @@ _TEAMS = frozenset({"MARKETING", "SALES"})
 
 
 def record(metrics: Metrics, signals: Iterable[Signal]) -> None:
-    """Counters are summed per label set first (one update per set and batch: labels() takes a
-    lock and builds a key each time); histograms get every value."""
+    """Counters are summed per label set first, and histogram values gathered per label set
+    (one update per set and batch: labels() takes a lock and builds a key each time, and each
+    observe() walks the buckets under a lock)."""
     counts: Counter[tuple[str, ...]] = Counter()
     amounts: dict[str, float] = defaultdict(float)
+    times_in_stage: dict[str, list[float]] = defaultdict(list)
+    responses: dict[str, list[float]] = defaultdict(list)
     stage = metrics.stage_label
     for s in signals:
         if isinstance(s, StageChanged):
             counts[("stage_changes", stage(s.from_stage), stage(s.to_stage), s.cause.value)] += 1
         elif isinstance(s, TimeInStage):
-            metrics.time_in_stage.labels(stage(s.stage)).observe(max(0.0, s.seconds))
+            times_in_stage[stage(s.stage)].append(max(0.0, s.seconds))
         elif isinstance(s, Assessment):
             team = s.team if s.team in _TEAMS else "other"
             counts[("assessments", team, stage(s.assessed_stage), stage(s.objective_stage),
@@ -47,7 +51,7 @@ def record(metrics: Metrics, signals: Iterable[Signal]) -> None:
         elif isinstance(s, SalesDecision):
             counts[("sales_decisions", stage(s.stage), s.decision)] += 1
         elif isinstance(s, HandoffResponse):
-            metrics.handoff_response.labels(stage(s.stage)).observe(max(0.0, s.seconds))
+            responses[stage(s.stage)].append(max(0.0, s.seconds))
         elif isinstance(s, SlaBreach):
             counts[("sla_breaches", stage(s.stage))] += 1
         elif isinstance(s, Trimmed):
@@ -63,3 +67,7 @@ def record(metrics: Metrics, signals: Iterable[Signal]) -> None:
         getattr(metrics, name).labels(*labels).inc(n)
     for label, amount in amounts.items():
         metrics.deal_amount.labels(label).inc(amount)
+    for label, seconds in times_in_stage.items():
+        observe_many(metrics.time_in_stage.labels(label), seconds)
+    for label, seconds in responses.items():
+        observe_many(metrics.handoff_response.labels(label), seconds)

@@ -147,3 +147,26 @@ def test_rejected_property_values_are_counted_per_declared_property():
     assert value("leadstage_property_values_rejected_total", {"property": "industry"}) == 2
     assert value("leadstage_property_values_rejected_total", {"property": "employees"}) == 0
     assert value("leadstage_property_values_rejected_total", {"property": "other"}) == 1
+
+
+def test_a_batch_of_durations_fills_the_buckets_as_one_observation_each_would():
+    """Durations are gathered per stage and added per bucket; the series are those of one
+    observe() per value, a negative duration counted as 0 as before."""
+    m, reference = staged(), staged()
+    seconds = [-5.0, 0.0, 0.4, 30.0, 30.0, 3_600.0, 86_400.0 * 40, float("inf")]
+    record(m, [TimeInStage("warm", s) for s in seconds]
+           + [HandoffResponse("hot", s) for s in seconds[:4]])
+    for s in seconds:
+        reference.time_in_stage.labels("warm").observe(max(0.0, s))
+    for s in seconds[:4]:
+        reference.handoff_response.labels("hot").observe(max(0.0, s))
+
+    def samples(metrics: Metrics) -> list[tuple[str, dict[str, str], float]]:
+        return [(s.name, s.labels, s.value) for f in metrics.registry.collect()
+                if f.name in ("leadstage_time_in_stage_seconds",
+                              "leadstage_handoff_response_seconds")
+                for s in f.samples if not s.name.endswith("_created")]
+
+    assert samples(m) == samples(reference)
+    assert m.registry.get_sample_value("leadstage_time_in_stage_seconds_count",
+                                       {"stage": "warm"}) == len(seconds)
