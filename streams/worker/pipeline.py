@@ -356,11 +356,16 @@ class LeadPipeline:
             self.metrics.lead_failures.labels("metrics").inc()
 
     def _count(self, u: Update) -> None:
-        counts = self.stage_counts.setdefault(u.partition, Counter())
+        stage = u.state.stage
+        if stage == u.old_stage:
+            return  # most updates: no stage moved
+        counts = self.stage_counts.get(u.partition)
+        if counts is None:
+            counts = self.stage_counts[u.partition] = Counter()
         if u.old_stage is not None:
             counts[u.old_stage] -= 1
-        if u.state.stage is not None:
-            counts[u.state.stage] += 1
+        if stage is not None:
+            counts[stage] += 1
 
     def _set_gauge(self) -> None:
         totals: Counter[str] = Counter()

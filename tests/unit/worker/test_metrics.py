@@ -170,3 +170,43 @@ def test_a_batch_of_durations_fills_the_buckets_as_one_observation_each_would():
     assert samples(m) == samples(reference)
     assert m.registry.get_sample_value("leadstage_time_in_stage_seconds_count",
                                        {"stage": "warm"}) == len(seconds)
+
+
+def test_the_leads_gauge_follows_stage_moves_and_not_events_that_move_nothing():
+    """Driven through the pipeline: a lead counts in one stage at a time, whatever events
+    that leave its stage where it is come between its moves."""
+    import asyncio
+    import time
+
+    from streams.core.definitions.compiler import compile_definitions
+    from streams.core.definitions.loader import load_file
+    from streams.core.stage_machine import StageMachine
+    from streams.worker.commit import Outputs
+    from streams.worker.pipeline import LeadPipeline
+    from tests.fakes import MemoryStore, Sender, activity_record, message
+
+    compiled = compile_definitions(load_file("definitions/lead-stages.yaml"))
+    pipeline = LeadPipeline(StageMachine(compiled), MemoryStore(),
+                            Outputs("changes", "stages", "dlq"), Metrics(),
+                            Sender(partitions=2))  # type: ignore[arg-type]
+    pipeline.metrics.initialise(compiled.definitions.stage_names, "hot", verdict)
+    asyncio.run(pipeline.rescan({0, 1}))  # the partitions this worker holds
+    now = int(time.time() * 1000)
+    offsets = iter(range(100))
+
+    def batch(*events: tuple[str, str, str]) -> None:
+        asyncio.run(pipeline.process_batch([
+            message(activity_record(event_id, lead, now - 60_000 + next(offsets), activity),
+                    offset=next(offsets), partitions=2)
+            for event_id, lead, activity in events]))
+
+    def leads() -> dict[str, float]:
+        return {stage: pipeline.metrics.registry.get_sample_value(
+                    "leadstage_leads", {"stage": stage}) or 0.0 for stage in ("cold", "warm")}
+
+    batch(("a1", "A", "CONTACTED"), ("b1", "B", "CONTACTED"), ("c1", "C", "CONTACTED"))
+    assert leads() == {"cold": 3, "warm": 0}
+    batch(("a2", "A", "PAGE_VIEWED"), ("b2", "B", "PRICING_VIEWED"), ("c2", "C", "CONTACTED"))
+    assert leads() == {"cold": 2, "warm": 1}
+    batch(("b3", "B", "WEBINAR_ATTENDED"), ("a3", "A", "DETAILS_PROVIDED"))
+    assert leads() == {"cold": 1, "warm": 2}
