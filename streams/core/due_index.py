@@ -16,7 +16,8 @@ class DueIndex:
     follows the leads, not the events, at an amortised O(1) per `set`.
 
     The times are kept per partition, by lead id: a (partition, lead) key tuple per lead would
-    be about a third of the index's memory at a million leads (bench/README.md)."""
+    be about a third of the index's memory, which a worker holds for every lead with a review
+    time (bench/README.md)."""
 
     def __init__(self) -> None:
         self._heap: list[tuple[int, int, str]] = []
