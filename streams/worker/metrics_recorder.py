@@ -36,14 +36,14 @@ def record(metrics: Metrics, signals: Iterable[Signal]) -> None:
     observe() walks the buckets under a lock)."""
     counts: Counter[tuple[str, ...]] = Counter()
     amounts: dict[str, float] = defaultdict(float)
-    times_in_stage: dict[str, list[float]] = defaultdict(list)
-    responses: dict[str, list[float]] = defaultdict(list)
+    #: (histogram, stage label) -> durations
+    durations: dict[tuple[str, str], list[float]] = defaultdict(list)
     stage = metrics.stage_label
     for s in signals:
         if isinstance(s, StageChanged):
             counts[("stage_changes", stage(s.from_stage), stage(s.to_stage), s.cause.value)] += 1
         elif isinstance(s, TimeInStage):
-            times_in_stage[stage(s.stage)].append(max(0.0, s.seconds))
+            durations[("time_in_stage", stage(s.stage))].append(max(0.0, s.seconds))
         elif isinstance(s, Assessment):
             team = s.team if s.team in _TEAMS else "other"
             counts[("assessments", team, stage(s.assessed_stage), stage(s.objective_stage),
@@ -51,7 +51,7 @@ def record(metrics: Metrics, signals: Iterable[Signal]) -> None:
         elif isinstance(s, SalesDecision):
             counts[("sales_decisions", stage(s.stage), s.decision)] += 1
         elif isinstance(s, HandoffResponse):
-            responses[stage(s.stage)].append(max(0.0, s.seconds))
+            durations[("handoff_response", stage(s.stage))].append(max(0.0, s.seconds))
         elif isinstance(s, SlaBreach):
             counts[("sla_breaches", stage(s.stage))] += 1
         elif isinstance(s, Trimmed):
@@ -67,7 +67,5 @@ def record(metrics: Metrics, signals: Iterable[Signal]) -> None:
         getattr(metrics, name).labels(*labels).inc(n)
     for label, amount in amounts.items():
         metrics.deal_amount.labels(label).inc(amount)
-    for label, seconds in times_in_stage.items():
-        observe_many(metrics.time_in_stage.labels(label), seconds)
-    for label, seconds in responses.items():
-        observe_many(metrics.handoff_response.labels(label), seconds)
+    for (name, label), seconds in durations.items():
+        observe_many(getattr(metrics, name).labels(label), seconds)

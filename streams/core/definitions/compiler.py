@@ -268,8 +268,8 @@ class TimePair:
     reads: tuple[int, ...] = ()
 
 
-#: (rule text, conditions spelled out, (fact name, index) read, whether it mentions today)
-_ReasonPlan = tuple[str, tuple[str, ...], tuple[tuple[str, int], ...], bool]
+#: (rule text, conditions spelled out, fact and property names read, whether it mentions today)
+_ReasonPlan = tuple[str, tuple[str, ...], tuple[str, ...], bool]
 
 
 @dataclass(frozen=True)
@@ -315,7 +315,7 @@ class Compiled:
         shown = list(conditions)
         if formatted is None:
             formatted = self.format_facts(facts)
-        shown += [f"{n} = {formatted[n]}" for n, _ in fact_names]
+        shown += [f"{n} = {formatted[n]}" for n in fact_names]
         if today:
             shown.append(f"today = {format_date(now // MS_PER_DAY)}")
         return text + (f" (where {'; '.join(shown)})" if shown else "")
@@ -338,10 +338,10 @@ class Compiled:
         used = _expand(d, names)
         trees = [rule.tree] if rule else []
         trees += [d.conditions[n].tree for n in used if n in d.conditions]
-        index = {name: i for i, name in enumerate(d.value_names)}
+        values = set(d.value_names)
         plan = (text, tuple(f"{n} means {d.conditions[n].source}" for n in used
                             if n in d.conditions),
-                tuple((n, index[n]) for n in used if n in index),
+                tuple(n for n in used if n in values),
                 any(_mentions_today(t) for t in trees))
         self._plans[stage] = plan
         return plan

@@ -1,7 +1,12 @@
 """The metric names and labels of DESIGN §6 are a contract with dashboards and alerts."""
 
+import asyncio
+import time
+
 from prometheus_client import generate_latest
 
+from streams.core.definitions.compiler import compile_definitions
+from streams.core.definitions.loader import load_file
 from streams.core.signals import (
     Assessment,
     Cause,
@@ -13,8 +18,12 @@ from streams.core.signals import (
     StageChanged,
     TimeInStage,
 )
+from streams.core.stage_machine import StageMachine
+from streams.worker.commit import Outputs
 from streams.worker.metrics import Metrics
 from streams.worker.metrics_recorder import record
+from streams.worker.pipeline import LeadPipeline
+from tests.fakes import MemoryStore, Sender, activity_record, message
 
 DESIGN = {
     "leadstage_events_total": {"source", "activity", "outcome"},
@@ -175,16 +184,6 @@ def test_a_batch_of_durations_fills_the_buckets_as_one_observation_each_would():
 def test_the_leads_gauge_follows_stage_moves_and_not_events_that_move_nothing():
     """Driven through the pipeline: a lead counts in one stage at a time, whatever events
     that leave its stage where it is come between its moves."""
-    import asyncio
-    import time
-
-    from streams.core.definitions.compiler import compile_definitions
-    from streams.core.definitions.loader import load_file
-    from streams.core.stage_machine import StageMachine
-    from streams.worker.commit import Outputs
-    from streams.worker.pipeline import LeadPipeline
-    from tests.fakes import MemoryStore, Sender, activity_record, message
-
     compiled = compile_definitions(load_file("definitions/lead-stages.yaml"))
     pipeline = LeadPipeline(StageMachine(compiled), MemoryStore(),
                             Outputs("changes", "stages", "dlq"), Metrics(),
