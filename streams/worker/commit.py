@@ -3,8 +3,11 @@
 Input batches, time sweeps and post-rebalance scans all end here. For the leads they touched:
 
 - Step 0, build: every lead's records (its encoded state, its LeadStageChanged records and
-  current LeadStage) are built before anything is written. A lead whose records cannot be built,
-  or whose state would outgrow MAX_STATE_BYTES, is left out and handed to `on_lead_failed`.
+  current LeadStage) are built before anything is written, as soon as the lead has been worked
+  on (`build`), so its decoded state is let go then: a part's thousands of states are never held
+  at once, and the memory one frees is the next one's, still in the CPU's cache (bench/README.md
+  says what that saves). A lead whose records cannot be built, or whose state would outgrow
+  MAX_STATE_BYTES, raises there and is left out by the caller.
 - Step 1, states: each state (with its outbox of unconfirmed changes) goes to the table's
   changelog, with the batch's dead letters and re-routed input; once Kafka has acknowledged,
   the states go to local RocksDB with the changelog offset they reach (in one write batch).
@@ -53,7 +56,7 @@ class Outputs:
     dlq: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Update:
     """A lead's state after a batch, sweep or scan worked on it."""
 
@@ -63,6 +66,26 @@ class Update:
     signals: list[Signal] = field(default_factory=list)
     #: the input records applied (none for sweeps and scans): dead-lettered if the lead fails
     inputs: list[Any] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Built:
+    """A lead's records for the open batch (step 0), and what the commit and its caller still
+    need to know of the lead once its decoded state is let go."""
+
+    partition: int
+    lead_id: str
+    key: bytes
+    stage: str | None
+    old_stage: str | None
+    next_review: int | None
+    signals: list[Signal]
+    inputs: list[Any]
+    #: the encoded state, with its outbox
+    value: bytes
+    #: the outbox as LeadStageChanged records, and the lead's LeadStage (None: no outbox)
+    changes: list[bytes]
+    current: bytes | None
 
 
 class LeadStore(Protocol):
@@ -121,83 +144,99 @@ class CommitProtocol:
         #: watermarks not yet on the changelog: they go with the next step 1
         self._pending_marks: dict[int, bytes] = {}
         self._last_batch = 0
+        #: the batch that records are being built for (0: none open)
+        self._open_batch = 0
 
     def reset(self, partitions: Iterable[int]) -> None:
         """After a rebalance: the watermarks of the partitions now held, from the store."""
         self.confirmed = {p: self.store.watermark(p) for p in partitions}
+        self._open_batch = 0
 
     def settle(self, partition: int, state: LeadState) -> None:
         """Drop an outbox the partition's watermark says was published."""
-        if state.outbox:
-            if partition not in self.confirmed:
-                self.confirmed[partition] = self.store.watermark(partition)
-            if state.outbox_batch <= self.confirmed[partition]:
-                state.outbox = []
+        if state.outbox and state.outbox_batch <= self._watermark(partition):
+            state.outbox = []
 
-    async def commit(self, updates: list[Update],
-                     on_lead_failed: Callable[[Update, BaseException], Any]) -> list[Update]:
-        """Make `updates` durable and published; returns those committed (the others went to
-        `on_lead_failed` in step 0). A failure of the protocol itself goes to `on_fatal`."""
+    def _watermark(self, partition: int) -> int:
+        confirmed = self.confirmed.get(partition)
+        if confirmed is None:
+            confirmed = self.confirmed[partition] = self.store.watermark(partition)
+        return confirmed
+
+    def open(self, partitions: Iterable[int] = ()) -> int:
+        """The batch the next records are built for, opened if none is: its id grows with the
+        clock and past every watermark known (clock skew between machines must not make a new
+        batch look published), those of `partitions` read first."""
+        if not self._open_batch:
+            for partition in partitions:
+                self._watermark(partition)
+            self._open_batch = self._last_batch = max(
+                self._last_batch + 1, wall_ms(), *(c + 1 for c in self.confirmed.values()))
+        return self._open_batch
+
+    def build(self, u: Update) -> Built:
+        """Step 0 for one lead: its records for the open batch. Raises if they cannot be built or
+        the state would outgrow MAX_STATE_BYTES; the caller leaves the lead out."""
+        batch = self.open((u.partition,))
+        state = u.state
+        if state.outbox:
+            if self._watermark(u.partition) >= batch:  # open() was not told of the partition
+                raise RuntimeError(f"batch {batch} is not past partition {u.partition}'s "
+                                   "watermark")
+            changes, current = encode_outbox(state.outbox, self.codec)
+            state.outbox_batch = batch
+        else:
+            changes, current = [], None
+        value = self.store.encode(state)
+        if len(value) > MAX_STATE_BYTES:
+            raise ValueError(f"its state would be {len(value)} bytes, over the "
+                             f"{MAX_STATE_BYTES}-byte bound")
+        lead_id = state.lead_id
+        return Built(u.partition, lead_id, lead_id.encode(), state.stage, u.old_stage,
+                     state.next_review, u.signals, u.inputs, value, changes, current)
+
+    async def commit(self, built: list[Built]) -> None:
+        """Make the open batch's records durable and published (steps 1 to 3), and close it. A
+        failure of the protocol itself goes to `on_fatal`."""
         try:
-            return await self._commit(updates, on_lead_failed)
+            await self._commit(built)
         except Exception as exc:
             self.on_fatal(exc)
             raise
+        finally:
+            self._open_batch = 0
 
     def _dropped(self, topic: str, partition: int, count: int, exc: BaseException) -> None:
         self.on_dead_letters_dropped(count)
 
-    async def _commit(self, updates: list[Update],
-                      on_lead_failed: Callable[[Update, BaseException], Any]) -> list[Update]:
+    async def _commit(self, built: list[Built]) -> None:
         store, outputs, sender = self.store, self.outputs, self.sender
         changelog = store.changelog_topic
         tolerate = (outputs.dlq,)  # a refused dead letter is skipped, not fatal
+        batch = self.open()
         self.fence.check()
         await sender.prepare([outputs.stage_changes, outputs.stages, outputs.dlq])
-        # Batch ids grow with the clock, and past every watermark seen (clock skew between
-        # machines must not make a new batch look published).
-        batch = max(self._last_batch + 1, wall_ms(),
-                    *(self.confirmed.get(u.partition, 0) + 1 for u in updates))
-        self._last_batch = batch
-
-        # Step 0: build every lead's records; a lead that fails here is left out.
-        built: list[tuple[Update, bytes, list[bytes], bytes | None]] = []
-        for u in updates:
-            try:
-                changes, current = encode_outbox(u.state.outbox, self.codec) \
-                    if u.state.outbox else ([], None)
-                if u.state.outbox:
-                    u.state.outbox_batch = batch
-                value = store.encode(u.state)
-                if len(value) > MAX_STATE_BYTES:
-                    raise ValueError(f"its state would be {len(value)} bytes, over the "
-                                     f"{MAX_STATE_BYTES}-byte bound")
-            except Exception as exc:
-                on_lead_failed(u, exc)
-                continue
-            built.append((u, value, changes, current))
 
         # Step 1: the states (with their outboxes) are durable before anything is published.
         marks, self._pending_marks = self._pending_marks, {}
         for partition, mark in marks.items():
             sender.add(changelog, WATERMARK_KEY, mark, partition=partition)
-        for u, value, _, _ in built:
-            sender.add(changelog, u.state.lead_id.encode(), value, partition=u.partition)
+        for b in built:
+            sender.add(changelog, b.key, b.value, partition=b.partition)
         written = await sender.flush(tolerate, self._dropped)
-        store.put_local_many(((u.partition, u.state.lead_id, value) for u, value, _, _ in built),
+        store.put_local_many(((b.partition, b.lead_id, b.value) for b in built),
                              {p: offset for (topic, p), offset in written.items()
                               if topic == changelog})
         self.fence.check()
 
         # Step 2: publish the outboxes.
         published: set[int] = set()
-        for u, _, changes, current in built:
-            if changes:
-                key = u.state.lead_id.encode()
-                for change in changes:
-                    sender.add(outputs.stage_changes, key, change)
-                sender.add(outputs.stages, key, current)
-                published.add(u.partition)
+        for b in built:
+            if b.changes:
+                for change in b.changes:
+                    sender.add(outputs.stage_changes, b.key, change)
+                sender.add(outputs.stages, b.key, b.current)
+                published.add(b.partition)
         await sender.flush(tolerate, self._dropped)
 
         # Step 3: confirm, one watermark per partition (locally now, on the changelog next).
@@ -206,8 +245,3 @@ class CommitProtocol:
             self.confirmed[partition] = batch
             store.put_watermark_local(partition, mark)
             self._pending_marks[partition] = mark
-        committed = []
-        for u, _, _, _ in built:
-            u.state.outbox = []  # published: the in-memory copy is settled
-            committed.append(u)
-        return committed

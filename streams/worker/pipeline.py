@@ -35,7 +35,15 @@ from streams.core.lead_state import OUTBOX_LIMIT, LeadState
 from streams.core.stage_machine import StageMachine
 from streams.wire.gate import DEAD, IGNORE, DeadLetter, admit
 from streams.wire.reasons import Reason
-from streams.worker.commit import CommitProtocol, LeadStore, Outputs, Sender, Update, exit_process
+from streams.worker.commit import (
+    Built,
+    CommitProtocol,
+    LeadStore,
+    Outputs,
+    Sender,
+    Update,
+    exit_process,
+)
 from streams.worker.dead_letters import DeadLetterRouter
 from streams.worker.garbage import collection_paused
 from streams.worker.metrics import Metrics
@@ -148,17 +156,18 @@ class LeadPipeline:
         stored = self._read_states(groups)
         pending = groups
         while True:
-            updates = []
+            self.commits.open({partition for partition, _ in pending})
+            built = []
             rest: dict[tuple[int, str], list[Item]] = {}
             for (partition, lead_id), items in pending.items():
                 key = (partition, lead_id)
-                update, left = self._apply(partition, lead_id, items, now, tally, lags,
-                                           key in stored, stored.pop(key, None))
-                if update is not None:
-                    updates.append(update)
+                lead, left = self._apply(partition, lead_id, items, now, tally, lags,
+                                         key in stored, stored.pop(key, None))
+                if lead is not None:
+                    built.append(lead)
                 if left:
                     rest[(partition, lead_id)] = left
-            await self._commit(updates)
+            await self._commit(built)
             if not rest:
                 break
             pending = rest
@@ -204,9 +213,10 @@ class LeadPipeline:
     def _apply(self, partition: int, lead_id: str, items: list[Item], now: int,
                tally: Counter[tuple[str, str, str]], lags: list[float],
                read: bool = False, raw: bytes | None = None
-               ) -> tuple[Update | None, list[Item]]:
-        """Fold a lead's events in: (the update, events left for the next round). `raw` is
-        the lead's encoded state if `read` with the batch (None: a new lead)."""
+               ) -> tuple[Built | None, list[Item]]:
+        """Fold a lead's events in and build its records: (them, events left for the next
+        round). `raw` is the lead's encoded state if `read` with the batch (None: a new
+        lead)."""
         machine = self.machine
         applied: list[tuple[str, str, str]] = []
         left: list[Item] = []
@@ -233,7 +243,7 @@ class LeadPipeline:
             lags.append(max(0.0, (now - event["occurred_at"]) / 1000))
         for labels in applied:
             tally[labels] += 1
-        return update, left
+        return self._build(update), left
 
     def _lead_failed(self, where: str, lead_id: str, exc: BaseException,
                      inputs: Sequence[Any] = ()) -> None:
@@ -274,7 +284,7 @@ class LeadPipeline:
             async with self.lock:
                 now_ms = now if now is not None else wall_ms()
                 due = self.due.pop_due(now_ms, SWEEP_CHUNK)
-                updates = []
+                built: list[Built] = []
                 for partition, lead_id in due:
                     if partition not in self.partitions:
                         continue
@@ -287,8 +297,10 @@ class LeadPipeline:
                     except Exception as exc:  # the lead stays out of the due index
                         self._lead_failed("sweep", lead_id, exc)
                         continue
-                    updates.append(update)
-                await self._commit(updates)
+                    lead = self._build(update)
+                    if lead is not None:
+                        built.append(lead)
+                await self._commit(built)
             total += len(due)
             if len(due) < SWEEP_CHUNK:
                 return total
@@ -304,7 +316,7 @@ class LeadPipeline:
             self.due.clear()
             self.stage_counts = {p: Counter() for p in partitions}
             self.commits.reset(partitions)
-            updates: list[Update] = []
+            built: list[Built] = []
             for partition in sorted(partitions):
                 for key, raw in self.store.raw_items(partition):
                     lead_id = key.decode(errors="replace")
@@ -319,33 +331,41 @@ class LeadPipeline:
                     if update.old_stage is not None:
                         self.stage_counts[partition][update.old_stage] += 1
                     if state.outbox or update.signals:
-                        updates.append(update)
+                        lead = self._build(update)
+                        if lead is not None:
+                            built.append(lead)
                     else:
                         self.due.set(partition, lead_id, state.next_review)
-                    if len(updates) >= SWEEP_CHUNK:
-                        await self._commit(updates)
-                        updates = []
-            await self._commit(updates)
+                    if len(built) >= SWEEP_CHUNK:
+                        await self._commit(built)
+                        built = []
+            await self._commit(built)
             self._set_gauge()
             self.ready = True
 
     # --- after the commit protocol -------------------------------------------------------------
 
-    def _failed_in_commit(self, update: Update, exc: BaseException) -> None:
-        self._lead_failed("encode", update.state.lead_id, exc, update.inputs)
+    def _build(self, update: Update) -> Built | None:
+        """The lead's records for the open batch; None (its events dead-lettered) if they
+        cannot be built."""
+        try:
+            return self.commits.build(update)
+        except Exception as exc:
+            self._lead_failed("encode", update.state.lead_id, exc, update.inputs)
+            return None
 
-    async def _commit(self, updates: list[Update]) -> None:
-        committed = await self.commits.commit(updates, self._failed_in_commit)
+    async def _commit(self, built: list[Built]) -> None:
+        await self.commits.commit(built)
         quarantined = self.quarantined
-        for u in committed:
-            self._count(u)
-            self.due.set(u.partition, u.state.lead_id, u.state.next_review)
+        for b in built:
+            self._count(b)
+            self.due.set(b.partition, b.lead_id, b.next_review)
             if quarantined:
-                quarantined.pop(u.state.lead_id, None)
-        if committed:
-            self._record_metrics(committed)
+                quarantined.pop(b.lead_id, None)
+        if built:
+            self._record_metrics(built)
 
-    def _record_metrics(self, committed: list[Update]) -> None:
+    def _record_metrics(self, committed: list[Built]) -> None:
         """After publishing: a metrics failure is logged and counted, never fatal."""
         try:
             record(self.metrics, (s for u in committed for s in u.signals))
@@ -355,8 +375,8 @@ class LeadPipeline:
             log.exception("recording metrics failed: %s", exc)
             self.metrics.lead_failures.labels("metrics").inc()
 
-    def _count(self, u: Update) -> None:
-        stage = u.state.stage
+    def _count(self, u: Built) -> None:
+        stage = u.stage
         if stage == u.old_stage:
             return  # most updates: no stage moved
         counts = self.stage_counts.get(u.partition)

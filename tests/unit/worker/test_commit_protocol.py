@@ -6,12 +6,15 @@ next touched, with the same event ids and content, before any newer change."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+from typing import Any
 
 import pytest
 
 from streams.core.definitions.compiler import compile_definitions
 from streams.core.definitions.loader import load_file
+from streams.core.lead_state import LeadState
 from streams.core.stage_machine import StageMachine
 from streams.worker.commit import Outputs
 from streams.worker.metrics import Metrics
@@ -87,3 +90,46 @@ def test_a_crash_before_the_state_is_durable_replays_to_identical_changes():
     asyncio.run(make(store, second).process_batch(batch))
     assert first.decoded("changes") == second.decoded("changes")
     assert len(first.decoded("changes")) == 2
+
+
+def test_a_batch_is_past_a_watermark_it_reads_for_the_first_time():
+    """A partition's watermark written by a worker whose clock ran an hour ahead, and read by
+    no scan yet: the new batch must still count as unpublished until it is, or a crash between
+    writing the state and publishing would lose its changes."""
+    store = MemoryStore()
+    ahead = int(time.time() * 1000) + 3_600_000
+    store.put_watermark_local(0, str(ahead).encode())
+    with pytest.raises(Crash):
+        asyncio.run(make(store, Sender(fail_on_flush=2)).process_batch(
+            events(("e1", "CONTACTED"))))
+    state = store.get(0, "L")
+    assert state is not None and state.outbox_batch > ahead
+    sender = Sender()
+    asyncio.run(make(store, sender).rescan({0}))
+    assert [c["sequence"] for c in sender.decoded("changes")] == [1]
+
+
+class CountingStore(MemoryStore):
+    """Counts the decoded lead states alive when a commit writes the states locally."""
+
+    alive_at_write: list[int]
+
+    def put_local_many(self, entries: Any, persisted: dict[int, int]) -> None:
+        self.alive_at_write.append(sum(isinstance(o, LeadState) for o in gc.get_objects()))
+        super().put_local_many(entries, persisted)
+
+
+def test_a_part_lets_each_lead_s_decoded_state_go_before_the_next_is_read():
+    """A part's states are encoded lead by lead, not all held until the commit: the worker's
+    peak memory and its cache misses would grow with the part otherwise (bench/README.md)."""
+    store = CountingStore()
+    store.alive_at_write = []
+    now = int(time.time() * 1000) - 60_000
+    batch = [message(activity_record(f"e{i}", f"L{i}", now, "CONTACTED"), offset=i)
+             for i in range(300)]
+    asyncio.run(make(store, Sender()).process_batch(batch))
+    again = [message(activity_record(f"f{i}", f"L{i}", now + 1, "PRICING_VIEWED"), offset=i)
+             for i in range(300)]
+    asyncio.run(make(store, Sender()).process_batch(again))  # states read, not created
+    assert len(store.alive_at_write) == 2
+    assert max(store.alive_at_write) <= 2, store.alive_at_write
