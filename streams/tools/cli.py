@@ -316,11 +316,15 @@ def worker(ctx: click.Context) -> None:
 @click.option("--file", "file", required=True,
               help="JSON-lines file of LeadActivity events (- for standard input).")
 @click.option("--topic", default=None, help="Topic (default $LEADSTAGE_TOPIC_ACTIVITY).")
-def produce(file: str, topic: str | None) -> None:
+@click.option("--give-up-after", "give_up_s", default=20, show_default=True,
+              type=click.IntRange(min=1, max=3600),
+              help="Seconds to wait for Kafka to take or acknowledge records before giving up "
+                   "(a run against a dead broker ends within about twice this and 10 s).")
+def produce(file: str, topic: str | None, give_up_s: int) -> None:
     """Validate, encode and send lead activities; bad lines are reported and not sent."""
     from streams.tools.produce import run
 
-    sys.exit(run(file, topic))
+    sys.exit(run(file, topic, give_up_s))
 
 
 @main.command()

@@ -20,8 +20,9 @@ from streams.adapters.settings import Settings
 from streams.wire.json_lines import parse_line
 from streams.wire.validation import InvalidEvent
 
-#: A broker that stops answering mid-file fails the run within about this long, instead of
-#: hanging: no send blocks, no record waits and no flush lasts longer.
+#: A broker that stops answering mid-file fails the run instead of hanging: no send blocks, no
+#: record waits and no flush lasts longer than this (`--give-up-after`), so the run ends within
+#: about twice this and 10 s.
 GIVE_UP_MS = 20_000
 
 
@@ -54,7 +55,8 @@ def lines(handle: BinaryIO) -> Iterator[bytes | None]:
 
 
 def produce_file(path: Path | None, topic: str | None, settings: Settings,
-                 err: TextIO = sys.stderr, progress: bool = True) -> ProduceSummary:
+                 err: TextIO = sys.stderr, progress: bool = True,
+                 give_up_ms: int = GIVE_UP_MS) -> ProduceSummary:
     """Send the lines of `path` (None: standard input)."""
     summary = ProduceSummary()
     errors: list[Exception] = []
@@ -71,8 +73,8 @@ def produce_file(path: Path | None, topic: str | None, settings: Settings,
     size = path.stat().st_size if path is not None else 0
     console = Console(file=err)
     source = path.open("rb") if path is not None else contextlib.nullcontext(sys.stdin.buffer)
-    producer = LeadActivityProducer(settings, topic=topic, delivery_timeout_ms=GIVE_UP_MS,
-                                    max_block_ms=GIVE_UP_MS, request_timeout_ms=GIVE_UP_MS // 3)
+    producer = LeadActivityProducer(settings, topic=topic, delivery_timeout_ms=give_up_ms,
+                                    max_block_ms=give_up_ms, request_timeout_ms=give_up_ms // 3)
     with contextlib.closing(_Closing(producer)), source as handle, \
             Progress(TextColumn("sending"), BarColumn(), TransferSpeedColumn(),
                      TextColumn("{task.fields[lines]} lines"), console=console,
@@ -106,12 +108,12 @@ def produce_file(path: Path | None, topic: str | None, settings: Settings,
             except KafkaError as exc:  # Kafka stopped taking records: send nothing more
                 summary.stopped_at = number
                 print(f"{name}:{number}: not sent, nor any line after it: Kafka did not take "
-                      f"it within {GIVE_UP_MS // 1000} s ({type(exc).__name__})", file=err)
+                      f"it within {give_up_ms / 1000:g} s ({type(exc).__name__})", file=err)
                 break
             handed += 1
         # whatever is not acknowledged by then counts as not delivered
         with contextlib.suppress(KafkaError):
-            producer.flush(timeout_s=GIVE_UP_MS / 1000 + 5)
+            producer.flush(timeout_s=give_up_ms / 1000 + 5)
     summary.sent = len(acknowledged)
     summary.undelivered = handed - summary.sent
     summary.sent -= len(errors)
@@ -177,7 +179,7 @@ def _not_a_file(path: Path) -> str | None:
     return None
 
 
-def run(file: str, topic: str | None) -> int:
+def run(file: str, topic: str | None, give_up_s: int = GIVE_UP_MS // 1000) -> int:
     settings = Settings.from_env()
     path = None if file == "-" else Path(file)
     problem = None if path is None else _not_a_file(path)
@@ -190,7 +192,8 @@ def run(file: str, topic: str | None) -> int:
         print(f"error: {missing}", file=sys.stderr)
         return 2
     try:
-        summary = produce_file(path, topic, settings, progress=os.isatty(2))
+        summary = produce_file(path, topic, settings, progress=os.isatty(2),
+                               give_up_ms=give_up_s * 1000)
     except KafkaError as exc:
         print(f"error: Kafka at {settings.bootstrap_servers}: {type(exc).__name__}: {exc}",
               file=sys.stderr)
