@@ -4,7 +4,9 @@ worker's partitions. Each ends in the commit protocol (worker/commit.py).
 An input batch (one fetch), part by part of whole partitions: every record passes the input gate
 (valid, ignored or dead-lettered); records found on a partition other than their key's are sent
 on to the right partition instead of being applied where a second copy of the lead would grow;
-each lead's events are folded into its state by the stage machine; then the part is committed.
+each lead's events are folded into its state by the stage machine and its records built at once
+(commit.py, step 0), so its decoded state goes before the next lead's is read; then the part is
+committed.
 The fetch's offsets count as processed once every part is committed. A sweep re-evaluates the
 leads whose review time has come (DueIndex); a scan after each rebalance rebuilds the index and
 counts, publishes unconfirmed outboxes and re-evaluates leads staged under older definitions.
