@@ -112,7 +112,9 @@ def test_a_batch_is_past_a_watermark_it_reads_for_the_first_time():
 class CountingStore(MemoryStore):
     """Counts the decoded lead states alive when a commit writes the states locally."""
 
-    alive_at_write: list[int]
+    def __init__(self) -> None:
+        super().__init__()
+        self.alive_at_write: list[int] = []
 
     def put_local_many(self, entries: Any, persisted: dict[int, int]) -> None:
         self.alive_at_write.append(sum(isinstance(o, LeadState) for o in gc.get_objects()))
@@ -123,7 +125,6 @@ def test_a_part_lets_each_lead_s_decoded_state_go_before_the_next_is_read():
     """A part's states are encoded lead by lead, not all held until the commit: the worker's
     peak memory and its cache misses would grow with the part otherwise (bench/README.md)."""
     store = CountingStore()
-    store.alive_at_write = []
     now = int(time.time() * 1000) - 60_000
     batch = [message(activity_record(f"e{i}", f"L{i}", now, "CONTACTED"), offset=i)
              for i in range(300)]
