@@ -16,7 +16,7 @@ from streams.core.definitions.compiler import compile_definitions
 from streams.core.definitions.loader import load_file
 from streams.core.lead_state import LeadState
 from streams.core.stage_machine import StageMachine
-from streams.worker.commit import Outputs
+from streams.worker.commit import CommitProtocol, Outputs, Update
 from streams.worker.metrics import Metrics
 from streams.worker.pipeline import LeadPipeline
 from tests.fakes import MemoryStore, Message, Sender, activity_record, message
@@ -134,3 +134,16 @@ def test_a_part_lets_each_lead_s_decoded_state_go_before_the_next_is_read():
     asyncio.run(make(store, Sender()).process_batch(again))  # states read, not created
     assert len(store.alive_at_write) == 2
     assert max(store.alive_at_write) <= 2, store.alive_at_write
+
+
+def test_a_lead_of_a_partition_the_open_batch_is_not_past_is_refused_not_built():
+    """A batch opened before a partition's watermark was read, which turns out to be ahead of
+    it: building a lead of that partition into it would make its changes look published."""
+    store = MemoryStore()
+    store.put_watermark_local(1, str(int(time.time() * 1000) + 3_600_000).encode())
+    commits = CommitProtocol(store, Sender(), OUT)  # type: ignore[arg-type]
+    commits.open((0,))
+    state = LeadState("L", outbox=[{"sequence": 1}])
+    with pytest.raises(RuntimeError, match="watermark"):
+        commits.build(Update(1, state, None))
+    assert commits.build(Update(0, LeadState("M"), None)).lead_id == "M"
