@@ -1,17 +1,27 @@
 """Fakes shared by the unit tests: an in-memory lead store, a sender that records (and can fail)
-what the worker flushes, input records shaped as aiokafka's, and one LeadActivity builder."""
+what the worker flushes, input records shaped as aiokafka's, one LeadActivity builder, and a
+worker pipeline built on them."""
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from aiokafka.partitioner import murmur2
 
+from streams.core.definitions.compiler import Compiled, compile_definitions
+from streams.core.definitions.loader import load_file
 from streams.core.lead_state import LeadState, dumps, loads
+from streams.core.stage_machine import StageMachine
 from streams.wire.avro import registry
+from streams.worker.commit import Outputs
+from streams.worker.metrics import Metrics
+from streams.worker.pipeline import PART_RECORDS, LeadPipeline
+from tests.paths import REPO_ROOT
 
 #: The broker's default limit on one record batch (message.max.bytes).
 BROKER_RECORD_LIMIT = 1_048_588
@@ -155,3 +165,36 @@ class Sender:
 
     def decoded(self, topic: str) -> list[dict[str, Any]]:
         return [registry().decode(s.value)[1] for s in self.on(topic) if s.value is not None]
+
+
+OUTPUTS = Outputs("changes", "stages", "dlq")
+
+
+@cache
+def default_definitions() -> Compiled:
+    """definitions/lead-stages.yaml, compiled once for every test that needs it."""
+    return compile_definitions(load_file(REPO_ROOT / "definitions" / "lead-stages.yaml"))
+
+
+class Fatal(Exception):
+    """Raised where the worker would end its process (a Kafka write the protocol needs failed)."""
+
+
+def raise_fatal(exc: BaseException) -> None:
+    raise Fatal(exc) from exc
+
+
+def lead_pipeline(store: MemoryStore | None = None, sender: Sender | None = None, *,
+                  machine: StageMachine | None = None,
+                  on_fatal: Callable[[BaseException], Any] = raise_fatal,
+                  part_records: int = PART_RECORDS) -> LeadPipeline:
+    """The worker's pipeline on the fakes (default definitions unless `machine`), with its
+    metrics initialised as the worker's assembly does; a fatal failure raises Fatal instead of
+    ending the test process."""
+    machine = machine or StageMachine(default_definitions())
+    pipeline = LeadPipeline(machine, store if store is not None else MemoryStore(), OUTPUTS,
+                            Metrics(), sender if sender is not None else Sender(),  # type: ignore[arg-type]
+                            on_fatal=on_fatal, part_records=part_records)
+    pipeline.metrics.initialise(machine.definitions.stage_names, machine.handoff_stage,
+                                machine.verdict, tuple(machine.definitions.properties))
+    return pipeline

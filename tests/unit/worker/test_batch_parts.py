@@ -10,17 +10,11 @@ from typing import Any
 
 import pytest
 
-from streams.core.definitions.compiler import compile_definitions
-from streams.core.definitions.loader import load_file
-from streams.core.stage_machine import StageMachine
 from streams.worker import pipeline as pipeline_module
-from streams.worker.commit import Outputs
-from streams.worker.metrics import Metrics
 from streams.worker.pipeline import PART_RECORDS, LeadPipeline
-from tests.fakes import MemoryStore, Message, Sender, activity_record, message
+from tests.fakes import MemoryStore, Message, Sender, activity_record, lead_pipeline, message
 
 NOW = int(time.time() * 1000)
-COMPILED = compile_definitions(load_file("definitions/lead-stages.yaml"))
 PARTITIONS = 4
 
 
@@ -53,11 +47,7 @@ def traced_worker(monkeypatch: pytest.MonkeyPatch, part_records: int
         return outcome, payload
 
     monkeypatch.setattr(pipeline_module, "admit", decoding)
-    pipeline = LeadPipeline(StageMachine(COMPILED), store, Outputs("changes", "stages", "dlq"),
-                            Metrics(), Sender(partitions=PARTITIONS),  # type: ignore[arg-type]
-                            part_records=part_records)
-    pipeline.metrics.initialise(COMPILED.definitions.stage_names, "hot",
-                                pipeline.machine.verdict)
+    pipeline = lead_pipeline(store, Sender(partitions=PARTITIONS), part_records=part_records)
     return pipeline, store, trace
 
 

@@ -12,16 +12,18 @@ from typing import Any
 
 import pytest
 
-from streams.core.definitions.compiler import compile_definitions
-from streams.core.definitions.loader import load_file
 from streams.core.lead_state import LeadState
-from streams.core.stage_machine import StageMachine
-from streams.worker.commit import CommitProtocol, Outputs, Update
-from streams.worker.metrics import Metrics
+from streams.worker.commit import CommitProtocol, Update
 from streams.worker.pipeline import LeadPipeline
-from tests.fakes import MemoryStore, Message, Sender, activity_record, message
-
-OUT = Outputs("changes", "stages", "dlq")
+from tests.fakes import (
+    OUTPUTS,
+    MemoryStore,
+    Message,
+    Sender,
+    activity_record,
+    lead_pipeline,
+    message,
+)
 
 
 class Crash(Exception):
@@ -36,9 +38,7 @@ def events(*specs: tuple[str, str]) -> list[Message]:
 
 
 def make(store: MemoryStore, sender: Sender) -> LeadPipeline:
-    machine = StageMachine(compile_definitions(load_file("definitions/lead-stages.yaml")))
-    return LeadPipeline(machine, store, OUT, Metrics(), sender,  # type: ignore[arg-type]
-                     on_fatal=crash)
+    return lead_pipeline(store, sender, on_fatal=crash)
 
 
 def crash(exc: BaseException) -> None:
@@ -141,7 +141,7 @@ def test_a_lead_of_a_partition_the_open_batch_is_not_past_is_refused_not_built()
     it: building a lead of that partition into it would make its changes look published."""
     store = MemoryStore()
     store.put_watermark_local(1, str(int(time.time() * 1000) + 3_600_000).encode())
-    commits = CommitProtocol(store, Sender(), OUT)  # type: ignore[arg-type]
+    commits = CommitProtocol(store, Sender(), OUTPUTS)  # type: ignore[arg-type]
     commits.open((0,))
     state = LeadState("L", outbox=[{"sequence": 1}])
     with pytest.raises(RuntimeError, match="watermark"):

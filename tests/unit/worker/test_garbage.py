@@ -11,17 +11,11 @@ from typing import Any
 
 import pytest
 
-from streams.core.definitions.compiler import compile_definitions
-from streams.core.definitions.loader import load_file
-from streams.core.stage_machine import StageMachine
-from streams.worker.commit import Outputs
 from streams.worker.garbage import YOUNG_EVERY, collection_paused, settle_memory
-from streams.worker.metrics import Metrics
 from streams.worker.pipeline import LeadPipeline
-from tests.fakes import MemoryStore, Sender, activity_record, message
+from tests.fakes import MemoryStore, Sender, activity_record, lead_pipeline, message
 
 NOW = int(time.time() * 1000)
-COMPILED = compile_definitions(load_file("definitions/lead-stages.yaml"))
 
 
 @pytest.fixture(autouse=True)
@@ -51,10 +45,7 @@ class WatchingStore(MemoryStore):
 
 
 def pipeline(store: MemoryStore, sender: Sender, fatal: list[BaseException]) -> LeadPipeline:
-    p = LeadPipeline(StageMachine(COMPILED), store, Outputs("changes", "stages", "dlq"),
-                     Metrics(), sender, on_fatal=fatal.append)  # type: ignore[arg-type]
-    p.metrics.initialise(COMPILED.definitions.stage_names, "hot", p.machine.verdict)
-    return p
+    return lead_pipeline(store, sender, on_fatal=fatal.append)
 
 
 def records(leads: int) -> list[Any]:

@@ -5,8 +5,6 @@ import time
 
 from prometheus_client import generate_latest
 
-from streams.core.definitions.compiler import compile_definitions
-from streams.core.definitions.loader import load_file
 from streams.core.signals import (
     Assessment,
     Cause,
@@ -18,12 +16,9 @@ from streams.core.signals import (
     StageChanged,
     TimeInStage,
 )
-from streams.core.stage_machine import StageMachine
-from streams.worker.commit import Outputs
 from streams.worker.metrics import Metrics
 from streams.worker.metrics_recorder import record
-from streams.worker.pipeline import LeadPipeline
-from tests.fakes import MemoryStore, Sender, activity_record, message
+from tests.fakes import Sender, activity_record, lead_pipeline, message
 
 DESIGN = {
     "leadstage_events_total": {"source", "activity", "outcome"},
@@ -184,11 +179,7 @@ def test_a_batch_of_durations_fills_the_buckets_as_one_observation_each_would():
 def test_the_leads_gauge_follows_stage_moves_and_not_events_that_move_nothing():
     """Driven through the pipeline: a lead counts in one stage at a time, whatever events
     that leave its stage where it is come between its moves."""
-    compiled = compile_definitions(load_file("definitions/lead-stages.yaml"))
-    pipeline = LeadPipeline(StageMachine(compiled), MemoryStore(),
-                            Outputs("changes", "stages", "dlq"), Metrics(),
-                            Sender(partitions=2))  # type: ignore[arg-type]
-    pipeline.metrics.initialise(compiled.definitions.stage_names, "hot", verdict)
+    pipeline = lead_pipeline(sender=Sender(partitions=2))
     asyncio.run(pipeline.rescan({0, 1}))  # the partitions this worker holds
     now = int(time.time() * 1000)
     offsets = iter(range(100))

@@ -11,34 +11,29 @@ from typing import Any
 
 import pytest
 
-from streams.core.definitions.compiler import compile_definitions
-from streams.core.definitions.loader import load_file
 from streams.core.lead_state import MAX_STATE_BYTES, OUTBOX_LIMIT, LeadState
 from streams.core.stage_machine import StageMachine
 from streams.wire.gate import DLQ_RECORD_LIMIT
-from streams.worker.commit import Outputs
-from streams.worker.metrics import Metrics
 from streams.worker.pipeline import LeadPipeline
-from tests.fakes import MemoryStore, Message, Sender, activity_record, message
+from tests.fakes import (
+    Fatal,
+    MemoryStore,
+    Message,
+    Sender,
+    activity_record,
+    default_definitions,
+    lead_pipeline,
+    message,
+)
 
-OUT = Outputs("changes", "stages", "dlq")
 NOW = int(time.time() * 1000)
-COMPILED = compile_definitions(load_file("definitions/lead-stages.yaml"))
-
-
-class Fatal(Exception):
-    pass
-
-
-def fatal(exc: BaseException) -> None:
-    raise Fatal(exc)
 
 
 class BrokenFor(StageMachine):
     """The real machine, except that it raises for one lead (a bug we have not found yet)."""
 
     def __init__(self, lead_id: str, where: str = "apply") -> None:
-        super().__init__(COMPILED)
+        super().__init__(default_definitions())
         self.bad, self.where = lead_id, where
 
     def apply(self, state: LeadState, event: dict[str, Any], signals: list) -> str:
@@ -55,11 +50,7 @@ class BrokenFor(StageMachine):
 def worker(machine: StageMachine | None = None, store: MemoryStore | None = None,
            sender: Sender | None = None, partitions: int = 1) -> tuple[LeadPipeline, Sender]:
     sender = sender or Sender(partitions=partitions)
-    pipeline = LeadPipeline(machine or StageMachine(COMPILED), store or MemoryStore(), OUT,
-                          Metrics(), sender, on_fatal=fatal)  # type: ignore[arg-type]
-    pipeline.metrics.initialise(COMPILED.definitions.stage_names, "hot",
-                                 pipeline.machine.verdict)
-    return pipeline, sender
+    return lead_pipeline(store, sender, machine=machine), sender
 
 
 def run(coro: Any) -> Any:
