@@ -159,14 +159,12 @@ class LeadPipeline:
         pending = groups
         while True:
             self.commits.open({partition for partition, _ in pending})
-            built = []
+            built: list[Built] = []
             rest: dict[tuple[int, str], list[Item]] = {}
             for (partition, lead_id), items in pending.items():
                 key = (partition, lead_id)
-                lead, left = self._apply(partition, lead_id, items, now, tally, lags,
-                                         key in stored, stored.pop(key, None))
-                if lead is not None:
-                    built.append(lead)
+                left = self._apply(partition, lead_id, items, now, tally, lags, built,
+                                   key in stored, stored.pop(key, None))
                 if left:
                     rest[(partition, lead_id)] = left
             await self._commit(built)
@@ -213,12 +211,11 @@ class LeadPipeline:
         return stored
 
     def _apply(self, partition: int, lead_id: str, items: list[Item], now: int,
-               tally: Counter[tuple[str, str, str]], lags: list[float],
-               read: bool = False, raw: bytes | None = None
-               ) -> tuple[Built | None, list[Item]]:
-        """Fold a lead's events in and build its records: (them, events left for the next
-        round). `raw` is the lead's encoded state if `read` with the batch (None: a new
-        lead)."""
+               tally: Counter[tuple[str, str, str]], lags: list[float], built: list[Built],
+               read: bool = False, raw: bytes | None = None) -> list[Item]:
+        """Fold a lead's events in and add its records to `built`; returns the events left
+        for the next round. `raw` is the lead's encoded state if `read` with the batch (None:
+        a new lead)."""
         machine = self.machine
         applied: list[tuple[str, str, str]] = []
         left: list[Item] = []
@@ -240,12 +237,13 @@ class LeadPipeline:
                 update.inputs.append(msg)
         except Exception as exc:  # a bug must not stop the stream: park the lead's events
             self._lead_failed("event", lead_id, exc, [msg for _, msg in items])
-            return None, []
+            return []
         for event, _ in items[:len(applied)]:
             lags.append(max(0.0, (now - event["occurred_at"]) / 1000))
         for labels in applied:
             tally[labels] += 1
-        return self._build(update), left
+        self._build(update, built)
+        return left
 
     def _lead_failed(self, where: str, lead_id: str, exc: BaseException,
                      inputs: Sequence[Any] = ()) -> None:
@@ -299,9 +297,7 @@ class LeadPipeline:
                     except Exception as exc:  # the lead stays out of the due index
                         self._lead_failed("sweep", lead_id, exc)
                         continue
-                    lead = self._build(update)
-                    if lead is not None:
-                        built.append(lead)
+                    self._build(update, built)
                 await self._commit(built)
             total += len(due)
             if len(due) < SWEEP_CHUNK:
@@ -333,9 +329,7 @@ class LeadPipeline:
                     if update.old_stage is not None:
                         self.stage_counts[partition][update.old_stage] += 1
                     if state.outbox or update.signals:
-                        lead = self._build(update)
-                        if lead is not None:
-                            built.append(lead)
+                        self._build(update, built)
                     else:
                         self.due.set(partition, lead_id, state.next_review)
                     if len(built) >= SWEEP_CHUNK:
@@ -347,14 +341,13 @@ class LeadPipeline:
 
     # --- after the commit protocol -------------------------------------------------------------
 
-    def _build(self, update: Update) -> Built | None:
-        """The lead's records for the open batch; None (its events dead-lettered) if they
-        cannot be built."""
+    def _build(self, update: Update, built: list[Built]) -> None:
+        """Add the lead's records for the open batch to `built`, or dead-letter its events if
+        they cannot be built."""
         try:
-            return self.commits.build(update)
+            built.append(self.commits.build(update))
         except Exception as exc:
             self._lead_failed("encode", update.state.lead_id, exc, update.inputs)
-            return None
 
     async def _commit(self, built: list[Built]) -> None:
         await self.commits.commit(built)
