@@ -31,13 +31,13 @@ class DueIndex:
 
     def set(self, partition: int, lead_id: str, at: int | None) -> None:
         leads = self._due.get(partition)
-        if leads is None:
-            leads = self._due[partition] = {}
-        if at is None:
-            if leads.pop(lead_id, None) is None:
+        if at is None:  # no review time: forget the lead's, if it had one
+            if leads is None or leads.pop(lead_id, None) is None:
                 return
             self._live -= 1
         else:
+            if leads is None:
+                leads = self._due[partition] = {}
             held = leads.get(lead_id)
             if held == at:
                 return

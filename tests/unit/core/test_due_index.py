@@ -21,6 +21,15 @@ def test_leads_come_due_in_time_order_and_only_at_their_latest_time() -> None:
     assert len(index) == 0
 
 
+def test_a_lead_without_a_review_time_adds_nothing_to_the_index() -> None:
+    """Most updates leave a lead with no review time; clearing one the index never held (in a
+    partition it has not seen either) must not leave an empty entry behind."""
+    index = DueIndex()
+    for partition in range(8):
+        index.set(partition, "L1", None)
+    assert index._due == {} and index.held == 0 and len(index) == 0
+
+
 def test_a_sweep_takes_at_most_its_limit_and_leaves_the_rest_due() -> None:
     index = DueIndex()
     for i in range(5):
