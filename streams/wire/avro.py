@@ -37,6 +37,8 @@ from streams.wire.reasons import Reason
 
 MAGIC = b"\xc3\x01"
 HEADER_SIZE = 10
+#: (data, position of the body) -> (record, position after it)
+Reader = Callable[[bytes, int], tuple[Any, int]]
 
 
 class DecodeError(ValueError):
@@ -85,8 +87,9 @@ class Registry:
             self.by_fingerprint.setdefault(known.fingerprint, known)
             if path.parent == schema_folder:
                 self.current[known.name.rsplit(".", 1)[-1]] = known
-        # writer fingerprint -> its decoder (resolved to the current schema), made on first use
-        self._readers: dict[bytes, Callable[[bytes], tuple[Any, int]]] = {}
+        # writer fingerprint -> (record type, its decoder resolved to the current schema of that
+        # type), made on first use: one lookup per record read
+        self._readers: dict[bytes, tuple[str, Reader]] = {}
         self._writers: dict[str, Callable[[dict[str, Any]], bytes]] = {}
 
     @staticmethod
@@ -97,22 +100,19 @@ class Registry:
         return KnownSchema(name, path, doc, fingerprint(doc), parsed)
 
     @staticmethod
-    def _reader(writer: KnownSchema, current: KnownSchema) -> Callable[[bytes], tuple[Any, int]]:
-        """data -> (record, position after its body): the generated decoder for the current
-        schema's own bodies, fastavro's resolution for any other writer's."""
+    def _reader(writer: KnownSchema, current: KnownSchema) -> Reader:
+        """The generated decoder for the current schema's own bodies, fastavro's resolution
+        for any other writer's."""
         if writer.fingerprint == current.fingerprint:
             compiled = compile_decoder(current.json)
             if compiled is not None:
-                def generated(data: bytes) -> tuple[Any, int]:
-                    return compiled(data, HEADER_SIZE)
-
-                return generated
+                return compiled
         writer_schema = writer.parsed
         reader_schema = None if writer.fingerprint == current.fingerprint else current.parsed
 
-        def resolve(data: bytes) -> tuple[Any, int]:
+        def resolve(data: bytes, pos: int) -> tuple[Any, int]:
             body = io.BytesIO(data)
-            body.seek(HEADER_SIZE)
+            body.seek(pos)
             return fastavro.schemaless_reader(body, writer_schema, reader_schema), body.tell()
 
         return resolve
@@ -151,18 +151,14 @@ class Registry:
             raise DecodeError(Reason.UNDECODABLE,
                               "not Avro single-object encoded (no C3 01 header)")
         fp = bytes(data[2:HEADER_SIZE])
-        writer = self.by_fingerprint.get(fp)
-        if writer is None:
-            raise DecodeError(Reason.UNKNOWN_FINGERPRINT,
-                              f"unknown writer schema fingerprint {fp.hex()}")
-        record_type = writer.name.rsplit(".", 1)[-1]
+        known = self._readers.get(fp)
+        if known is None:
+            known = self._known_reader(fp)
+        record_type, reader = known
         if expect is not None and record_type != expect:
             raise DecodeError(Reason.WRONG_RECORD_TYPE, f"a {record_type}, expected a {expect}")
-        reader = self._readers.get(fp)
-        if reader is None:
-            reader = self._readers[fp] = self._reader(writer, self.current[record_type])
         try:
-            record, end = reader(data)
+            record, end = reader(data, HEADER_SIZE)
         except Exception as exc:  # corrupt bodies raise many types, in both decoders
             raise DecodeError(Reason.UNDECODABLE, f"corrupt Avro body: {type(exc).__name__}: "
                                                   f"{str(exc)[:200]}") from None
@@ -171,6 +167,17 @@ class Registry:
         if not isinstance(record, dict):
             raise DecodeError(Reason.WRONG_RECORD_TYPE, "the body is not a record")
         return record_type, record
+
+    def _known_reader(self, fp: bytes) -> tuple[str, Reader]:
+        """The record type and decoder of a writer fingerprint seen for the first time."""
+        writer = self.by_fingerprint.get(fp)
+        if writer is None:
+            raise DecodeError(Reason.UNKNOWN_FINGERPRINT,
+                              f"unknown writer schema fingerprint {fp.hex()}")
+        record_type = writer.name.rsplit(".", 1)[-1]
+        known = self._readers[fp] = (record_type,
+                                     self._reader(writer, self.current[record_type]))
+        return known
 
 
 @cache
