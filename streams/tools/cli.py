@@ -17,6 +17,10 @@ from streams.core.definitions.compiler import Compiled
 from streams.tools import broker as local_broker
 from streams.tools.terminal import printable, shown
 
+#: `leadstage produce --give-up-after`'s default, in seconds: a run against a broker that stopped
+#: answering ends within about twice this and 10 s (tools/produce.py says why).
+PRODUCE_GIVE_UP_S = 20
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.pass_context
@@ -316,7 +320,7 @@ def worker(ctx: click.Context) -> None:
 @click.option("--file", "file", required=True,
               help="JSON-lines file of LeadActivity events (- for standard input).")
 @click.option("--topic", default=None, help="Topic (default $LEADSTAGE_TOPIC_ACTIVITY).")
-@click.option("--give-up-after", "give_up_s", default=20, show_default=True,
+@click.option("--give-up-after", "give_up_s", default=PRODUCE_GIVE_UP_S, show_default=True,
               type=click.IntRange(min=1, max=3600),
               help="Seconds to wait for Kafka to take or acknowledge records before giving up "
                    "(a run against a dead broker ends within about twice this and 10 s).")

@@ -20,11 +20,6 @@ from streams.adapters.settings import Settings
 from streams.wire.json_lines import parse_line
 from streams.wire.validation import InvalidEvent
 
-#: A broker that stops answering mid-file fails the run instead of hanging: no send blocks, no
-#: record waits and no flush lasts longer than this (`--give-up-after`), so the run ends within
-#: about twice this and 10 s.
-GIVE_UP_MS = 20_000
-
 
 @dataclass
 class ProduceSummary:
@@ -54,10 +49,11 @@ def lines(handle: BinaryIO) -> Iterator[bytes | None]:
         yield raw
 
 
-def produce_file(path: Path | None, topic: str | None, settings: Settings,
-                 err: TextIO = sys.stderr, progress: bool = True,
-                 give_up_ms: int = GIVE_UP_MS) -> ProduceSummary:
-    """Send the lines of `path` (None: standard input)."""
+def produce_file(path: Path | None, topic: str | None, settings: Settings, give_up_ms: int,
+                 err: TextIO = sys.stderr, progress: bool = True) -> ProduceSummary:
+    """Send the lines of `path` (None: standard input). A broker that stops answering mid-file
+    fails the run instead of hanging: no send blocks, no record waits and no flush lasts longer
+    than `give_up_ms`, so the run ends within about twice that and 10 s."""
     summary = ProduceSummary()
     errors: list[Exception] = []
     acknowledged: list[int] = []
@@ -179,7 +175,7 @@ def _not_a_file(path: Path) -> str | None:
     return None
 
 
-def run(file: str, topic: str | None, give_up_s: int = GIVE_UP_MS // 1000) -> int:
+def run(file: str, topic: str | None, give_up_s: int) -> int:
     settings = Settings.from_env()
     path = None if file == "-" else Path(file)
     problem = None if path is None else _not_a_file(path)
