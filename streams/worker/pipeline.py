@@ -161,12 +161,12 @@ class LeadPipeline:
             self.commits.open({partition for partition, _ in pending})
             built: list[Built] = []
             rest: dict[tuple[int, str], list[Item]] = {}
-            for (partition, lead_id), items in pending.items():
-                key = (partition, lead_id)
+            for key, items in pending.items():
+                partition, lead_id = key
                 left = self._apply(partition, lead_id, items, now, tally, lags, built,
                                    key in stored, stored.pop(key, None))
                 if left:
-                    rest[(partition, lead_id)] = left
+                    rest[key] = left
             await self._commit(built)
             if not rest:
                 break
