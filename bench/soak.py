@@ -5,8 +5,10 @@
 
 A steady stream where one event in five is a new lead's first contact (each makes a stage change,
 whose latency from produce to the change record is measured) and the rest are page views,
-pricing views and decision dates of leads seen in the last minutes. Reports p50/p99 per minute,
-whether the last minute's p99 is within 20% of the first's (issue #18), and whether the worker
+pricing views and decision dates of leads seen in the last minutes. Reports p50/p99 per minute;
+per minute too, the events the worker handled per second (its `leadstage_events_total`, read
+every 10 s) and how its event-loop thread spent the time (on a core, waiting for one, idle);
+whether the last minute's p99 is within 20% of the first's (issue #18); and whether the worker
 kept up. Writes bench/soak.json. Measures and reports; asserts nothing.
 """
 
@@ -19,6 +21,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaConsumer
 from rich.console import Console
@@ -32,9 +35,13 @@ from local_kafka import bench_kafka, create_topics  # noqa: E402
 from percentiles import percentile  # noqa: E402
 from run import PARTITIONS, LeadstageWorker, fresh_work, load_producer, wait_for  # noqa: E402
 
+from streams.tools import broker  # noqa: E402
 from streams.wire.avro import registry  # noqa: E402
 
 SECONDS = int(os.environ.get("SOAK_SECONDS", "600"))
+#: (seconds since start, events handled, then thread_times of the worker's event loop, then CPU
+#: seconds of the whole worker process, of the broker's and of this load generator's)
+Sample = tuple[float, float, float, float, float, float, float]
 
 
 def default_rate() -> float:
@@ -58,6 +65,7 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
     worker = None
     sent: dict[str, float] = {}
     seen: list[tuple[float, float]] = []  # (seconds since start, latency ms)
+    handled: list[Sample] = []
     stop = threading.Event()
     try:
         create_topics(bootstrap, [topic], PARTITIONS)
@@ -66,7 +74,17 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
         wait_for(worker.ready, 120)
         consumer = KafkaConsumer(f"{name}-changes", bootstrap_servers=bootstrap,
                                  auto_offset_reset="earliest", enable_auto_commit=False)
+        assert worker.proc is not None
+        pid = worker.proc.pid
+        broker_pid = broker.running_pid(broker.BrokerConfig.from_env())
+
+        def sample(at: float) -> Sample:
+            mine = os.times()
+            return (at, worker.events_done(), *thread_times(pid), process_cpu_s(pid),
+                    process_cpu_s(broker_pid) if broker_pid else 0.0, mine.user + mine.system)
+
         start = time.time()
+        handled.append(sample(0.0))
 
         def read() -> None:
             while not stop.is_set():
@@ -76,8 +94,14 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
                         if at is not None:
                             seen.append((at / 1000 - start, r.timestamp - at))
 
+        def count() -> None:
+            while not stop.wait(10):
+                handled.append(sample(time.time() - start))
+
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
+        counter = threading.Thread(target=count, daemon=True)
+        counter.start()
         producer = load_producer(bootstrap, linger_ms=2)
         codec = registry()
         rng = random.Random(5)
@@ -120,6 +144,7 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
         time.sleep(2)
         stop.set()
         reader.join(timeout=10)
+        counter.join(timeout=10)
         consumer.close()
     finally:
         if worker is not None:
@@ -129,14 +154,25 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
         if at < produced_for:  # the changes of events produced within the run's minutes
             minutes.setdefault(int(at // 60), []).append(ms)
     table = Table(title=f"soak: {n:,} events at {rate:,.0f}/s for {produced_for:.0f} s")
-    for col in ("minute", "changes", "p50 ms", "p99 ms"):
+    columns = {"events_per_second": ("worker events/s", ",.0f"),
+               "on_core": ("loop on a core", ".0%"),
+               "waiting_for_core": ("loop waiting for a core", ".0%"),
+               "cpu_us_per_event": ("loop CPU µs/event", ".1f"),
+               "other_threads_cores": ("worker's other threads, cores", ".2f"),
+               "broker_cores": ("broker, cores", ".2f"),
+               "load_generator_cores": ("load generator, cores", ".2f")}
+    for col in ("minute", "changes", "p50 ms", "p99 ms", *(c for c, _ in columns.values())):
         table.add_column(col)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for minute in sorted(minutes):
         values = sorted(minutes[minute])
         p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
-        rows.append({"minute": minute + 1, "changes": len(values), "p50_ms": p50, "p99_ms": p99})
-        table.add_row(str(minute + 1), f"{len(values):,}", f"{p50:.0f}", f"{p99:.0f}")
+        worker_then = worker_minute(handled, minute * 60, minute * 60 + 60)
+        rows.append({"minute": minute + 1, "changes": len(values), "p50_ms": p50, "p99_ms": p99,
+                     **{f"worker_{k}": v for k, v in worker_then.items()}})
+        table.add_row(str(minute + 1), f"{len(values):,}", f"{p50:.0f}", f"{p99:.0f}",
+                      *("" if worker_then[k] is None else f"{worker_then[k]:{f}}"
+                        for k, (_, f) in columns.items()))
     console.print(table)
     first, last = rows[0]["p99_ms"], rows[-1]["p99_ms"]
     flat = last <= 1.2 * first
@@ -148,6 +184,49 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
         {"rate": rate, "seconds": SECONDS, "events": n, "minutes": rows,
          "flat_within_20_percent": flat, "caught_up_after_s": lag_s}, indent=2) + "\n")
     return 0
+
+
+def thread_times(pid: int) -> tuple[float, float]:
+    """(seconds on a core, seconds runnable but waiting for one) of a process's first thread:
+    the worker's event loop, where all of its Python work runs (RocksDB's and aiokafka's
+    threads are others). From the kernel's schedstat."""
+    try:
+        on_cpu, waiting, _ = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    return int(on_cpu) / 1e9, int(waiting) / 1e9
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a whole process, all its threads."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+WORKER_FIGURES = ("events_per_second", "on_core", "waiting_for_core", "cpu_us_per_event",
+                  "other_threads_cores", "broker_cores", "load_generator_cores")
+
+
+def worker_minute(handled: list[Sample], begin: float, end: float) -> dict[str, float | None]:
+    """Between two instants of the run, from the samples nearest them: events the worker handled
+    per second; the shares of the time its event-loop thread was on a core and was ready but
+    waiting for one (the rest it waited for Kafka or had nothing to do); that thread's CPU µs
+    per event; and the cores taken meanwhile by the worker's other threads (RocksDB's, Faust's
+    consumer), the broker and the load generator. While the worker is behind, the first is what
+    it can do then, and the others say why; while it keeps up, the first is the offered rate."""
+    inside = [h for h in handled if begin - 5 <= h[0] <= end + 5]
+    if len(inside) < 2 or inside[-1][0] - inside[0][0] < 30:
+        return dict.fromkeys(WORKER_FIGURES)
+    (t0, n0, c0, w0, p0, b0, g0), (t1, n1, c1, w1, p1, b1, g1) = inside[0], inside[-1]
+    events, span = n1 - n0, t1 - t0
+    return {"events_per_second": events / span, "on_core": (c1 - c0) / span,
+            "waiting_for_core": (w1 - w0) / span,
+            "cpu_us_per_event": (c1 - c0) / events * 1e6 if events else None,
+            "other_threads_cores": max(0.0, (p1 - p0) - (c1 - c0)) / span,
+            "broker_cores": (b1 - b0) / span, "load_generator_cores": (g1 - g0) / span}
 
 
 if __name__ == "__main__":
