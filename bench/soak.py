@@ -7,7 +7,8 @@ A steady stream where one event in five is a new lead's first contact (each make
 whose latency from produce to the change record is measured) and the rest are page views,
 pricing views and decision dates of leads seen in the last minutes. Reports p50/p99 per minute;
 per minute too, the events the worker handled per second (its `leadstage_events_total`, read
-every 10 s) and how its event-loop thread spent the time (on a core, waiting for one, idle);
+every 10 s), how its event-loop thread spent the time (on a core, waiting for one, idle) and
+the cores its other threads, the broker and this load generator took;
 whether the last minute's p99 is within 20% of the first's (issue #18); and whether the worker
 kept up. Writes bench/soak.json. Measures and reports; asserts nothing.
 """
@@ -47,7 +48,7 @@ Sample = tuple[float, float, float, float, float, float, float]
 def default_rate() -> float:
     results = ROOT / "bench" / "results.json"
     if results.exists():
-        return 0.8 * json.loads(results.read_text())["leadstage_events_per_second"]
+        return 0.8 * float(json.loads(results.read_text())["leadstage_events_per_second"])
     return 10_000.0
 
 
@@ -107,8 +108,9 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
         rng = random.Random(5)
         recent: list[str] = []
         n = 0
-        blank = {"decision_by": None, "amount": None, "currency": None, "team": None,
-                 "assessed_stage": None, "reason": None, "attributes": {}}
+        blank: dict[str, Any] = {"decision_by": None, "amount": None, "currency": None,
+                                 "team": None, "assessed_stage": None, "reason": None,
+                                 "attributes": {}}
         with console.status(f"{rate:,.0f} events/s for {SECONDS} s"):
             while (elapsed := time.time() - start) < SECONDS:
                 due = int(elapsed * rate)
@@ -154,14 +156,8 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
         if at < produced_for:  # the changes of events produced within the run's minutes
             minutes.setdefault(int(at // 60), []).append(ms)
     table = Table(title=f"soak: {n:,} events at {rate:,.0f}/s for {produced_for:.0f} s")
-    columns = {"events_per_second": ("worker events/s", ",.0f"),
-               "on_core": ("loop on a core", ".0%"),
-               "waiting_for_core": ("loop waiting for a core", ".0%"),
-               "cpu_us_per_event": ("loop CPU µs/event", ".1f"),
-               "other_threads_cores": ("worker's other threads, cores", ".2f"),
-               "broker_cores": ("broker, cores", ".2f"),
-               "load_generator_cores": ("load generator, cores", ".2f")}
-    for col in ("minute", "changes", "p50 ms", "p99 ms", *(c for c, _ in columns.values())):
+    for col in ("minute", "changes", "p50 ms", "p99 ms",
+                *(header for header, _ in WORKER_FIGURES.values())):
         table.add_column(col)
     rows: list[dict[str, Any]] = []
     for minute in sorted(minutes):
@@ -172,7 +168,7 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
                      **{f"worker_{k}": v for k, v in worker_then.items()}})
         table.add_row(str(minute + 1), f"{len(values):,}", f"{p50:.0f}", f"{p99:.0f}",
                       *("" if worker_then[k] is None else f"{worker_then[k]:{f}}"
-                        for k, (_, f) in columns.items()))
+                        for k, (_, f) in WORKER_FIGURES.items()))
     console.print(table)
     first, last = rows[0]["p99_ms"], rows[-1]["p99_ms"]
     flat = last <= 1.2 * first
@@ -206,8 +202,14 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-WORKER_FIGURES = ("events_per_second", "on_core", "waiting_for_core", "cpu_us_per_event",
-                  "other_threads_cores", "broker_cores", "load_generator_cores")
+#: worker_minute's figures: their column headers and formats in the printed table
+WORKER_FIGURES = {"events_per_second": ("worker events/s", ",.0f"),
+                  "on_core": ("loop on a core", ".0%"),
+                  "waiting_for_core": ("loop waiting for a core", ".0%"),
+                  "cpu_us_per_event": ("loop CPU µs/event", ".1f"),
+                  "other_threads_cores": ("worker's other threads, cores", ".2f"),
+                  "broker_cores": ("broker, cores", ".2f"),
+                  "load_generator_cores": ("load generator, cores", ".2f")}
 
 
 def worker_minute(handled: list[Sample], begin: float, end: float) -> dict[str, float | None]:
