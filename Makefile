@@ -16,11 +16,12 @@ $(STAMP): pyproject.toml
 
 # Only folders that exist: git does not keep an empty bench/.
 # lint-imports keeps the layers of streams/ (contracts in pyproject.toml); mypy is strict on
-# the core and wire layers.
+# the core and wire layers, and checks the benchmarks too: their scripts import each other as
+# top-level modules of bench/, as they run.
 lint: .venv
 	$(BIN)/ruff check $(wildcard streams tests bench deploy/grafana)
 	$(BIN)/lint-imports
-	$(BIN)/mypy streams
+	MYPYPATH=bench $(BIN)/mypy --explicit-package-bases streams bench
 
 # Prometheus and promtool (Debian's package) for the rule tests and the real-scrape test;
 # Chromium and its driver (Debian's packages) for the collector's browser test.

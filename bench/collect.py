@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -48,7 +49,7 @@ def bodies(count: int) -> list[bytes]:
 
 
 async def load(url: str, key: str, payloads: list[bytes], rate_per_s: float | None
-               ) -> dict[str, float]:
+               ) -> dict[str, Any]:
     """POST every payload over CONNECTIONS keep-alive connections, at most `rate_per_s`
     requests per second when given; latencies of every request."""
     import aiohttp
@@ -96,7 +97,7 @@ async def load(url: str, key: str, payloads: list[bytes], rate_per_s: float | No
             "statuses": statuses}
 
 
-def measure(bootstrap: str) -> dict[str, float]:
+def measure(bootstrap: str) -> dict[str, Any]:
     from streams.tools.collector.keys import add_key
     from streams.tools.processes import stop_process, wait_healthy
 
@@ -113,12 +114,13 @@ def measure(bootstrap: str) -> dict[str, float]:
         wait_healthy(f"http://127.0.0.1:{PORT}", proc, 60, folder / "collect.log")
         url = f"http://127.0.0.1:{PORT}/v1/events"
 
-        def run(requests: int, rate: float | None) -> dict[str, float]:
+        def run(requests: int, rate: float | None) -> dict[str, Any]:
             out = subprocess.run(
                 [sys.executable, __file__, "--load", url, key, str(requests),
                  "" if rate is None else str(rate)],
                 capture_output=True, text=True, check=True, timeout=600)
-            return json.loads(out.stdout)
+            result: dict[str, Any] = json.loads(out.stdout)
+            return result
 
         run(200, None)  # warm-up: connections, librdkafka metadata, the codec
         peak = run(MAX_REQUESTS, None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from typing import Any, cast
 
 import avro.io
 import avro.schema
@@ -30,9 +31,9 @@ leads = app.Table("baseline-leads", default=dict, partitions=int(
 
 
 @app.agent(source)
-async def process(stream: faust.StreamT) -> None:
+async def process(stream: faust.StreamT[bytes]) -> None:
     async for key, value in stream.items():
-        record = READER.read(avro.io.BinaryDecoder(io.BytesIO(value[10:])))
+        record = cast(dict[str, Any], READER.read(avro.io.BinaryDecoder(io.BytesIO(value[10:]))))
         lead = dict(leads[key.decode()])
         counts = lead.setdefault("counts", {})
         counts[record["activity"]] = counts.get(record["activity"], 0) + 1

@@ -15,7 +15,7 @@ from streams.tools import broker
 
 
 @contextlib.contextmanager
-def bench_kafka(echo: Callable[[str], object] = print) -> Iterator[str]:
+def bench_kafka(echo: Callable[[str], None] = print) -> Iterator[str]:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if bootstrap:
         yield bootstrap

@@ -22,8 +22,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Producer as LibrdkafkaProducer
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -170,7 +172,7 @@ def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def wait_for(predicate, timeout_s: float, step: float = 0.25) -> float:
+def wait_for(predicate: Callable[[], object], timeout_s: float, step: float = 0.25) -> float:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
@@ -209,7 +211,7 @@ class LeadstageWorker:
                     "LEADSTAGE_WEB_PORT": str(port),
                     "LEADSTAGE_DATA_DIR": str(WORK / "worker" / name)}
         self.url = f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         Path(self.env["LEADSTAGE_DATA_DIR"]).parent.mkdir(parents=True, exist_ok=True)
@@ -383,9 +385,10 @@ def measure(bootstrap: str) -> int:
         with console.status("leadstage worker"):
             worker.start()
             wait_for(worker.ready, 120)
-            first = wait_for(lambda: worker.events_done() > 0, 120, 0.1)
-            first_count = worker.events_done()  # the first batch, already done
-            done = wait_for(lambda: worker.events_done() >= events, 1800, 0.5)
+            events_done = worker.events_done
+            first = wait_for(lambda: events_done() > 0, 120, 0.1)
+            first_count = events_done()  # the first batch, already done
+            done = wait_for(lambda: events_done() >= events, 1800, 0.5)
             leadstage = (events - first_count) / (done - first)
             rss = worker.peak_rss_mb()
         console.print(f"leadstage: {leadstage:,.0f} events/s, peak RSS {rss:.0f} MB")
@@ -403,13 +406,15 @@ def measure(bootstrap: str) -> int:
         # run then uses the recovered worker.
         changelog = end_total(bootstrap, f"{name}-leadstage-leads-changelog")
 
+        recovering = worker
+
         def recover(instance_id: str) -> float:
-            worker.kill()
+            recovering.kill()
             shutil.rmtree(WORK / "worker" / name, ignore_errors=True)
-            worker.env["LEADSTAGE_INSTANCE_ID"] = instance_id
+            recovering.env["LEADSTAGE_INSTANCE_ID"] = instance_id
             t0 = time.perf_counter()
-            worker.start()
-            return wait_for(worker.ready, 600, 0.2) - t0
+            recovering.start()
+            return wait_for(recovering.ready, 600, 0.2) - t0
 
         with console.status("recovery after kill -9 and losing the local state"):
             recovery = recover(BENCH_INSTANCE_ID)
@@ -498,7 +503,7 @@ def measure(bootstrap: str) -> int:
             worker.stop()
 
 
-def report(r: dict) -> None:
+def report(r: dict[str, Any]) -> None:
     speedup = r["leadstage_events_per_second"] / max(r["faust_baseline_events_per_second"], 1)
     table = Table(title="leadstage benchmark")
     for col in ("measure", "value", "target", "met"):

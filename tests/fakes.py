@@ -52,7 +52,8 @@ class Message:
 
 def partition_of(key: bytes, partitions: int) -> int:
     """Java's default partitioner (murmur2), as the worker expects producers to use."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    hashed: int = murmur2(key)
+    return (hashed & 0x7FFFFFFF) % partitions
 
 
 def message(record: dict[str, Any], offset: int = 0, partitions: int = 1,
@@ -143,7 +144,7 @@ class Sender:
             headers: Any = None, partition: int | None = None) -> None:
         self.pending.append(Sent(topic, key, value, list(headers or []), partition))
 
-    async def flush(self, tolerate: Any = (), dropped: Any = None) -> dict:
+    async def flush(self, tolerate: Any = (), dropped: Any = None) -> dict[tuple[str, int], int]:
         self.flushes += 1
         batch, self.pending = self.pending, []
         if self.flushes == self.fail_on_flush:
@@ -193,7 +194,7 @@ def lead_pipeline(store: MemoryStore | None = None, sender: Sender | None = None
     ending the test process."""
     machine = machine or StageMachine(default_definitions())
     pipeline = LeadPipeline(machine, store if store is not None else MemoryStore(), OUTPUTS,
-                            Metrics(), sender if sender is not None else Sender(),  # type: ignore[arg-type]
+                            Metrics(), sender if sender is not None else Sender(),
                             on_fatal=on_fatal, part_records=part_records)
     pipeline.metrics.initialise(machine.definitions.stage_names, machine.handoff_stage,
                                 machine.verdict, tuple(machine.definitions.properties))

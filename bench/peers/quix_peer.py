@@ -49,7 +49,7 @@ def _strip_logical(schema: Any) -> Any:
     return schema
 
 
-class SingleObjectAvro(Deserializer):
+class SingleObjectAvro(Deserializer):  # type: ignore[misc]  # quixstreams is untyped here
     """Avro single-object encoding (C3 01, 8-byte fingerprint, body) of one known schema."""
 
     def __init__(self, schema_path: str) -> None:
