@@ -67,10 +67,10 @@ bench-1m: .venv
 soak: .venv
 	$(BIN)/python bench/soak.py
 
-# Where the worker's time goes, per stage, from py-spy samples (bench/profile.py).
+# Where the worker's time goes, per stage, from py-spy samples (bench/stage_profile.py).
 profile: .venv
 	$(BIN)/python -m pip install -q 'py-spy>=0.3.14,<0.5'
-	$(BIN)/python bench/profile.py
+	$(BIN)/python bench/stage_profile.py
 
 # Fault injection at full size, every scenario, with reconciliation figures printed.
 faults: .venv

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[3]
 @functools.cache
 def soak() -> ModuleType:
     """bench/soak.py, loaded as `make soak` runs it; the import path it extends (bench/ first,
-    where profile.py would shadow the standard library's) is put back."""
+    whose modules would shadow those of other tests) is put back."""
     spec = importlib.util.spec_from_file_location("soak", ROOT / "bench" / "soak.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

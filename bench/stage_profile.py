@@ -3,11 +3,11 @@ workload and the samples are split into the stages of issue #18 (consume, decode
 evaluate, state encode, changelog produce, outputs, commit, metrics, the rest).
 
     make profile        # installs py-spy; BENCH_EVENTS / BENCH_LEADS as for make bench
-    .venv/bin/python bench/profile.py --raw FILE EVENTS SECONDS   # split saved samples again
+    .venv/bin/python bench/stage_profile.py --raw FILE EVENTS SECONDS   # split saved samples again
 
 Each sample is counted once, in the stage of its innermost frame that names one (so fastavro
 under `Registry.decode` is "decode", and aiokafka under `BatchSender.flush` is "produce").
-Prints the table and writes `bench/profile.json`. Measures and reports; asserts nothing.
+Prints the table and writes `bench/stage_profile.json`. Measures and reports; asserts nothing.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def sample(console: Console, bootstrap: str) -> int:
     seconds = done - first
     stages = split(out, len(recs), seconds)
     show(console, len(recs), seconds, stages)
-    (ROOT / "bench" / "profile.json").write_text(json.dumps(
+    (ROOT / "bench" / "stage_profile.json").write_text(json.dumps(
         {"events": len(recs), "seconds": round(seconds, 2), "raw": str(out),
          "us_per_event": round(seconds / len(recs) * 1e6, 1), "stages": stages}, indent=2) + "\n")
     return 0
