@@ -17,9 +17,13 @@ class Route(Enum):
     UNKNOWN = "unknown"
 
 
-_ROUTES = {"STAGE_ASSESSED": Route.OPINION, "ERASURE_REQUESTED": Route.ERASE,
-           "UNKNOWN": Route.UNKNOWN}
+#: The routes as plain module globals for the hot path: in Python 3.11 reading an Enum member
+#: through its class (`Route.FACT`) takes about four times as long as reading a global, and each
+#: event is routed three times.
+FACT, OPINION, ERASE, UNKNOWN = Route.FACT, Route.OPINION, Route.ERASE, Route.UNKNOWN
+
+_ROUTES = {"STAGE_ASSESSED": OPINION, "ERASURE_REQUESTED": ERASE, "UNKNOWN": UNKNOWN}
 
 
 def route(activity: str) -> Route:
-    return _ROUTES.get(activity, Route.FACT)
+    return _ROUTES.get(activity, FACT)

@@ -22,7 +22,7 @@ from streams.core.definitions.model import Property
 from streams.core.definitions.review import next_review
 from streams.core.lead_history import LeadHistory
 from streams.core.lead_state import LeadState
-from streams.core.routing import Route, route
+from streams.core.routing import ERASE, OPINION, route
 from streams.core.signals import (
     Assessment,
     Cause,
@@ -43,6 +43,7 @@ FOLLOW_UPS = frozenset({"SALES_ACCEPTED", "SALES_REJECTED", "MEETING_HELD"})
 #: definitions bound how many), so change records and states stay small.
 MAX_REASON_CHARS = 2000
 APPLIED, DUPLICATE = Outcome.APPLIED, Outcome.DUPLICATE
+EVENT = Cause.EVENT  # routing.py says why Enum members are read once
 
 
 class StageMachine:
@@ -70,7 +71,7 @@ class StageMachine:
 
     def fold(self, state: LeadState, event: dict[str, Any], signals: list[Signal]) -> Outcome:
         """Apply one valid event whatever its route: erasure, opinion or fact."""
-        if route(event["activity"]) is Route.ERASE:
+        if route(event["activity"]) is ERASE:
             self.erase(state, event, signals)
             return APPLIED
         return self.apply(state, event, signals)
@@ -87,7 +88,7 @@ class StageMachine:
         if history.is_duplicate(event_id):
             return DUPLICATE
         at = event["occurred_at"]
-        if route(event["activity"]) is Route.OPINION:
+        if route(event["activity"]) is OPINION:
             history.mark_seen(event_id, at)  # counted once, but an opinion moves nothing
             signals.extend(Trimmed(part) for part in history.take_trimmed())
             signals.append(Assessment(event.get("team"), event.get("assessed_stage"),
@@ -110,7 +111,7 @@ class StageMachine:
         if unchanged and reads is not None and event["activity"] not in reads:
             state.evaluated_at = max(state.evaluated_at, now)  # what evaluate would change
             return APPLIED
-        self.evaluate(state, now, Cause.EVENT, event_id, signals)
+        self.evaluate(state, now, EVENT, event_id, signals)
         return APPLIED
 
     def set_properties(self, history: LeadHistory, event: dict[str, Any],

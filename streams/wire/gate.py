@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from streams.core.routing import Route, route
+from streams.core.routing import UNKNOWN, route
 from streams.wire.avro import DecodeError, Registry, registry
 from streams.wire.reasons import Reason
 from streams.wire.validation import MAX_MESSAGE_BYTES, InvalidEvent, check_size, validate
@@ -94,7 +94,7 @@ def admit(key: bytes | None, value: bytes | None, now_ms: int,
         return DEAD, DeadLetter(exc.reason, type(exc).__name__, str(exc), key, value)
     except Exception as exc:  # defensive: nothing that arrives may stop the worker
         return DEAD, DeadLetter(Reason.INTERNAL, type(exc).__name__, str(exc)[:200], key, value)
-    if route(record["activity"]) is Route.UNKNOWN:
+    if route(record["activity"]) is UNKNOWN:
         return IGNORE, record
     return APPLY, record
 
