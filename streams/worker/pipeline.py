@@ -1,7 +1,7 @@
 """The worker's pipeline: input batches, time sweeps and post-rebalance scans of the leads of this
 worker's partitions. Each ends in the commit protocol (worker/commit.py).
 
-An input batch (one fetch), part by part of whole leads: every record passes the input gate
+An input batch (one fetch), part by part of whole partitions: every record passes the input gate
 (valid, ignored or dead-lettered); records found on a partition other than their key's are sent
 on to the right partition instead of being applied where a second copy of the lead would grow;
 each lead's events are folded into its state by the stage machine and its records built at once
@@ -110,42 +110,29 @@ class LeadPipeline:
         """Records are aiokafka ConsumerRecords (anything with topic, partition, offset, key,
         value, headers), in offset order within each partition.
 
-        A fetch is handled in parts of about `part_records` records, each committed before the
-        next is decoded: a lead's events in the fetch all go to one part (`_parts`), so they are
-        still folded in with one state read and one write, while the decoded events and states
-        held at once (the worker's peak memory) are those of one part, not of the whole fetch."""
+        A fetch is handled in parts of whole partitions of about `part_records` records, each
+        committed before the next is decoded: a lead lives in one partition, so each of its
+        events in the fetch is still folded in with one state read and one write, while the
+        decoded events and states held at once (the worker's peak memory) are those of one
+        part, not of the whole fetch."""
         async with self.lock:
             with collection_paused():  # worker/garbage.py says why
                 for part in self._parts(records):
                     await self._process_part(part)
 
     def _parts(self, records: Sequence[Any]) -> list[Sequence[Any]]:
-        """The fetch in parts of whole partitions, about `part_records` records each; a partition
-        with more records than that alone is split by key, so a lead's events (keyed by its
-        id, or dead-lettered by the gate) stay in one part, in their offset order."""
-        limit = self.part_records
-        if len(records) <= limit:
+        if len(records) <= self.part_records:
             return [records]  # most fetches of a worker that keeps up: no regrouping
         by_partition: dict[int, list[Any]] = defaultdict(list)
         for msg in records:
             by_partition[msg.partition].append(msg)
-        pieces: list[list[Any]] = []
-        for partition_records in by_partition.values():
-            count = -(-len(partition_records) // limit)
-            if count == 1:
-                pieces.append(partition_records)
-                continue
-            split: list[list[Any]] = [[] for _ in range(count)]
-            for msg in partition_records:
-                split[hash(msg.key) % count].append(msg)
-            pieces.extend(piece for piece in split if piece)
         parts: list[Sequence[Any]] = []
         part: list[Any] = []
-        for piece in pieces:
-            if part and len(part) + len(piece) > limit:
+        for partition_records in by_partition.values():
+            if part and len(part) + len(partition_records) > self.part_records:
                 parts.append(part)
                 part = []
-            part.extend(piece)
+            part.extend(partition_records)
         parts.append(part)
         return parts
 

@@ -1,7 +1,6 @@
-"""A fetch is handled in parts of whole leads, each committed before the next is decoded: the
-worker's peak memory is one part's decoded events and states, about `part_records` records even
-when one partition alone has more, and a lead's events in the fetch still cost one state read
-and one write."""
+"""A fetch is handled in parts of whole partitions, each committed before the next is decoded:
+the worker's peak memory is one part's decoded events and states, and a lead's events in the
+fetch still cost one state read and one write (a lead lives in one partition)."""
 
 from __future__ import annotations
 
@@ -115,25 +114,3 @@ def test_a_small_fetch_is_one_commit(monkeypatch):
     asyncio.run(pipeline.process_batch(records))
     assert sender.flushes == 2  # step 1 and step 2 of one commit  # type: ignore[attr-defined]
     assert [step for step, _ in trace].count("write") == len(records)
-
-
-def test_a_partition_with_more_records_than_a_part_is_split_by_lead(monkeypatch):
-    records, home = fetch(leads_per_partition=12, events_per_lead=3)  # 36 records a partition
-    one_partition = [msg for msg in records if msg.partition == 0]
-    leads = {lead for lead, partition in home.items() if partition == 0}
-    pipeline, store, trace = traced_worker(monkeypatch, part_records=10)
-    parts = pipeline._parts(one_partition)
-    assert len(parts) >= 3 and sum(map(len, parts)) == len(one_partition)
-    assert max(map(len, parts)) <= 15  # about the part size, not the partition's 36
-    for lead in leads:
-        holding = [part for part in parts if any(msg.key == lead.encode() for msg in part)]
-        assert len(holding) == 1, lead  # a lead's events in one part, in offset order
-        offsets = [msg.offset for msg in holding[0] if msg.key == lead.encode()]
-        assert offsets == sorted(offsets) and len(offsets) == 3
-    asyncio.run(pipeline.process_batch(one_partition))
-    writes = [partition for step, partition in trace if step == "write"]
-    assert writes == [0] * len(leads)  # one state write per lead
-    for lead in leads:
-        state = store.get(0, lead)
-        assert state is not None
-        assert all(state.history.is_duplicate(f"{lead}-{i}") for i in range(3)), lead
