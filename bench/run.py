@@ -239,6 +239,26 @@ class LeadstageWorker:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
         return int(status.split("VmHWM:")[1].split()[0]) / 1024
 
+    def throughput(self, events: int) -> float:
+        """Start the worker on the pre-produced topic of `events` events; events/s from the end
+        of its first batch to the last event (start-up and the first fetch left out)."""
+        self.start()
+        wait_for(self.ready, 120)
+        first = wait_for(lambda: self.events_done() > 0, 120, 0.1)
+        first_count = self.events_done()  # the first batch, already done
+        done = wait_for(lambda: self.events_done() >= events, 1800, 0.5)
+        return (events - first_count) / (done - first)
+
+    def restart_empty(self, instance_id: str) -> float:
+        """kill -9, lose the local state, start again with `instance_id` ("" for none):
+        seconds until the worker is ready (its partitions recovered from the changelog)."""
+        self.kill()
+        shutil.rmtree(self.env["LEADSTAGE_DATA_DIR"], ignore_errors=True)
+        self.env["LEADSTAGE_INSTANCE_ID"] = instance_id
+        t0 = time.perf_counter()
+        self.start()
+        return wait_for(self.ready, 600, 0.2) - t0
+
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
@@ -383,13 +403,7 @@ def measure(bootstrap: str) -> int:
         # restart itself; the same restart without it is measured after.
         worker = LeadstageWorker(bootstrap, topic, name, LEADSTAGE_INSTANCE_ID=BENCH_INSTANCE_ID)
         with console.status("leadstage worker"):
-            worker.start()
-            wait_for(worker.ready, 120)
-            events_done = worker.events_done
-            first = wait_for(lambda: events_done() > 0, 120, 0.1)
-            first_count = events_done()  # the first batch, already done
-            done = wait_for(lambda: events_done() >= events, 1800, 0.5)
-            leadstage = (events - first_count) / (done - first)
+            leadstage = worker.throughput(events)
             rss = worker.peak_rss_mb()
         console.print(f"leadstage: {leadstage:,.0f} events/s, peak RSS {rss:.0f} MB")
         # For README "Sizing": what one lead costs on disk and what one event writes to the
@@ -406,21 +420,11 @@ def measure(bootstrap: str) -> int:
         # run then uses the recovered worker.
         changelog = end_total(bootstrap, f"{name}-leadstage-leads-changelog")
 
-        recovering = worker
-
-        def recover(instance_id: str) -> float:
-            recovering.kill()
-            shutil.rmtree(WORK / "worker" / name, ignore_errors=True)
-            recovering.env["LEADSTAGE_INSTANCE_ID"] = instance_id
-            t0 = time.perf_counter()
-            recovering.start()
-            return wait_for(recovering.ready, 600, 0.2) - t0
-
         with console.status("recovery after kill -9 and losing the local state"):
-            recovery = recover(BENCH_INSTANCE_ID)
+            recovery = worker.restart_empty(BENCH_INSTANCE_ID)
             # Without an id the new process is a new member: Kafka waits for the dead one's
             # session to expire before it assigns anything.
-            recovery_dynamic = recover("")
+            recovery_dynamic = worker.restart_empty("")
         console.print(f"recovery: {recovery:.1f} s ({changelog:,} changelog records); "
                       f"{recovery_dynamic:.1f} s without static membership")
 
@@ -436,12 +440,7 @@ def measure(bootstrap: str) -> int:
         worker = LeadstageWorker(bootstrap, topic, f"{name}-fit", 16411,
                                  LEADSTAGE_DEFINITIONS=str(FIT))
         with console.status("leadstage worker with definitions/examples/fit-and-intent.yaml"):
-            worker.start()
-            wait_for(worker.ready, 120)
-            first = wait_for(lambda: worker.events_done() > 0, 120, 0.1)
-            first_count = worker.events_done()
-            done = wait_for(lambda: worker.events_done() >= events, 1800, 0.5)
-            fit_rate = (events - first_count) / (done - first)
+            fit_rate = worker.throughput(events)
         console.print(f"leadstage with fit-and-intent: {fit_rate:,.0f} events/s")
         default_us, fit_us = evaluation_cost(DEFAULT), evaluation_cost(FIT)
         console.print(f"evaluation per lead: default {default_us:.1f} µs, "
