@@ -49,6 +49,13 @@ def _varint(data: bytes, pos: int, first: int) -> tuple[int, int]:
     return (n >> 1) ^ -(n & 1), pos
 
 
+def _encoded_index(data: bytes, pos: int, first: int) -> tuple[int, int]:
+    """A multi-byte index varint as the one-byte path leaves it: twice a non-negative index, -1
+    for a negative one; (that, position after it)."""
+    n, pos = _varint(data, pos, first)
+    return (n << 1 if n >= 0 else -1), pos
+
+
 def _fail(message: str) -> None:
     raise AvroBodyError(message)
 
@@ -61,9 +68,20 @@ class _Codegen(SourceWriter):
         self.emit(indent, f"else: {target} = (b >> 1) ^ -(b & 1)")
 
     def length(self, indent: int, target: str) -> None:
-        self.long(indent, target)
+        """A length: a one-byte one needs only its sign bit tested and a shift."""
+        self.emit(indent, "b = data[pos]; pos += 1")
+        self.emit(indent, f"if b & 0x80: {target}, pos = _varint(data, pos, b)")
+        self.emit(indent, "elif b & 1: _fail('a length outside the body')")
+        self.emit(indent, f"else: {target} = b >> 1")
         self.emit(indent, f"if {target} < 0 or pos + {target} > end: "
                           f"_fail('a length outside the body')")
+
+    def index(self, indent: int, target: str) -> None:
+        """A union branch or enum symbol index into `target` still zig-zag encoded (twice the
+        index; odd for a negative one): the one-byte case, nearly every one, is the byte."""
+        self.emit(indent, "b = data[pos]; pos += 1")
+        self.emit(indent, f"if b & 0x80: {target}, pos = _encoded_index(data, pos, b)")
+        self.emit(indent, f"else: {target} = b")
 
     def value(self, schema: Any, indent: int, target: str) -> None:
         """Code that reads one value of `schema` into `target`; raises Unsupported otherwise."""
@@ -89,17 +107,20 @@ class _Codegen(SourceWriter):
             decode = ".decode()" if kind == "string" else ""
             self.emit(indent, f"{target} = data[pos:pos + {n}]{decode}; pos += {n}")
         elif kind == "enum":
-            symbols = self.constant("symbols", tuple(schema["symbols"]))
-            i = self.var("i")
-            self.long(indent, i)
-            self.emit(indent, f"if not 0 <= {i} < {len(schema['symbols'])}: "
-                              f"_fail('an enum index out of range')")
-            self.emit(indent, f"{target} = {symbols}[{i}]")
+            # by encoded index: the odd (negative) ones hold None
+            symbols = self.constant("symbols", tuple(
+                s for symbol in schema["symbols"] for s in (symbol, None)))
+            i, symbol = self.var("i"), self.var("e")
+            self.index(indent, i)  # -1, a negative index, reads the last None
+            self.emit(indent, f"{symbol} = {symbols}[{i}] if {i} < {2 * len(schema['symbols'])} "
+                              f"else None")
+            self.emit(indent, f"if {symbol} is None: _fail('an enum index out of range')")
+            self.emit(indent, f"{target} = {symbol}")
         elif kind == "union":
             i = self.var("i")
-            self.long(indent, i)
+            self.index(indent, i)
             for index, branch in enumerate(schema):
-                self.emit(indent, f"{'if' if index == 0 else 'elif'} {i} == {index}:")
+                self.emit(indent, f"{'if' if index == 0 else 'elif'} {i} == {2 * index}:")
                 self.value(branch, indent + 1, target)
             self.emit(indent, "else:")
             self.emit(indent + 1, "_fail('a union index out of range')")
@@ -147,5 +168,6 @@ def compile_decoder(schema: dict[str, Any]) -> Decoder | None:
         ["def decode(data, pos):", "    end = len(data)"],
         ["    if pos > end: _fail('a length outside the body')", "    return value, pos"],
         f"<avro decoder {schema.get('name', '')}>",
-        {"_varint": _varint, "_fail": _fail, "_unpack": unpack_from})
+        {"_varint": _varint, "_encoded_index": _encoded_index, "_fail": _fail,
+         "_unpack": unpack_from})
     return decoder

@@ -142,3 +142,13 @@ def test_the_registry_uses_it_and_names_a_corrupt_body() -> None:
     broken[HEADER_SIZE] = 0x7F  # event_id claims -64 bytes
     with pytest.raises(DecodeError, match="corrupt Avro body: AvroBodyError"):
         codec.decode(bytes(broken), expect="LeadActivity")
+
+
+def test_indexes_written_in_more_bytes_than_needed_read_as_fastavro_reads_them() -> None:
+    # source 1, activity 0 and six null union branches, each index as a two-byte varint: the
+    # decoder's one-byte fast path for indexes must hand these to the general one
+    body = b"\x00\x00\x02" + b"\x82\x00" + b"\x80\x00" + b"\x80\x00" * 6 + b"\x00"
+    assert DECODE is not None
+    mine = DECODE(body, 0)
+    assert mine[0]["source"] == "CRM" and mine[0]["reason"] is None
+    assert same(mine[0], fastavro_read(body)[0]) and mine[1] == len(body)
