@@ -65,9 +65,9 @@ class _Codegen(SourceWriter):
             packer = self.constant("pack", Struct("<f" if kind == "float" else "<d").pack)
             self.emit(indent, f"out({packer}({source}))")
         elif kind == "string":
-            d = self.var("d")
-            self.emit(indent, f"{d} = {source}.encode()")
-            self.emit(indent, f"out(_LENGTHS[len({d})] if len({d}) < 64 else _long(len({d})))")
+            d, n = self.var("d"), self.var("n")
+            self.emit(indent, f"{d} = {source}.encode(); {n} = len({d})")
+            self.emit(indent, f"out(_LENGTHS[{n}] if {n} < 64 else _long({n}))")
             self.emit(indent, f"out({d})")
         elif kind == "bytes":
             v = self.var("b")

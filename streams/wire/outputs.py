@@ -18,9 +18,9 @@ def lead_stage(change: Mapping[str, Any]) -> dict[str, Any] | None:
             "sequence": change["sequence"], "definitions_version": change["definitions_version"]}
 
 
-def encode_outbox(outbox: Sequence[Mapping[str, Any]], codec: Registry
+def encode_outbox(outbox: Sequence[dict[str, Any]], codec: Registry
                   ) -> tuple[list[bytes], bytes | None]:
     """(LeadStageChanged values in order, the LeadStage value after the last or a tombstone)."""
-    changes = [codec.encode("LeadStageChanged", dict(change)) for change in outbox]
+    changes = [codec.encode("LeadStageChanged", change) for change in outbox]
     current = lead_stage(outbox[-1])
     return changes, None if current is None else codec.encode("LeadStage", current)

@@ -227,7 +227,7 @@ class LeadPipeline:
             else:
                 state = self.store.decode(raw)
                 self.commits.settle(partition, state)
-            update = Update(partition, state, state.stage)
+            update = Update(partition, state, state.stage, [], [])  # faster than factories
             for i, (event, msg) in enumerate(items):
                 if len(state.outbox) >= OUTBOX_LIMIT:
                     left = items[i:]
@@ -238,9 +238,9 @@ class LeadPipeline:
         except Exception as exc:  # a bug must not stop the stream: park the lead's events
             self._lead_failed("event", lead_id, exc, [msg for _, msg in items])
             return []
-        for event, _ in items[:len(applied)]:
+        # `applied` holds the first events: a lead over OUTBOX_LIMIT left the rest
+        for (event, _), labels in zip(items, applied, strict=False):
             lags.append(max(0.0, (now - event["occurred_at"]) / 1000))
-        for labels in applied:
             tally[labels] += 1
         self._build(update, built)
         return left
