@@ -43,7 +43,7 @@ def replay(recs: list[tuple[bytes, bytes]], machine: StageMachine) -> dict[str, 
         state = loads(raw) if raw is not None else LeadState(event["lead_id"])
         t2 = clock()
         machine.fold(state, event, [])
-        state.outbox.clear()  # published, as the commit protocol would
+        state.published()  # as the commit protocol would
         t3 = clock()
         store[key] = dumps(state)
         t4 = clock()

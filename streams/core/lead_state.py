@@ -38,7 +38,7 @@ _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
 
 
-class LeadState(msgspec.Struct, array_like=True, tag=FORMAT):
+class LeadState(msgspec.Struct, array_like=True, tag=FORMAT, dict=True):
     """Stored as a MessagePack array: FORMAT, then these fields in this order, the history last
     (as its own array). msgspec decodes a state straight into these classes: a state is read for
     every lead an input batch touches, and building it field by field cost as much as decoding."""
@@ -58,9 +58,13 @@ class LeadState(msgspec.Struct, array_like=True, tag=FORMAT):
     #: the last RECENT_CHANGES changes in brief (BRIEF_FIELDS, each a msgpack array): only
     #: lookups decode them, so loading a lead for an event does not rebuild them
     recent_packed: list[bytes] = []
-    #: the latest change in full (a msgpack map), b"" before the first
+    #: the latest change in full (a msgpack map), b"" before the first and while the outbox
+    #: holds it: a state written with a change carries its ~400 bytes once
     last_change: bytes = b""
-    outbox: list[dict[str, Any]] = []
+    #: stage changes written with the state but not yet confirmed on the output topics, each a
+    #: packed map kept as it was read (msgspec.Raw): a loaded outbox is nearly always confirmed
+    #: already and dropped unread, and writing it again copies bytes. `unpublished` unpacks it.
+    outbox: list[msgspec.Raw] = []
     #: the commit batch that wrote the outbox; confirmed once the partition's watermark reaches it
     outbox_batch: int = 0
     #: the lead asked to be forgotten: only the sequence survives, so numbering never restarts
@@ -70,21 +74,45 @@ class LeadState(msgspec.Struct, array_like=True, tag=FORMAT):
     @property
     def recent_changes(self) -> list[dict[str, Any]]:
         """Oldest first: the latest as it was published, the others without reason and facts."""
-        full = self.recent_packed and self.last_change
+        latest = self.outbox[-1] if self.outbox else self.last_change
+        full = self.recent_packed and latest
         changes: list[dict[str, Any]] = []
         for packed in self.recent_packed[:-1] if full else self.recent_packed:
             change = dict(zip(BRIEF_FIELDS, _decode(packed), strict=True))
             changes.append({"event_id": f"{self.lead_id}:{change['sequence']}",
                             "lead_id": self.lead_id, **change})
         if full:
-            changes.append(_decode(self.last_change))
+            changes.append(_decode(latest))
         return changes
 
     def remember(self, change: dict[str, Any]) -> None:
-        self.outbox.append(change)
+        """Add a change to the outbox (and the recent ones)."""
+        packed = msgspec.Raw(_encode(change))
+        self.outbox.append(packed)
+        # the change as made, so publishing it does not unpack it again (by the Raw's identity:
+        # anything that replaces outbox entries cannot pair a change with the wrong one)
+        self.__dict__.setdefault("made", {})[id(packed)] = (packed, change)
         self.recent_packed.append(_brief(change))
         del self.recent_packed[:-RECENT_CHANGES]
-        self.last_change = _encode(change)
+        self.last_change = b""
+
+    def unpublished(self) -> list[dict[str, Any]]:
+        """The outbox's changes, oldest first."""
+        made: dict[int, tuple[msgspec.Raw, dict[str, Any]]] = self.__dict__.get("made", {})
+        changes = []
+        for packed in self.outbox:
+            kept = made.get(id(packed))
+            changes.append(kept[1] if kept is not None and kept[0] is packed
+                           else _decode(packed))
+        return changes
+
+    def published(self) -> None:
+        """The outbox is confirmed on the output topics: empty it, keeping its last change as
+        `last_change`."""
+        if self.outbox:
+            self.last_change = bytes(self.outbox[-1])
+            self.outbox = []
+        self.__dict__.pop("made", None)
 
     def forget_changes(self) -> None:
         self.recent_packed = []
@@ -138,5 +166,6 @@ def _loads_older(data: bytes) -> LeadState:
                      sequence=sequence, definitions_version=version, evaluated_at=evaluated_at,
                      handoff_since=handoff_since, handoff_breached=breached,
                      next_review=next_review, recent_packed=recent,
-                     last_change=last_change, outbox=outbox,
+                     last_change=b"" if outbox else last_change,  # outbox[-1] is the latest
+                     outbox=[msgspec.Raw(_encode(change)) for change in outbox],
                      outbox_batch=outbox_batch, erased=erased)

@@ -155,7 +155,7 @@ class CommitProtocol:
     def settle(self, partition: int, state: LeadState) -> None:
         """Drop an outbox the partition's watermark says was published."""
         if state.outbox and state.outbox_batch <= self._watermark(partition):
-            state.outbox = []
+            state.published()
 
     def _watermark(self, partition: int) -> int:
         confirmed = self.confirmed.get(partition)
@@ -183,7 +183,7 @@ class CommitProtocol:
             if self._watermark(u.partition) >= batch:  # open() was not told of the partition
                 raise RuntimeError(f"batch {batch} is not past partition {u.partition}'s "
                                    "watermark")
-            changes, current = encode_outbox(state.outbox, self.codec)
+            changes, current = encode_outbox(state.unpublished(), self.codec)
             state.outbox_batch = batch
         else:
             changes, current = [], None

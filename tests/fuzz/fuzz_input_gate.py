@@ -60,7 +60,7 @@ def fuzz(data: bytes) -> None:
             MACHINE.erase(state, payload, signals)
         else:
             MACHINE.apply(state, payload, signals)
-        for change in state.outbox:
+        for change in state.unpublished():
             registry().encode("LeadStageChanged", change)
         assert len(dumps(state)) <= MAX_STATE_BYTES
 

@@ -34,7 +34,8 @@ def run(*evs: dict) -> tuple[LeadState, list, StageMachine]:
 
 
 def path(state: LeadState) -> list[tuple]:
-    return [(c["sequence"], c["previous_stage"], c["stage"], c["cause"]) for c in state.outbox]
+    return [(c["sequence"], c["previous_stage"], c["stage"], c["cause"])
+            for c in state.unpublished()]
 
 
 def test_a_lead_moves_through_the_funnel_with_contiguous_sequences():
@@ -44,7 +45,7 @@ def test_a_lead_moves_through_the_funnel_with_contiguous_sequences():
                          decision_by=parse_date("2027-03-01")))
     assert path(state) == [(1, None, "cold", "EVENT"), (2, "cold", "warm", "EVENT"),
                            (3, "warm", "hot", "EVENT")]
-    hot = state.outbox[-1]
+    hot = state.unpublished()[-1]
     assert hot["event_id"] == "L:3" and hot["cause_event_id"] == "e4"
     assert hot["changed_at"] == T0 + 3 and hot["facts"]["decision_date"] == "2027-03-01"
     assert "decision_date = 2027-03-01" in hot["reason"]
@@ -74,7 +75,7 @@ def test_time_alone_moves_warm_to_cold_at_the_exact_instant():
     assert state.stage == "warm"
     machine.advance(state, T0 + 200 * DAY, signals)
     assert path(state)[-1] == (3, "warm", "cold", "TIME")
-    assert state.outbox[-1]["changed_at"] == T0 + 90 * DAY
+    assert state.unpublished()[-1]["changed_at"] == T0 + 90 * DAY
 
 
 def test_a_passed_decision_date_makes_a_hot_lead_cold():
@@ -83,7 +84,7 @@ def test_a_passed_decision_date_makes_a_hot_lead_cold():
     assert state.stage == "hot"
     machine.advance(state, T0 + 30 * DAY, [])
     assert state.stage == "cold"
-    assert state.outbox[-1]["changed_at"] == parse_date("2026-12-11") * DAY
+    assert state.unpublished()[-1]["changed_at"] == parse_date("2026-12-11") * DAY
 
 
 def test_events_after_a_gap_first_catch_up_with_time():
@@ -178,21 +179,27 @@ def test_recent_changes_keep_the_latest_in_full_and_the_others_in_brief():
     state = six_changes()
     recent = state.recent_changes
     assert [c["sequence"] for c in recent] == [2, 3, 4, 5, 6]
-    assert recent[-1] == state.outbox[-1]  # as published: with its reason and facts
+    assert recent[-1] == state.unpublished()[-1]  # as published: with its reason and facts
     assert "deciding_soon" in recent[-1]["reason"] or "interest_signals" in recent[-1]["reason"]
-    for brief, change in zip(recent[:-1], state.outbox[1:-1], strict=True):
+    for brief, change in zip(recent[:-1], state.unpublished()[1:-1], strict=True):
         assert "reason" not in brief and "facts" not in brief
         assert brief == {k: change[k] for k in ("event_id", "lead_id", *BRIEF_FIELDS)}
     # the point of the brief: a state is written at every event, and reasons are long
     assert all(len(packed) < 64 for packed in state.recent_packed)
-    assert len(state.last_change) > 150
+    # the latest in full, once: in the outbox until it is published, then as last_change
+    assert state.last_change == b"" and len(state.outbox[-1]) > 150
+    assert dumps(state).count(recent[-1]["reason"].encode()) == 1
+    state.published()
+    assert state.outbox == [] and len(state.last_change) > 150
+    assert state.recent_changes == recent
+    assert loads(dumps(state)).recent_changes == recent
 
 
 @pytest.mark.parametrize("fmt", [2, 3, 4, 5])
 def test_states_of_older_formats_load_with_their_recent_changes(fmt):
     """Changelogs written by earlier versions recover unchanged: the last change in full."""
     state = six_changes()
-    old = loads(written_as(state, fmt, state.outbox[-RECENT_CHANGES:]))
+    old = loads(written_as(state, fmt, state.unpublished()[-RECENT_CHANGES:]))
     assert old == state
     assert old.recent_changes == state.recent_changes
     assert dumps(old) == dumps(state)
@@ -202,7 +209,8 @@ def test_an_older_change_without_a_field_of_the_brief_still_loads():
     """A state must load whatever an older version put in its changes: a lead that cannot be
     read is left out of sweeps and lookups."""
     state = six_changes()
-    changes = [{k: v for k, v in c.items() if k != "cause_event_id"} for c in state.outbox[-2:]]
+    changes = [{k: v for k, v in c.items() if k != "cause_event_id"}
+               for c in state.unpublished()[-2:]]
     old = loads(written_as(state, 3, changes))
     assert [c["sequence"] for c in old.recent_changes] == [5, 6]
     assert old.recent_changes[0]["cause_event_id"] is None
@@ -213,7 +221,7 @@ def test_an_erased_lead_keeps_no_change_of_its_past():
     machine = StageMachine(COMPILED)
     machine.fold(state, ev(9, "ERASURE_REQUESTED", T0 + 302 * DAY), [])
     assert state.erased and state.recent_packed == [] and state.last_change == b""
-    assert state.outbox[-1]["stage"] is None  # the tombstone still goes out
+    assert state.unpublished()[-1]["stage"] is None  # the tombstone still goes out
     assert loads(dumps(state)).recent_changes == []
 
 

@@ -77,7 +77,7 @@ def test_the_same_changes_as_evaluating_every_event(name: str, events: list[dict
     end = max(e["occurred_at"] for e in events) + later
     fast.advance(a, end, signals_a)
     every.advance(b, end, signals_b)
-    assert a.outbox == b.outbox
+    assert a.unpublished() == b.unpublished()
     assert signals_a == signals_b
 
 
@@ -91,4 +91,4 @@ def test_properties_an_unread_activity_carries_are_evaluated():
     machine.fold(state, {"event_id": "e2", "lead_id": "L", "occurred_at": START + 1000,
                          "activity": "PAGE_VIEWED", "source": "CRM",
                          "attributes": {"industry": "software", "employees": "250"}}, [])
-    assert state.stage == "cold" and state.outbox[-1]["cause_event_id"] == "e2"
+    assert state.stage == "cold" and state.unpublished()[-1]["cause_event_id"] == "e2"

@@ -10,6 +10,7 @@ import gc
 import time
 from typing import Any
 
+import msgspec
 import pytest
 
 from streams.core.lead_state import LeadState
@@ -53,13 +54,13 @@ def crashed_after_the_state_was_written() -> MemoryStore:
             events(("e1", "CONTACTED"), ("e2", "PRICING_VIEWED"))))
     assert sender.decoded("changes") == []  # nothing reached the output topics
     state = store.get(0, "L")
-    assert state is not None and [c["sequence"] for c in state.outbox] == [1, 2]
+    assert state is not None and [c["sequence"] for c in state.unpublished()] == [1, 2]
     return store
 
 
 def test_the_scan_after_a_rebalance_publishes_the_unconfirmed_outbox():
     store = crashed_after_the_state_was_written()
-    lost = store.get(0, "L").outbox  # type: ignore[union-attr]
+    lost = store.get(0, "L").unpublished()  # type: ignore[union-attr]
     sender = Sender()
     asyncio.run(make(store, sender).rescan({0}))
     assert sender.decoded("changes") == lost  # same ids, same content
@@ -143,7 +144,7 @@ def test_a_lead_of_a_partition_the_open_batch_is_not_past_is_refused_not_built()
     store.put_watermark_local(1, str(int(time.time() * 1000) + 3_600_000).encode())
     commits = CommitProtocol(store, Sender(), OUTPUTS)  # type: ignore[arg-type]
     commits.open((0,))
-    state = LeadState("L", outbox=[{"sequence": 1}])
+    state = LeadState("L", outbox=[msgspec.Raw(msgspec.msgpack.encode({"sequence": 1}))])
     with pytest.raises(RuntimeError, match="watermark"):
         commits.build(Update(1, state, None))
     assert commits.build(Update(0, LeadState("M"), None)).lead_id == "M"
