@@ -89,9 +89,10 @@ class LeadHistory(msgspec.Struct, array_like=True, dict=True):
     def is_duplicate(self, event_id: str) -> bool:
         return seen_key(event_id) in self.seen
 
-    def mark_seen(self, event_id: str, at: int) -> None:
-        """Count an id once without folding its event in (opinions)."""
-        self._remember(seen_key(event_id), at)
+    def mark_seen(self, event_id: str, at: int, key: str | None = None) -> None:
+        """Count an id once without folding its event in (opinions). `key`: its seen_key, if
+        the caller has it."""
+        self._remember(seen_key(event_id) if key is None else key, at)
 
     def _remember(self, key: str, at: int) -> None:
         seen = self.seen
@@ -100,10 +101,12 @@ class LeadHistory(msgspec.Struct, array_like=True, dict=True):
             del seen[next(iter(seen))]
             self._hit(TRIM_EVENT_IDS)
 
-    def apply(self, event: dict[str, Any]) -> bool:
-        """Fold one event in; False (and no change) if its event_id was already counted."""
+    def apply(self, event: dict[str, Any], key: str | None = None) -> bool:
+        """Fold one event in; False (and no change) if its event_id was already counted. `key`:
+        the id's seen_key, if the caller has it."""
         event_id: str = event["event_id"]
-        key = seen_key(event_id)
+        if key is None:
+            key = seen_key(event_id)
         seen = self.seen
         if key in seen:
             return False

@@ -20,7 +20,7 @@ from streams.core.calendar import add_months_ms
 from streams.core.definitions.compiler import Compiled
 from streams.core.definitions.model import Property
 from streams.core.definitions.review import next_review
-from streams.core.lead_history import LeadHistory
+from streams.core.lead_history import LeadHistory, seen_key
 from streams.core.lead_state import LeadState
 from streams.core.routing import ERASE, OPINION, route
 from streams.core.signals import (
@@ -85,11 +85,12 @@ class StageMachine:
             state.history = LeadHistory()
         history = state.history
         event_id = event["event_id"]
-        if history.is_duplicate(event_id):
+        key = seen_key(event_id)  # worked out once for the three uses below
+        if key in history.seen:
             return DUPLICATE
         at = event["occurred_at"]
         if route(event["activity"]) is OPINION:
-            history.mark_seen(event_id, at)  # counted once, but an opinion moves nothing
+            history.mark_seen(event_id, at, key)  # counted once, but an opinion moves nothing
             signals.extend(Trimmed(part) for part in history.take_trimmed())
             signals.append(Assessment(event.get("team"), event.get("assessed_stage"),
                                       state.stage,
@@ -98,7 +99,7 @@ class StageMachine:
         when = max(state.evaluated_at, at)
         self.advance(state, when, signals)
         self._business_signals(state, event, signals)
-        history.apply(event)
+        history.apply(event, key)
         if self.properties_of and event.get("attributes") \
                 and event["source"] in self.properties_of:
             self.set_properties(history, event, signals)
