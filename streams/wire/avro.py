@@ -127,14 +127,9 @@ class Registry:
     def _writer(schema: KnownSchema) -> Callable[[dict[str, Any]], bytes]:
         """record -> single-object encoding: the generated encoder, or fastavro's."""
         header = MAGIC + schema.fingerprint
-        compiled = compile_encoder(schema.json)
+        compiled = compile_encoder(schema.json, header)
         if compiled is not None:
-            body = compiled
-
-            def generated(record: dict[str, Any]) -> bytes:
-                return header + body(record)
-
-            return generated
+            return compiled
         parsed = schema.parsed
 
         def written(record: dict[str, Any]) -> bytes:

@@ -127,12 +127,13 @@ def _bytes_like(schema: Any) -> bool:
     return kind in ("bytes", "fixed") or (isinstance(kind, dict | list) and _bytes_like(kind))
 
 
-def compile_encoder(schema: dict[str, Any]) -> Encoder | None:
-    """record -> its Avro body, or None when the schema uses a type left to fastavro."""
+def compile_encoder(schema: dict[str, Any], prefix: bytes = b"") -> Encoder | None:
+    """record -> `prefix` and its Avro body (a single-object header is written with the body,
+    not copied in front of it), or None when the schema uses a type left to fastavro."""
     gen = _Codegen()
     encoder: Encoder | None = gen.function(
         lambda: gen.value(schema, 1, "datum"),
-        ["def encode(datum):", "    parts = []", "    out = parts.append"],
+        ["def encode(datum):", f"    parts = [{prefix!r}]", "    out = parts.append"],
         ["    return b''.join(parts)"], f"<avro encoder {schema.get('name', '')}>",
         {"_long": _long, "_int": _int, "_LENGTHS": _LENGTHS})
     return encoder
