@@ -137,9 +137,12 @@ class LeadHistory(msgspec.Struct, array_like=True, dict=True):
                     self._trim(times, horizon)
         current = self.latest.get(activity)
         if current is None or (at, event_id) > (current[0], current[1]):
-            self.latest[activity] = (at, event_id, {
-                f: event[f] for f in KEPT_FIELDS if event.get(f) is not None
-            })
+            kept = {}  # a loop, not a comprehension: no function call per event
+            for f in KEPT_FIELDS:
+                value = event.get(f)
+                if value is not None:
+                    kept[f] = value
+            self.latest[activity] = (at, event_id, kept)
         amount = event.get("amount")
         if amount is not None:
             key = f"{activity}.amount"

@@ -121,7 +121,7 @@ class LeadState(msgspec.Struct, array_like=True, tag=FORMAT, dict=True):
 
 def _brief(change: dict[str, Any]) -> bytes:
     """A change as recent_packed keeps it (None for a field an older version did not write)."""
-    return _encode([change.get(f) for f in BRIEF_FIELDS])
+    return _encode(list(map(change.get, BRIEF_FIELDS)))
 
 
 def dumps(state: LeadState) -> bytes:

@@ -21,6 +21,8 @@ def lead_stage(change: Mapping[str, Any]) -> dict[str, Any] | None:
 def encode_outbox(outbox: Sequence[dict[str, Any]], codec: Registry
                   ) -> tuple[list[bytes], bytes | None]:
     """(LeadStageChanged values in order, the LeadStage value after the last or a tombstone)."""
-    changes = [codec.encode("LeadStageChanged", change) for change in outbox]
+    changes = []  # a loop, not a comprehension: no function call per lead
+    for change in outbox:
+        changes.append(codec.encode("LeadStageChanged", change))
     current = lead_stage(outbox[-1])
     return changes, None if current is None else codec.encode("LeadStage", current)

@@ -304,8 +304,10 @@ class Compiled:
 
     def format_facts(self, facts: tuple[Any, ...]) -> dict[str, str]:
         """Every fact's and property's value, as change events and lookups show them."""
-        return {name: format_value(kind, v)
-                for (name, kind), v in zip(self._value_kinds, facts, strict=True)}
+        shown = {}  # a loop, not a comprehension: no function call per change
+        for (name, kind), v in zip(self._value_kinds, facts, strict=True):
+            shown[name] = format_value(kind, v)
+        return shown
 
     def reason(self, stage: str | None, facts: tuple[Any, ...], now: int,
                formatted: dict[str, str] | None = None) -> str:
@@ -315,7 +317,8 @@ class Compiled:
         shown = list(conditions)
         if formatted is None:
             formatted = self.format_facts(facts)
-        shown += [f"{n} = {formatted[n]}" for n in fact_names]
+        for n in fact_names:
+            shown.append(f"{n} = {formatted[n]}")
         if today:
             shown.append(f"today = {format_date(now // MS_PER_DAY)}")
         return text + (f" (where {'; '.join(shown)})" if shown else "")

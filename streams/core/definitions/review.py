@@ -67,8 +67,8 @@ def window_exits(compiled: Compiled, history: LeadHistory, now: int) -> int | No
             continue
         start = _window_start(now, fact.within)
         # a windowed sum or maximum changes when one of its values leaves, as a count does
-        series = [history.value_times.get(fact.values_key)] if fact.kind in ("sum", "max") \
-            else [history.recent.get(activity) for activity in fact.activities]
+        series = (history.value_times.get(fact.values_key),) if fact.kind in ("sum", "max") \
+            else map(history.recent.get, fact.activities)
         for times in series:
             if not times:
                 continue
@@ -91,7 +91,7 @@ def _switch_day(compiled: Compiled, i: int, pair: TimePair, facts: tuple[Any, ..
     """The day on which a monotone `today` comparison changes its truth (at most once, so one
     day for all time), or None if it does not between _FIRST_DAY and _LAST_DAY. It depends only
     on the values the comparison reads, so leads share it: memoised by those."""
-    key = (i, *[facts[j] for j in pair.reads])
+    key = (i, *map(facts.__getitem__, pair.reads))
     days = compiled.switch_days
     try:
         return days[key]
