@@ -39,6 +39,8 @@ from streams.core.signals import (
 )
 
 FOLLOW_UPS = frozenset({"SALES_ACCEPTED", "SALES_REJECTED", "MEETING_HELD"})
+#: The activities that may give business signals (_business_signals): one test for the others
+BUSINESS = FOLLOW_UPS | {"DEAL_WON", "DEAL_LOST"}
 #: A change's `reason` is cut to this many characters (it quotes rules and values, and the
 #: definitions bound how many), so change records and states stay small.
 MAX_REASON_CHARS = 2000
@@ -98,7 +100,8 @@ class StageMachine:
             return APPLIED
         when = max(state.evaluated_at, at)
         self.advance(state, when, signals)
-        self._business_signals(state, event, signals)
+        if event["activity"] in BUSINESS:
+            self._business_signals(state, event, signals)
         history.apply(event, key)
         if self.properties_of and event.get("attributes") \
                 and event["source"] in self.properties_of:

@@ -142,11 +142,12 @@ class LeadPipeline:
         # (source, activity, outcome) -> events: one counter update per label set and part
         tally: Counter[tuple[str, str, str]] = Counter()
         lags: list[float] = []  # seconds from occurred_at to now, of every applied event
+        codec = self.commits.codec  # the worker's one registry, passed rather than looked up
         for msg in records:
-            outcome, payload = admit(msg.key, msg.value, now)
-            if outcome == DEAD:
+            outcome, payload = admit(msg.key, msg.value, now, codec)
+            if outcome is DEAD:
                 self.dead_letters.route(payload, msg.topic, msg.partition, msg.offset)
-            elif outcome == IGNORE:
+            elif outcome is IGNORE:
                 tally[(payload["source"], payload["activity"], "ignored")] += 1
             else:
                 groups[(msg.partition, payload["lead_id"])].append((payload, msg))

@@ -41,8 +41,8 @@ def traced_worker(monkeypatch: pytest.MonkeyPatch, part_records: int
     store = TracingStore(trace)
     admit = pipeline_module.admit
 
-    def decoding(key: bytes | None, value: bytes | None, now: int) -> Any:
-        outcome, payload = admit(key, value, now)
+    def decoding(key: bytes | None, value: bytes | None, now: int, codec: Any = None) -> Any:
+        outcome, payload = admit(key, value, now, codec)
         trace.append(("decode", payload["lead_id"]))
         return outcome, payload
 
