@@ -91,7 +91,7 @@ def _switch_day(compiled: Compiled, i: int, pair: TimePair, facts: tuple[Any, ..
     """The day on which a monotone `today` comparison changes its truth (at most once, so one
     day for all time), or None if it does not between _FIRST_DAY and _LAST_DAY. It depends only
     on the values the comparison reads, so leads share it: memoised by those."""
-    key = (i, *map(facts.__getitem__, pair.reads))
+    key = (i, pair.read_values(facts))
     days = compiled.switch_days
     try:
         return days[key]
