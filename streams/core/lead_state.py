@@ -89,8 +89,8 @@ class LeadState(msgspec.Struct, array_like=True, tag=FORMAT, dict=True):
         """Add a change to the outbox (and the recent ones)."""
         packed = msgspec.Raw(_encode(change))
         self.outbox.append(packed)
-        # the change as made, so publishing it does not unpack it again (by the Raw's identity:
-        # anything that replaces outbox entries cannot pair a change with the wrong one)
+        # the change as made, so publishing it does not unpack it again; by the Raw's identity
+        # (held here, so no other object takes its id), whatever replaces outbox entries
         self.__dict__.setdefault("made", {})[id(packed)] = (packed, change)
         self.recent_packed.append(_brief(change))
         del self.recent_packed[:-RECENT_CHANGES]
@@ -102,8 +102,7 @@ class LeadState(msgspec.Struct, array_like=True, tag=FORMAT, dict=True):
         changes = []
         for packed in self.outbox:
             kept = made.get(id(packed))
-            changes.append(kept[1] if kept is not None and kept[0] is packed
-                           else _decode(packed))
+            changes.append(_decode(packed) if kept is None else kept[1])
         return changes
 
     def published(self) -> None:
