@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: .venv tools rules test lint unit integration demo bench bench-1m soak profile faults fuzz clean
+.PHONY: .venv tools rules test lint unit integration demo bench bench-1m soak profile instructions faults fuzz clean
 
 # Re-installs only when pyproject.toml changed since the last install.
 .venv: $(STAMP)
@@ -66,6 +66,14 @@ bench-1m: .venv
 # 10 minutes at 80% of the measured maximum, latency per minute (bench/soak.py).
 soak: .venv
 	$(BIN)/python bench/soak.py
+
+# Instructions per event of the in-process pipeline, counted by valgrind's cachegrind (Debian's
+# package): the same on every run, for levers smaller than this machine's run-to-run noise.
+instructions: .venv
+	@command -v valgrind >/dev/null 2>&1 || { \
+	  echo "installing Debian's valgrind package (needs root)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
+	$(BIN)/python bench/pipeline_instructions.py
 
 # Where the worker's time goes, per stage, from py-spy samples (bench/stage_profile.py).
 profile: .venv
