@@ -141,7 +141,7 @@ class LeadPipeline:
         groups: dict[tuple[int, str], list[Item]] = defaultdict(list)
         # (source, activity, outcome) -> events: one counter update per label set and part
         tally: Counter[tuple[str, str, str]] = Counter()
-        lags: list[float] = []  # seconds from occurred_at to now, of every applied event
+        occurred: list[int] = []  # the occurred_at of every applied event, for its lag
         codec = self.commits.codec  # the worker's one registry, passed rather than looked up
         for msg in records:
             outcome, payload = admit(msg.key, msg.value, now, codec)
@@ -164,7 +164,7 @@ class LeadPipeline:
             rest: dict[tuple[int, str], list[Item]] = {}
             for key, items in pending.items():
                 partition, lead_id = key
-                left = self._apply(partition, lead_id, items, now, tally, lags, built,
+                left = self._apply(partition, lead_id, items, tally, occurred, built,
                                    key in stored, stored.pop(key, None))
                 if left:
                     rest[key] = left
@@ -175,7 +175,7 @@ class LeadPipeline:
         events_metric = self.metrics.events
         for labels, count in tally.items():
             events_metric.labels(*labels).inc(count)
-        observe_many(self.metrics.event_lag, lags)
+        observe_many(self.metrics.event_lag, [max(0.0, (now - at) / 1000) for at in occurred])
 
     async def _reroute(self, groups: dict[tuple[int, str], list[Item]]) -> None:
         """Send records that sit on another partition than their key's to the right one
@@ -211,8 +211,8 @@ class LeadPipeline:
                 stored[(partition, lead_id)] = raw
         return stored
 
-    def _apply(self, partition: int, lead_id: str, items: list[Item], now: int,
-               tally: Counter[tuple[str, str, str]], lags: list[float], built: list[Built],
+    def _apply(self, partition: int, lead_id: str, items: list[Item],
+               tally: Counter[tuple[str, str, str]], occurred: list[int], built: list[Built],
                read: bool = False, raw: bytes | None = None) -> list[Item]:
         """Fold a lead's events in and add its records to `built`; returns the events left
         for the next round. `raw` is the lead's encoded state if `read` with the batch (None:
@@ -220,6 +220,7 @@ class LeadPipeline:
         machine = self.machine
         applied: list[tuple[str, str, str]] = []
         left: list[Item] = []
+        mark = len(occurred)
         try:
             if not read:  # a later round: the state as the last round committed it
                 state = self._load(partition, lead_id) or LeadState(lead_id)
@@ -235,14 +236,13 @@ class LeadPipeline:
                     break
                 outcome = machine.fold(state, event, update.signals)
                 applied.append((event["source"], event["activity"], outcome))  # a StrEnum
+                occurred.append(event["occurred_at"])
                 update.inputs.append(msg)
         except Exception as exc:  # a bug must not stop the stream: park the lead's events
+            del occurred[mark:]  # none of its events was applied
             self._lead_failed("event", lead_id, exc, [msg for _, msg in items])
             return []
-        # `applied` holds the first events: a lead over OUTBOX_LIMIT left the rest
-        for (event, _), labels in zip(items, applied, strict=False):
-            lags.append(max(0.0, (now - event["occurred_at"]) / 1000))
-            tally[labels] += 1
+        tally.update(applied)  # counted in C
         self._build(update, built)
         return left
 

@@ -229,3 +229,30 @@ def test_the_lag_of_every_applied_event_and_only_those_is_observed():
     assert value(pipeline, "leadstage_event_lag_seconds_count") == 2
     assert 92 <= value(pipeline, "leadstage_event_lag_seconds_sum") < 100
     assert value(pipeline, "leadstage_event_lag_seconds_bucket", le="60.0") == 1
+
+
+class BrokenAt(StageMachine):
+    """The real machine, except that it raises for one event."""
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(default_definitions())
+        self.bad = event_id
+
+    def apply(self, state: LeadState, event: dict[str, Any], signals: list) -> str:
+        if event["event_id"] == self.bad:
+            raise ValueError("a bug in the second event's path")
+        return super().apply(state, event, signals)
+
+
+def test_a_lead_failing_on_a_later_event_has_none_of_its_events_counted_or_timed():
+    pipeline, sender = worker(BrokenAt("b2"))
+    now = int(time.time() * 1000)
+    batch = [message(activity_record("g1", "GOOD", now - 90_000), offset=1),
+             message(activity_record("b1", "BAD", now - 50_000), offset=2),  # folded in, then
+             message(activity_record("b2", "BAD", now - 1000, "PRICING_VIEWED"), offset=3)]
+    run(pipeline.process_batch(batch))
+    assert len(sender.on("dlq")) == 2  # both of BAD's events, the first one included
+    assert value(pipeline, "leadstage_event_lag_seconds_count") == 1  # GOOD's only
+    assert 89 <= value(pipeline, "leadstage_event_lag_seconds_sum") < 100
+    assert value(pipeline, "leadstage_events_total", source="WEB", activity="CONTACTED",
+                 outcome="applied") == 1
