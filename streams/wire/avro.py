@@ -145,7 +145,9 @@ class Registry:
         if len(data) < HEADER_SIZE or data[:2] != MAGIC:
             raise DecodeError(Reason.UNDECODABLE,
                               "not Avro single-object encoded (no C3 01 header)")
-        fp = bytes(data[2:HEADER_SIZE])
+        fp = data[2:HEADER_SIZE]
+        if type(fp) is not bytes:  # a bytearray's or memoryview's slice: not a dict key
+            fp = bytes(fp)
         known = self._readers.get(fp)
         if known is None:
             known = self._known_reader(fp)

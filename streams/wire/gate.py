@@ -80,7 +80,9 @@ def admit(key: bytes | None, value: bytes | None, now_ms: int,
     try:
         if value is None:
             raise DecodeError(Reason.UNDECODABLE, "the record has no value")
-        check_size(len(value) + (len(key) if key else 0))
+        size = len(value) + (len(key) if key else 0)
+        if size > MAX_MESSAGE_BYTES:
+            check_size(size)  # raises
         _, record = (codec or registry()).decode(value, expect="LeadActivity")
         validate(record, now_ms)
         if key is None:
