@@ -99,7 +99,9 @@ class StageMachine:
                                       self.verdict(event.get("assessed_stage"), state.stage)))
             return APPLIED
         when = max(state.evaluated_at, at)
-        self.advance(state, when, signals)
+        review = state.next_review
+        if review is not None and review <= when:  # most events: nothing due, no call
+            self.advance(state, when, signals)
         if event["activity"] in BUSINESS:
             self._business_signals(state, event, signals)
         history.apply(event, key)
