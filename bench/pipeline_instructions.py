@@ -36,14 +36,10 @@ LEADS = int(os.environ.get("BENCH_LEADS", "5000"))
 
 def child(workload: Path, count: int) -> None:
     """Runs under valgrind: the pipeline over the first `count` events of the workload."""
-    from pipeline_loop import run
-
-    from tests.fakes import Message, partition_of
+    from pipeline_loop import as_messages, run
 
     partitions, recs = pickle.loads(workload.read_bytes())
-    messages = [Message(key, value, partition=partition_of(key, partitions), offset=i)
-                for i, (key, value) in enumerate(recs[:count])]
-    asyncio.run(run(messages))
+    asyncio.run(run(as_messages(recs[:count], partitions)))
 
 
 def instructions(workload: Path, count: int) -> int:

@@ -60,10 +60,14 @@ async def run(messages: list[Message]) -> None:
         await pipeline.process_batch(messages[start:start + FETCH_RECORDS])
 
 
+def as_messages(recs: list[tuple[bytes, bytes]], partitions: int = PARTITIONS) -> list[Message]:
+    """(key, value) records as consumed: each on its key's partition, offsets in order."""
+    return [Message(key, value, partition=partition_of(key, partitions), offset=i)
+            for i, (key, value) in enumerate(recs)]
+
+
 def main() -> int:
-    recs = records(EVENTS, LEADS)
-    messages = [Message(key, value, partition=partition_of(key, PARTITIONS), offset=i)
-                for i, (key, value) in enumerate(recs)]
+    messages = as_messages(records(EVENTS, LEADS))
     started = time.process_time()
     asyncio.run(run(messages))
     spent = time.process_time() - started
