@@ -132,8 +132,11 @@ def sample(console: Console, bootstrap: str) -> int:
         worker.start()
         wait_for(worker.ready, 120)
         assert worker.proc is not None
+        # --native: the hot modules run compiled (streams/__init__.py), and py-spy names their
+        # functions, with the .py file and line, only from native stacks, which it cannot read
+        # without pausing the worker for each sample (no --nonblocking)
         sampler = subprocess.Popen([spy, "record", "--pid", str(worker.proc.pid), "--rate", "250",
-                                    "--format", "raw", "--output", str(out), "--nonblocking"],
+                                    "--format", "raw", "--output", str(out), "--native"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with console.status("worker under py-spy"):
             first = wait_for(lambda: worker.events_done() > 0, 120, 0.1)

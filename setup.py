@@ -1,0 +1,54 @@
+"""Builds the hot modules (streams/__init__.py) with Cython; everything else is in pyproject.toml.
+
+Each extension is optional: where it cannot be built (no C compiler, LEADSTAGE_COMPILED=0) the
+package installs and runs the same modules interpreted.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from setuptools import Extension, setup
+
+HERE = Path(__file__).resolve().parent
+
+
+def _package():  # type: ignore[no-untyped-def]
+    # streams/__init__.py alone, by path: it imports only the standard library
+    spec = importlib.util.spec_from_file_location("_leadstage", HERE / "streams" / "__init__.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def extensions() -> list[Extension]:
+    compiled = _package()
+    if not compiled.wanted():
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        return []
+    # -O2 after Python's own -O3: the same instructions per event within 1% (valgrind, 165.4k
+    # against 164.4k), in half the build time
+    modules = [Extension(m, [str(compiled.source_of(m, Path(".")))], optional=True,
+                         extra_compile_args=["-O2"])
+               for m in compiled.MODULES]
+    return cythonize(
+        modules, build_dir="build/cython", quiet=True,
+        nthreads=os.cpu_count() or 1,
+        compiler_directives={
+            "language_level": 3,
+            # plain Python semantics: an annotation is not a C type checked at run time
+            "annotation_typing": False,
+            # functions stay introspectable (inspect.signature, pickling by name)
+            "binding": True,
+        },
+    )
+
+
+setup(ext_modules=extensions(),
+      options={"build_ext": {"parallel": os.cpu_count() or 1}})

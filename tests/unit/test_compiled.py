@@ -1,0 +1,80 @@
+"""The hot modules run compiled, and never older than their source (streams/__init__.py)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import streams
+
+ROOT = Path(__file__).resolve().parents[2]
+SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
+
+
+def _where(module: str, root: Path, **env: str) -> str:
+    """The file `module` is loaded from by a fresh interpreter run in `root`, and its warnings."""
+    run = subprocess.run(
+        [sys.executable, "-c", f"import {module} as m; print(m.__file__)"],
+        cwd=root, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(root), **env})
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip() + "\n" + run.stderr
+
+
+def test_every_hot_module_runs_compiled_in_the_tested_build() -> None:
+    # `make .venv` builds them; the tests then test what the worker runs
+    if not streams.wanted():
+        pytest.fail("LEADSTAGE_COMPILED=0: the tests would not run the compiled modules")
+    interpreted = [m for m in streams.MODULES
+                   if not streams.running_compiled(importlib.import_module(m))]
+    assert interpreted == []
+
+
+def test_the_switch_runs_every_hot_module_interpreted() -> None:
+    for module in ("streams.core.stage_machine", "streams.worker.pipeline"):
+        assert _where(module, ROOT, LEADSTAGE_COMPILED="0").splitlines()[0] \
+            == str(streams.source_of(module))
+
+
+def test_stale_names_a_module_whose_source_is_newer_than_its_build(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    for name in ("fresh", "edited", "never_built"):
+        (package / f"{name}.py").write_text("")
+    (package / f"fresh{SUFFIX}").write_bytes(b"")
+    (package / f"edited{SUFFIX}").write_bytes(b"")
+    os.utime(package / "fresh.py", ns=(10**18, 10**18))
+    os.utime(package / f"fresh{SUFFIX}", ns=(10**18 + 1, 10**18 + 1))
+    os.utime(package / f"edited{SUFFIX}", ns=(10**18, 10**18))
+    os.utime(package / "edited.py", ns=(10**18 + 1, 10**18 + 1))
+    assert streams.stale(["pkg.fresh", "pkg.edited", "pkg.never_built"], tmp_path) \
+        == ["pkg.edited"]
+
+
+def test_a_checkout_edited_since_its_build_runs_the_edited_source(tmp_path: Path) -> None:
+    # a copy of the checkout, its build included, with one hot module edited after the build
+    shutil.copytree(ROOT / "streams", tmp_path / "streams",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    edited = tmp_path / "streams" / "core" / "routing.py"
+    built = streams.compiled_of(edited)
+    assert built is not None
+    edited.write_text(edited.read_text() + "\nEDITED = True\n")
+    os.utime(edited, ns=(built.stat().st_mtime_ns + 10**9,) * 2)
+    shown = _where("streams.core.routing", tmp_path)
+    assert shown.splitlines()[0] == str(edited)
+    assert "older than their source run interpreted" in shown
+    assert "streams.core.routing" in shown
+    untouched = _where("streams.core.stage_machine", tmp_path).splitlines()[0]
+    assert untouched.endswith(SUFFIX)
+
+    # an installed package (no pyproject.toml beside it) is never checked: its files do not change
+    (tmp_path / "pyproject.toml").unlink()
+    assert _where("streams.core.routing", tmp_path).splitlines()[0].endswith(SUFFIX)
