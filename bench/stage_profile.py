@@ -70,8 +70,11 @@ def classify(stack: str) -> str:
         for stage, patterns in STAGES:
             if any(p in frame for p in patterns):
                 return stage
+    # native stacks (--native) sample every thread, waiting ones too: the selector's frame
+    # under epoll_wait, and a thread waiting for the interpreter's lock in pthread_cond_wait
     if any("idle" in f or "select (selectors.py" in f or "poll (selectors" in f
-           for f in frames[-2:]):
+           or "pthread_cond_wait (" in f or "pthread_cond_timedwait (" in f
+           for f in frames[-4:]):
         return "idle (waiting for I/O)"
     return "the rest (event loop, Faust, Python)"
 

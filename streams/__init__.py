@@ -31,8 +31,8 @@ from pathlib import Path
 from types import ModuleType
 
 #: The modules a worker spends its time in (bench/README.md, "Compiled with Cython"): the
-#: stage machine and what it reads, the input gate and the Avro codecs' helpers, the pipeline
-#: and its commit protocol.
+#: stage machine and what it reads, the input gate and the Avro codecs' helpers, the lead store
+#: and the batch sender, the pipeline and its commit protocol.
 MODULES = (
     "streams.core.calendar",
     "streams.core.routing",
@@ -48,6 +48,9 @@ MODULES = (
     "streams.wire.validation",
     "streams.wire.gate",
     "streams.wire.outputs",
+    "streams.adapters.histograms",
+    "streams.adapters.lead_store",
+    "streams.adapters.batch_sender",
     "streams.worker.metrics_recorder",
     "streams.worker.commit",
     "streams.worker.pipeline",
@@ -120,4 +123,5 @@ def _install_guard() -> None:
 
 __version__ = "0.1.0"
 
-_install_guard()
+if __name__ == "streams":  # not when setup.py reads this file on its own
+    _install_guard()

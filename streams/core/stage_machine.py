@@ -55,6 +55,8 @@ class StageMachine:
         self.version = self.definitions.version
         handoff = self.definitions.handoff
         self.handoff_stage = handoff.stage if handoff else None
+        self.ranks: dict[str | None, int] = {
+            name: self.definitions.rank(name) for name in self.definitions.stage_names}
         self.follow_up = handoff.follow_up_within if handoff else None
         #: source -> the properties its events may set
         self.properties_of: dict[str, tuple[Property, ...]] = {}
@@ -204,7 +206,8 @@ class StageMachine:
         change = {
             "event_id": f"{state.lead_id}:{state.sequence}", "lead_id": state.lead_id,
             "sequence": state.sequence, "previous_stage": previous, "stage": stage,
-            "changed_at": now, "cause": cause.value, "cause_event_id": cause_event_id,
+            # a StrEnum: str() is its value, without the call of Enum's `value` property
+            "changed_at": now, "cause": str(cause), "cause_event_id": cause_event_id,
             "definitions_version": self.version, "reason": reason, "facts": facts,
         }
         signals.append(StageChanged(previous, stage, cause))
@@ -240,5 +243,6 @@ class StageMachine:
                                 (event.get("amount") or 0.0) if won else 0.0))
 
     def verdict(self, assessed: str | None, objective: str | None) -> str:
-        a, o = self.definitions.rank(assessed), self.definitions.rank(objective)
+        ranks = self.ranks  # Definitions.rank, without a tuple of names built per call
+        a, o = ranks.get(assessed, -1), ranks.get(objective, -1)
         return "agree" if a == o else ("overrated" if a > o else "underrated")

@@ -41,7 +41,8 @@ def record(metrics: Metrics, signals: Iterable[Signal]) -> None:
     stage = metrics.stage_label
     for s in signals:
         if isinstance(s, StageChanged):
-            counts[("stage_changes", stage(s.from_stage), stage(s.to_stage), s.cause.value)] += 1
+            # str() of the StrEnum is its value, without the call of Enum's `value` property
+            counts[("stage_changes", stage(s.from_stage), stage(s.to_stage), str(s.cause))] += 1
         elif isinstance(s, TimeInStage):
             durations[("time_in_stage", stage(s.stage))].append(max(0.0, s.seconds))
         elif isinstance(s, Assessment):

@@ -1,10 +1,12 @@
 """The package as users install it: a wheel in a fresh environment, away from the checkout.
 
-The wheel must carry every subpackage, the schemas and the default definitions; nothing may be
-read from the working directory or the repository once installed."""
+The wheel must carry every subpackage, the schemas and the default definitions, and its hot
+modules compiled; nothing may be read from the working directory or the repository once
+installed."""
 
 from __future__ import annotations
 
+import importlib.machinery
 import os
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
+import streams
 from tests.paths import REPO_ROOT
 
 
@@ -40,6 +43,10 @@ def test_the_wheel_installs_and_runs_outside_the_checkout(tmp_path):
         str(p.relative_to(REPO_ROOT))[:-3].replace("/", ".").removesuffix(".__init__")
         for p in (REPO_ROOT / "streams").rglob("*.py"))
     assert modules == source_modules  # every subpackage is in the wheel
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    compiled = sorted(n.removesuffix(suffix).replace("/", ".") for n in names
+                      if n.endswith(suffix))
+    assert compiled == sorted(streams.MODULES)  # the hot modules, built by Cython
 
     run([sys.executable, "-m", "venv", "--without-pip", str(fresh)], cwd=tmp_path)
     site = Path(sysconfig.get_path("purelib", vars={"base": str(fresh),
@@ -57,9 +64,12 @@ def test_the_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     code = ("import importlib, streams\n"
             f"for name in {modules!r}:\n"
             "    importlib.import_module(name)\n"
-            "print(streams.__file__)")
-    where = run([str(python), "-c", code], cwd=elsewhere, env=env).stdout.strip()
+            "print(streams.__file__)\n"
+            "print(sum(map(streams.running_compiled, map(importlib.import_module, "
+            "streams.MODULES))))")
+    where, running = run([str(python), "-c", code], cwd=elsewhere, env=env).stdout.split()
     assert Path(where).is_relative_to(fresh), where  # the wheel's copy, not the checkout's
+    assert int(running) == len(streams.MODULES)
 
     check = run([str(fresh / "bin" / "leadstage"), "definitions", "check"], cwd=elsewhere,
                 env=env)
