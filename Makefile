@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: .venv tools rules test lint unit integration demo bench bench-1m soak profile instructions faults fuzz clean
+.PHONY: .venv tools rules test lint unit integration demo bench bench-1m soak profile instructions codecs faults fuzz clean
 
 # Re-installs only when pyproject.toml or setup.py changed since the last install; then builds
 # the hot modules with Cython in place (streams/__init__.py), again whenever one of them changed
@@ -77,6 +77,12 @@ instructions: .venv
 	  echo "installing Debian's valgrind package (needs root)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
 	$(BIN)/python bench/pipeline_instructions.py
+
+# The Avro codecs of the shipped schemas, as source compiled with the hot modules
+# (streams/wire/avro_codegen.py): after changing a schema or a generator.
+codecs: .venv
+	$(BIN)/python -m streams.tools.prebuilt_codecs
+	$(BIN)/python setup.py -q build_ext --inplace
 
 # Where the worker's time goes, per stage, from py-spy samples (bench/stage_profile.py).
 profile: .venv

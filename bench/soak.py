@@ -152,8 +152,11 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
         if worker is not None:
             worker.stop()
     minutes: dict[int, list[float]] = {}
+    # the changes of events produced within the run's whole minutes: the producer's last
+    # fraction of a second is no minute to judge the last minute by
+    whole_minutes_s = int(produced_for // 60) * 60
     for at, ms in seen:
-        if at < produced_for:  # the changes of events produced within the run's minutes
+        if at < whole_minutes_s:
             minutes.setdefault(int(at // 60), []).append(ms)
     table = Table(title=f"soak: {n:,} events at {rate:,.0f}/s for {produced_for:.0f} s")
     for col in ("minute", "changes", "p50 ms", "p99 ms",

@@ -31,8 +31,9 @@ from pathlib import Path
 from types import ModuleType
 
 #: The modules a worker spends its time in (bench/README.md, "Compiled with Cython"): the
-#: stage machine and what it reads, the input gate and the Avro codecs' helpers, the lead store
-#: and the batch sender, the pipeline and its commit protocol.
+#: stage machine and what it reads, the input gate, the Avro codecs (with those generated from
+#: the shipped schemas, wire/avro_codegen.py), the lead store and the batch sender, the pipeline
+#: and its commit protocol.
 MODULES = (
     "streams.core.calendar",
     "streams.core.routing",
@@ -44,6 +45,7 @@ MODULES = (
     "streams.core.stage_machine",
     "streams.wire.avro_decoder",
     "streams.wire.avro_encoder",
+    "streams.wire.avro_prebuilt",
     "streams.wire.avro",
     "streams.wire.validation",
     "streams.wire.gate",

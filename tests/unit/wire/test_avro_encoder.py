@@ -12,36 +12,9 @@ from hypothesis import strategies as st
 
 from streams.wire.avro import registry
 from streams.wire.avro_encoder import compile_encoder
+from tests.unit.wire.avro_records import records
 
 CODEC = registry()
-text = st.text(max_size=30)
-longs = st.integers(-2**63, 2**63 - 1)
-ints = st.integers(-2**31, 2**31 - 1)
-
-
-def _strategy(schema: Any) -> st.SearchStrategy[Any]:
-    kind = schema if isinstance(schema, str) else (
-        "union" if isinstance(schema, list) else schema["type"])
-    if isinstance(kind, dict | list):
-        return _strategy(kind)
-    simple = {"string": text, "long": longs, "int": ints, "boolean": st.booleans(),
-              "double": st.floats(allow_nan=False), "null": st.none()}
-    if kind in simple:
-        return simple[kind]
-    if kind == "enum":
-        return st.sampled_from(schema["symbols"])
-    if kind == "union":
-        return st.one_of(*(_strategy(b) for b in schema))
-    if kind == "map":
-        return st.dictionaries(text, _strategy(schema["values"]), max_size=4)
-    if kind == "record":
-        required = {f["name"]: _strategy(f["type"]) for f in schema["fields"]
-                    if "default" not in f}
-        optional = {f["name"]: _strategy(f["type"]) for f in schema["fields"] if "default" in f}
-        return st.fixed_dictionaries(required, optional=optional)  # a missing field: its default
-    raise AssertionError(f"no strategy for {kind}")
-
-
 def fastavro_bytes(name: str, record: dict[str, Any]) -> bytes:
     out = io.BytesIO()
     fastavro.schemaless_writer(out, CODEC.current[name].parsed, record)
@@ -59,7 +32,7 @@ def test_every_current_schema_gets_a_generated_encoder(name: str) -> None:
 @given(data=st.data())
 def test_the_same_bytes_as_fastavro(name: str, data: st.DataObject) -> None:
     schema = CODEC.current[name]
-    record = data.draw(_strategy(schema.json))
+    record = data.draw(records(schema.json))
     encoder = compile_encoder(schema.json)
     assert encoder is not None
     assert encoder(record) == fastavro_bytes(name, record)
