@@ -9,13 +9,14 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 from setuptools import Extension, setup
 
 HERE = Path(__file__).resolve().parent
 
 
-def _package():  # type: ignore[no-untyped-def]
+def _package() -> ModuleType:
     # streams/__init__.py alone, by path: it imports only the standard library
     spec = importlib.util.spec_from_file_location("_leadstage", HERE / "streams" / "__init__.py")
     assert spec is not None and spec.loader is not None

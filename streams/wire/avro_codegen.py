@@ -17,7 +17,8 @@ from typing import Any
 
 from streams.wire import avro_prebuilt
 
-#: every function generated in this process: digest of its source -> (source, global names)
+#: every function generated in this process: digest of its source -> (source, global names);
+#: a handful per schema, which streams/tools/prebuilt_codecs.py turns into avro_prebuilt.py
 generated: dict[str, tuple[str, tuple[str, ...]]] = {}
 
 
