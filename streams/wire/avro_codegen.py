@@ -66,8 +66,12 @@ class SourceWriter:
         if prebuilt is not None:
             return prebuilt(namespace)
         exec(compile(source, filename, "exec"), namespace)
-        name = head[0].split()[1].split("(")[0]
-        return namespace[name]
+        return namespace[_defined_name(source)]
+
+
+def _defined_name(source: str) -> str:
+    """The name of the function `source` defines ("def decode(data, pos):" -> "decode")."""
+    return source.split("(", 1)[0].removeprefix("def ")
 
 
 def prebuilt_module(functions: dict[str, tuple[str, tuple[str, ...]]]) -> str:
@@ -82,7 +86,7 @@ def prebuilt_module(functions: dict[str, tuple[str, tuple[str, ...]]]) -> str:
         out.extend(f"    {name} = ns[{name!r}]" for name in names)
         body = source.rstrip("\n").split("\n")
         out.extend(f"    {line}" if line else "" for line in body)
-        out.append(f"    return {body[0].split()[1].split('(')[0]}")
+        out.append(f"    return {_defined_name(source)}")
         out.append("")
     out.append("FACTORIES: dict[str, Callable[[dict[str, Any]], Any]] = {")
     out.extend(f"    {key!r}: _{key}," for key in sorted(functions))

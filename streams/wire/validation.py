@@ -79,9 +79,7 @@ def validate(record: dict[str, Any], now_ms: int) -> None:
             raise InvalidEvent(Reason.INVALID_ID, f"{name} contains control or invalid characters")
         if len(value) > _SHORT_ID and _utf8_size(name, value) > MAX_ID_BYTES:
             raise InvalidEvent(Reason.INVALID_ID, f"{name} is longer than {MAX_ID_BYTES} bytes")
-    lead_id = record["lead_id"]  # looks_like_email, its plain ASCII case inline
-    if "@" in lead_id or "%40" in lead_id or (not lead_id.isascii()
-                                               and looks_like_email(lead_id)):
+    if looks_like_email(record["lead_id"]):
         raise InvalidEvent(Reason.PII_IN_ID, "lead_id looks like an e-mail address; use a "
                                              "pseudonymous id")
     at = record.get("occurred_at")
