@@ -298,13 +298,16 @@ class Compiled:
     #: (pair, the values it reads) -> the day its truth switches (review.next_review)
     switch_days: dict[tuple[Any, ...], int | None] = field(default_factory=dict, compare=False,
                                                           repr=False)
-    #: (name, type) of every fact and property in value order: a change formats them all
-    _value_kinds: tuple[tuple[str, Type], ...] = field(init=False, compare=False, repr=False)
+    #: (name, its type's formatter) of every fact and property in value order: a change
+    #: formats them all, and picking the formatter per value read four Enum members (about
+    #: 90 ns each on Python 3.11)
+    _formatters: tuple[tuple[str, Callable[[Any], str]], ...] = field(
+        init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         d = self.definitions
-        object.__setattr__(self, "_value_kinds",
-                           tuple((name, d.value_type(name)) for name in d.value_names))
+        object.__setattr__(self, "_formatters", tuple(
+            (name, _formatter(d.value_type(name))) for name in d.value_names))
 
     def evaluate(self, history: LeadHistory, now: int) -> tuple[str | None, tuple[Any, ...]]:
         """(stage name or None when outside the population, fact values) at `now` (ms)."""
@@ -317,8 +320,8 @@ class Compiled:
     def format_facts(self, facts: tuple[Any, ...]) -> dict[str, str]:
         """Every fact's and property's value, as change events and lookups show them."""
         shown = {}  # a loop, not a comprehension: no function call per change
-        for (name, kind), v in zip(self._value_kinds, facts, strict=True):
-            shown[name] = format_value(kind, v)
+        for (name, formatted), v in zip(self._formatters, facts, strict=True):
+            shown[name] = "none" if v is None else formatted(v)
         return shown
 
     def reason(self, stage: str | None, facts: tuple[Any, ...], now: int,
@@ -401,18 +404,25 @@ def _expand(d: Definitions, names: list[str]) -> list[str]:
     return out
 
 
-def format_value(kind: Type, value: Any) -> str:
-    if value is None:
-        return "none"
+def _decimal(value: Any) -> str:
+    return repr(float(value))
+
+
+def _boolean(value: Any) -> str:
+    return "true" if value else "false"
+
+
+def _formatter(kind: Type) -> Callable[[Any], str]:
+    """How a value of this type is shown (None, "none", aside)."""
     if kind is Type.DATE:
-        return format_date(value)
+        return format_date
     if kind is Type.TIMESTAMP:
-        return format_timestamp(value)
+        return format_timestamp
     if kind is Type.DECIMAL:
-        return repr(float(value))
+        return _decimal
     if kind is Type.BOOLEAN:
-        return "true" if value else "false"
-    return str(value)
+        return _boolean
+    return str
 
 
 def compile_definitions(definitions: Definitions) -> Compiled:

@@ -6,7 +6,7 @@ import pytest
 
 from streams.core.calendar import MS_PER_DAY, add_months, parse_date
 from streams.core.definitions.compiler import compile_definitions
-from streams.core.definitions.loader import load_file
+from streams.core.definitions.loader import load_file, load_text
 from streams.core.lead_history import LeadHistory
 
 DEFAULT = compile_definitions(load_file("definitions/lead-stages.yaml"))
@@ -116,3 +116,32 @@ def test_a_change_shows_in_its_reason_the_values_it_shows_in_its_facts():
     assert DEFAULT.reason(name, facts, now, shown) == DEFAULT.reason(name, facts, now)
     marked = {**shown, "decision_date": "MARK"}
     assert "decision_date = MARK" in DEFAULT.reason(name, facts, now, marked)
+
+
+def test_a_change_shows_each_type_of_value_as_the_language_writes_it():
+    """Dates as days, timestamps as ISO-8601 UTC, decimals as numbers, counts and texts as they
+    are, and a value nobody recorded as `none`."""
+    compiled = compile_definitions(load_text("""
+version: 1
+effective: 2026-12-01
+agreed_by: {marketing: M, sales: S}
+properties:
+  segment: {type: text, from: CRM, values: [smb, enterprise]}
+  employees: {type: number, from: CRM}
+facts:
+  contacts: {count: [CONTACTED]}
+  first_contact: {first: [CONTACTED]}
+  budget: {max: BUDGET_CONFIRMED.amount}
+  decision_date: {latest: DECISION_TIMELINE_PROVIDED.decision_by}
+population: contacts >= 1
+stages:
+  - {name: cold, meaning: m, when: budget is none}
+  - {name: hot, meaning: m, when: budget is not none}
+"""))
+    now = at("2026-11-26")
+    h = lead(("CONTACTED", now - MS_PER_DAY, {}), ("BUDGET_CONFIRMED", now, {"amount": 12500}))
+    h.set_property("segment", now, "smb")
+    _, facts = compiled.evaluate(h, now)
+    assert compiled.format_facts(facts) == {
+        "contacts": "1", "first_contact": "2026-11-25T12:00:00Z", "budget": "12500.0",
+        "decision_date": "none", "segment": "smb", "employees": "none"}
