@@ -6,9 +6,12 @@ shell (Faust app, codecs, metrics, web views, CLI, local broker) wires it to the
 The hot modules (MODULES) are compiled to C by Cython when the package is installed (setup.py).
 They stay plain Python: Cython compiles them as they are, their annotations not turned into C
 types (`annotation_typing=False`), so they behave exactly as interpreted, and a machine without
-a C compiler runs the same code interpreted. A compiled module is a file beside its source
-(`stage_machine.cpython-311-x86_64-linux-gnu.so`), which Python's import system prefers to the
-`.py`. So, when this package is first imported:
+a C compiler runs the same code interpreted. The one exception is declared, not annotated: a
+`.pxd` beside a module gives C integer types to the locals of a few arithmetic functions (the
+Avro varints), each tested against its interpreted source at every edge.
+
+A compiled module is a file beside its source (`stage_machine.cpython-311-x86_64-linux-gnu.so`),
+which Python's import system prefers to the `.py`. So, when this package is first imported:
 
 - in a source checkout, a compiled module older than its source (the source edited, or another
   branch checked out, since the last build) is not used: its source is, with a warning; `make`
@@ -80,13 +83,18 @@ def compiled_of(source: Path) -> Path | None:
 
 
 def stale(modules: Sequence[str] = MODULES, root: Path = ROOT) -> list[str]:
-    """The modules whose compiled file is older than their source."""
+    """The modules whose compiled file is older than their source, or than the C types
+    declared for it (a `.pxd` beside the source)."""
     found = []
     for module in modules:
         source = source_of(module, root)
         built = compiled_of(source)
-        if built is not None and source.exists() \
-                and source.stat().st_mtime_ns > built.stat().st_mtime_ns:
+        if built is None or not source.exists():
+            continue
+        declared = source.with_suffix(".pxd")
+        edited = max(source.stat().st_mtime_ns,
+                     declared.stat().st_mtime_ns if declared.exists() else 0)
+        if edited > built.stat().st_mtime_ns:
             found.append(module)
     return found
 

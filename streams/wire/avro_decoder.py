@@ -33,20 +33,23 @@ class AvroBodyError(ValueError):
 def _varint(data: bytes, pos: int, first: int) -> tuple[int, int]:
     """The rest of a zig-zag varint whose first byte (`first`, already read) had its high bit set;
     (value, position after it)."""
+    # compiled, n and b are unsigned and value signed 64-bit C integers (avro_decoder.pxd), so
+    # this is C arithmetic, not Python objects: no bit past the 64th is ever shifted in
     n = first & 0x7F
     shift = 7
     while True:
         b = data[pos]
         pos += 1
+        if shift == 63 and b & 0x7E and not b & 0x80:  # the 10th byte holds the 64th bit only
+            raise AvroBodyError("a varint beyond 64 bits")
         n |= (b & 0x7F) << shift
         if not b & 0x80:
             break
         shift += 7
         if shift > 63:
             raise AvroBodyError("a varint longer than 10 bytes")
-    if n >> 64:
-        raise AvroBodyError("a varint beyond 64 bits")
-    return (n >> 1) ^ -(n & 1), pos
+    value = (n >> 1) ^ -(n & 1)
+    return value, pos
 
 
 def _encoded_index(data: bytes, pos: int, first: int) -> tuple[int, int]:

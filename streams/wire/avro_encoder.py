@@ -29,7 +29,12 @@ def _long(n: int) -> bytes:
     """A zig-zag varint (raises for a value outside 64 bits, or one that is not an int)."""
     if not _MIN_LONG <= n <= _MAX_LONG:
         raise ValueError(f"{n} does not fit 64 bits")
-    z = (n << 1) ^ (n >> 63)
+    if type(n) is not int and not isinstance(n, int):
+        raise TypeError(f"{type(n).__name__} is not an integer")
+    # compiled, v is a signed and z an unsigned 64-bit C integer (avro_encoder.pxd), so this
+    # is C arithmetic, not Python objects; both hold any value the check above lets through
+    v = n
+    z = (v << 1) ^ (v >> 63)
     if z < 0x80:
         return _SMALL[z]
     out = bytearray()

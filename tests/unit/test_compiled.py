@@ -46,16 +46,20 @@ def test_the_switch_runs_every_hot_module_interpreted() -> None:
 def test_stale_names_a_module_whose_source_is_newer_than_its_build(tmp_path: Path) -> None:
     package = tmp_path / "pkg"
     package.mkdir()
-    for name in ("fresh", "edited", "never_built"):
+    for name in ("fresh", "edited", "declared", "never_built"):
         (package / f"{name}.py").write_text("")
-    (package / f"fresh{SUFFIX}").write_bytes(b"")
-    (package / f"edited{SUFFIX}").write_bytes(b"")
+    for name in ("fresh", "edited", "declared"):
+        (package / f"{name}{SUFFIX}").write_bytes(b"")
+    (package / "declared.pxd").write_text("")  # its C types, edited after the build
     os.utime(package / "fresh.py", ns=(10**18, 10**18))
     os.utime(package / f"fresh{SUFFIX}", ns=(10**18 + 1, 10**18 + 1))
     os.utime(package / f"edited{SUFFIX}", ns=(10**18, 10**18))
     os.utime(package / "edited.py", ns=(10**18 + 1, 10**18 + 1))
-    assert streams.stale(["pkg.fresh", "pkg.edited", "pkg.never_built"], tmp_path) \
-        == ["pkg.edited"]
+    os.utime(package / "declared.py", ns=(10**18, 10**18))
+    os.utime(package / f"declared{SUFFIX}", ns=(10**18 + 1, 10**18 + 1))
+    os.utime(package / "declared.pxd", ns=(10**18 + 2, 10**18 + 2))
+    assert streams.stale(["pkg.fresh", "pkg.edited", "pkg.declared", "pkg.never_built"],
+                         tmp_path) == ["pkg.edited", "pkg.declared"]
 
 
 def test_a_checkout_edited_since_its_build_runs_the_edited_source(tmp_path: Path) -> None:
