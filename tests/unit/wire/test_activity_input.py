@@ -58,6 +58,13 @@ def record(**changes: object) -> dict:
     ({"attributes": {"k" * 129: "v"}}, "too_long"),
     ({"attributes": {"": "v"}}, "too_long"),
     ({"attributes": {"k": "v" * 1025}}, "too_long"),
+    # attributes past the ASCII fast path: sizes in bytes, not characters, and not text
+    ({"attributes": {"k": "\u00e9" * 513}}, "too_long"),  # 513 characters, 1026 bytes
+    ({"attributes": {"\u00e9" * 65: "v"}}, "too_long"),  # 65 characters, 130 bytes
+    ({"attributes": {"k": "bad \udcff byte"}}, "invalid_text"),
+    ({"attributes": {"bad \ud800": "v"}}, "invalid_text"),
+    ({"attributes": {"k": 5}}, "bad_field"),
+    ({"attributes": {"k": b"v"}}, "bad_field"),
 ])
 def test_each_validation_rule(changes, reason):
     with pytest.raises(InvalidEvent) as caught:
@@ -73,6 +80,7 @@ def test_valid_events_pass_including_one_day_ahead_and_the_year_2000():
     validate(record(activity="DECISION_TIMELINE_PROVIDED", decision_by=parse_date("2199-12-31")),
              NOW)
     validate(record(attributes={"k" * 128: "v" * 1024}), NOW)
+    validate(record(attributes={"\u00e9" * 64: "\u00e9" * 512, "k": None}), NOW)  # at the limits
     validate(record(occurred_at=NOW + 23 * 3_600_000), NOW)
     validate(record(occurred_at=parse_date("2000-01-01") * 86_400_000), NOW)
     validate(record(activity="DECISION_TIMELINE_PROVIDED", decision_by=20_000), NOW)
