@@ -51,6 +51,7 @@ def add_months_ms(ts: int, months: int) -> int:
     return add_months(day, months) * MS_PER_DAY + ms_of_day
 
 
+@lru_cache(maxsize=65_536)  # every change shows `today` and dates: few distinct days
 def format_date(day: int) -> str:
     return to_date(day).isoformat()
 

@@ -11,7 +11,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from streams.core.calendar import (
     MS_PER_DAY,
@@ -280,6 +280,17 @@ def _no_values(facts: tuple[Any, ...]) -> tuple[()]:
     return ()
 
 
+class Window(NamedTuple):
+    """A windowed fact: its window, and the series whose times leave it."""
+
+    within: Duration
+    months: int
+    millis: int
+    #: the "ACTIVITY.field" whose value times it reads (a sum or maximum), or None: a count
+    values_key: str | None
+    activities: tuple[str, ...]
+
+
 #: (rule text, conditions spelled out, fact and property names read, whether it mentions today)
 _ReasonPlan = tuple[str, tuple[str, ...], tuple[str, ...], bool]
 
@@ -304,10 +315,18 @@ class Compiled:
     _formatters: tuple[tuple[str, Callable[[Any], str]], ...] = field(
         init=False, compare=False, repr=False)
 
+    #: every windowed fact as review.window_exits reads it, worked out once rather than from
+    #: the definitions at every evaluation
+    windows: tuple[Window, ...] = field(init=False, compare=False, repr=False)
+
     def __post_init__(self) -> None:
         d = self.definitions
         object.__setattr__(self, "_formatters", tuple(
             (name, _formatter(d.value_type(name))) for name in d.value_names))
+        object.__setattr__(self, "windows", tuple(
+            Window(f.within, f.within.months, f.within.millis,
+                   f.values_key if f.kind in ("sum", "max") else None, tuple(f.activities))
+            for f in d.facts.values() if f.within is not None))
 
     def evaluate(self, history: LeadHistory, now: int) -> tuple[str | None, tuple[Any, ...]]:
         """(stage name or None when outside the population, fact values) at `now` (ms)."""

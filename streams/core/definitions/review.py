@@ -62,13 +62,12 @@ def _flips_at(pair: TimePair, facts: tuple[Any, ...], before: bool, t: int) -> b
 def window_exits(compiled: Compiled, history: LeadHistory, now: int) -> int | None:
     """The first instant after `now` at which an event leaves a windowed count."""
     best: int | None = None
-    for fact in compiled.definitions.facts.values():
-        if fact.within is None:
-            continue
-        start = _window_start(now, fact.within)
+    recent = history.recent
+    for within, months, millis, values_key, activities in compiled.windows:
+        start = (add_months_ms(now, -months) if months else now) - millis
         # a windowed sum or maximum changes when one of its values leaves, as a count does
-        series = (history.value_times.get(fact.values_key),) if fact.kind in ("sum", "max") \
-            else map(history.recent.get, fact.activities)
+        series = (history.value_times.get(values_key),) if values_key is not None \
+            else map(recent.get, activities)
         for times in series:
             if not times:
                 continue
@@ -76,11 +75,11 @@ def window_exits(compiled: Compiled, history: LeadHistory, now: int) -> int | No
             if i == len(times) or times[i] > now:
                 continue
             oldest = times[i]
-            if not fact.within.months:
-                exit_at: int | None = oldest + fact.within.millis
+            if not months:
+                exit_at: int | None = oldest + millis
             else:
-                span = (fact.within.max_days + 1) * MS_PER_DAY
-                exit_at = _first_true(partial(_window_passed, fact.within, oldest),
+                span = (within.max_days + 1) * MS_PER_DAY
+                exit_at = _first_true(partial(_window_passed, within, oldest),
                                       now, int(now + span))
             if exit_at is not None and (best is None or exit_at < best):
                 best = exit_at
