@@ -62,10 +62,11 @@ class _Codegen(SourceWriter):
             self.emit(indent, f"if {source} is not None: raise ValueError('expected null')")
         elif kind == "boolean":
             self.emit(indent, f"out(b'\\x01' if {source} else b'\\x00')")
-        elif kind == "int":
-            self.emit(indent, f"out(_int({source}))")
-        elif kind == "long":
-            self.emit(indent, f"out(_long({source}))")
+        elif kind in ("int", "long"):
+            # a small non-negative number (a sequence, a version) is one byte: no call; any
+            # other value, or one that is not a number, goes to the checks of _int and _long
+            self.emit(indent, f"out(_LENGTHS[{source}] if 0 <= {source} < 64 "
+                              f"else _{kind}({source}))")
         elif kind in ("float", "double"):
             packer = self.constant("pack", Struct("<f" if kind == "float" else "<d").pack)
             self.emit(indent, f"out({packer}({source}))")

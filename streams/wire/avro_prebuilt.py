@@ -119,170 +119,6 @@ def _0fc32e5a21ab17c1cd65(ns):
         return value, pos
     return decode
 
-def _3523c171f6934e315268(ns):
-    _LENGTHS = ns['_LENGTHS']
-    _int = ns['_int']
-    _long = ns['_long']
-    default12 = ns['default12']
-    default15 = ns['default15']
-    default18 = ns['default18']
-    default22 = ns['default22']
-    default27 = ns['default27']
-    default31 = ns['default31']
-    default36 = ns['default36']
-    default41 = ns['default41']
-    default9 = ns['default9']
-    pack21 = ns['pack21']
-    symbols11 = ns['symbols11']
-    symbols14 = ns['symbols14']
-    symbols30 = ns['symbols30']
-    def encode(datum):
-        parts = [b'\xc3\x01F\x1bH\x8ey\xec\x87\xbc']
-        out = parts.append
-        r1 = datum
-        f2 = r1.get('event_id')
-        d3 = f2.encode(); n4 = len(d3)
-        out(_LENGTHS[n4] if n4 < 64 else _long(n4))
-        out(d3)
-        f5 = r1.get('lead_id')
-        d6 = f5.encode(); n7 = len(d6)
-        out(_LENGTHS[n7] if n7 < 64 else _long(n7))
-        out(d6)
-        f8 = r1.get('occurred_at')
-        out(_long(f8))
-        f10 = r1.get('source', default9)
-        out(symbols11[f10])
-        f13 = r1.get('activity', default12)
-        out(symbols14[f13])
-        f16 = r1.get('decision_by', default15)
-        u17 = f16
-        if u17 is None: out(b'\x00')
-        else:
-            out(b'\x02')
-            out(_int(u17))
-        f19 = r1.get('amount', default18)
-        u20 = f19
-        if u20 is None: out(b'\x00')
-        else:
-            out(b'\x02')
-            out(pack21(u20))
-        f23 = r1.get('currency', default22)
-        u24 = f23
-        if u24 is None: out(b'\x00')
-        else:
-            out(b'\x02')
-            d25 = u24.encode(); n26 = len(d25)
-            out(_LENGTHS[n26] if n26 < 64 else _long(n26))
-            out(d25)
-        f28 = r1.get('team', default27)
-        u29 = f28
-        if u29 is None: out(b'\x00')
-        else:
-            out(b'\x02')
-            out(symbols30[u29])
-        f32 = r1.get('assessed_stage', default31)
-        u33 = f32
-        if u33 is None: out(b'\x00')
-        else:
-            out(b'\x02')
-            d34 = u33.encode(); n35 = len(d34)
-            out(_LENGTHS[n35] if n35 < 64 else _long(n35))
-            out(d34)
-        f37 = r1.get('reason', default36)
-        u38 = f37
-        if u38 is None: out(b'\x00')
-        else:
-            out(b'\x02')
-            d39 = u38.encode(); n40 = len(d39)
-            out(_LENGTHS[n40] if n40 < 64 else _long(n40))
-            out(d39)
-        f42 = r1.get('attributes', default41)
-        m43 = f42
-        if m43:
-            out(_long(len(m43)))
-            for k44, v45 in m43.items():
-                d46 = k44.encode(); n47 = len(d46)
-                out(_LENGTHS[n47] if n47 < 64 else _long(n47))
-                out(d46)
-                d48 = v45.encode(); n49 = len(d48)
-                out(_LENGTHS[n49] if n49 < 64 else _long(n49))
-                out(d48)
-        out(b'\x00')
-        return b''.join(parts)
-    return encode
-
-def _9827ef3d4c50731edb40(ns):
-    _LENGTHS = ns['_LENGTHS']
-    _int = ns['_int']
-    _long = ns['_long']
-    default14 = ns['default14']
-    default22 = ns['default22']
-    default31 = ns['default31']
-    default9 = ns['default9']
-    symbols21 = ns['symbols21']
-    def encode(datum):
-        parts = [b'\xc3\x01\x08V\x13\x1f\xdc\x803\xd8']
-        out = parts.append
-        r1 = datum
-        f2 = r1.get('event_id')
-        d3 = f2.encode(); n4 = len(d3)
-        out(_LENGTHS[n4] if n4 < 64 else _long(n4))
-        out(d3)
-        f5 = r1.get('lead_id')
-        d6 = f5.encode(); n7 = len(d6)
-        out(_LENGTHS[n7] if n7 < 64 else _long(n7))
-        out(d6)
-        f8 = r1.get('sequence')
-        out(_long(f8))
-        f10 = r1.get('previous_stage', default9)
-        u11 = f10
-        if u11 is None: out(b'\x00')
-        else:
-            out(b'\x02')
-            d12 = u11.encode(); n13 = len(d12)
-            out(_LENGTHS[n13] if n13 < 64 else _long(n13))
-            out(d12)
-        f15 = r1.get('stage', default14)
-        u16 = f15
-        if u16 is None: out(b'\x00')
-        else:
-            out(b'\x02')
-            d17 = u16.encode(); n18 = len(d17)
-            out(_LENGTHS[n18] if n18 < 64 else _long(n18))
-            out(d17)
-        f19 = r1.get('changed_at')
-        out(_long(f19))
-        f20 = r1.get('cause')
-        out(symbols21[f20])
-        f23 = r1.get('cause_event_id', default22)
-        u24 = f23
-        if u24 is None: out(b'\x00')
-        else:
-            out(b'\x02')
-            d25 = u24.encode(); n26 = len(d25)
-            out(_LENGTHS[n26] if n26 < 64 else _long(n26))
-            out(d25)
-        f27 = r1.get('definitions_version')
-        out(_int(f27))
-        f28 = r1.get('reason')
-        d29 = f28.encode(); n30 = len(d29)
-        out(_LENGTHS[n30] if n30 < 64 else _long(n30))
-        out(d29)
-        f32 = r1.get('facts', default31)
-        m33 = f32
-        if m33:
-            out(_long(len(m33)))
-            for k34, v35 in m33.items():
-                d36 = k34.encode(); n37 = len(d36)
-                out(_LENGTHS[n37] if n37 < 64 else _long(n37))
-                out(d36)
-                d38 = v35.encode(); n39 = len(d38)
-                out(_LENGTHS[n39] if n39 < 64 else _long(n39))
-                out(d38)
-        out(b'\x00')
-        return b''.join(parts)
-    return encode
-
 def _aaf74a129f05f913d5af(ns):
     _encoded_index = ns['_encoded_index']
     _fail = ns['_fail']
@@ -430,7 +266,7 @@ def _aaf74a129f05f913d5af(ns):
         return value, pos
     return decode
 
-def _e2e3cd68d3039085f3be(ns):
+def _ee10ddc2c66bb0d415ce(ns):
     _LENGTHS = ns['_LENGTHS']
     _int = ns['_int']
     _long = ns['_long']
@@ -447,11 +283,11 @@ def _e2e3cd68d3039085f3be(ns):
         out(_LENGTHS[n7] if n7 < 64 else _long(n7))
         out(d6)
         f8 = r1.get('since')
-        out(_long(f8))
+        out(_LENGTHS[f8] if 0 <= f8 < 64 else _long(f8))
         f9 = r1.get('sequence')
-        out(_long(f9))
+        out(_LENGTHS[f9] if 0 <= f9 < 64 else _long(f9))
         f10 = r1.get('definitions_version')
-        out(_int(f10))
+        out(_LENGTHS[f10] if 0 <= f10 < 64 else _int(f10))
         return b''.join(parts)
     return encode
 
@@ -489,11 +325,175 @@ def _f431a1eeaaba2c4d8fb0(ns):
         return value, pos
     return decode
 
+def _fdf98fff07c681b71162(ns):
+    _LENGTHS = ns['_LENGTHS']
+    _int = ns['_int']
+    _long = ns['_long']
+    default12 = ns['default12']
+    default15 = ns['default15']
+    default18 = ns['default18']
+    default22 = ns['default22']
+    default27 = ns['default27']
+    default31 = ns['default31']
+    default36 = ns['default36']
+    default41 = ns['default41']
+    default9 = ns['default9']
+    pack21 = ns['pack21']
+    symbols11 = ns['symbols11']
+    symbols14 = ns['symbols14']
+    symbols30 = ns['symbols30']
+    def encode(datum):
+        parts = [b'\xc3\x01F\x1bH\x8ey\xec\x87\xbc']
+        out = parts.append
+        r1 = datum
+        f2 = r1.get('event_id')
+        d3 = f2.encode(); n4 = len(d3)
+        out(_LENGTHS[n4] if n4 < 64 else _long(n4))
+        out(d3)
+        f5 = r1.get('lead_id')
+        d6 = f5.encode(); n7 = len(d6)
+        out(_LENGTHS[n7] if n7 < 64 else _long(n7))
+        out(d6)
+        f8 = r1.get('occurred_at')
+        out(_LENGTHS[f8] if 0 <= f8 < 64 else _long(f8))
+        f10 = r1.get('source', default9)
+        out(symbols11[f10])
+        f13 = r1.get('activity', default12)
+        out(symbols14[f13])
+        f16 = r1.get('decision_by', default15)
+        u17 = f16
+        if u17 is None: out(b'\x00')
+        else:
+            out(b'\x02')
+            out(_LENGTHS[u17] if 0 <= u17 < 64 else _int(u17))
+        f19 = r1.get('amount', default18)
+        u20 = f19
+        if u20 is None: out(b'\x00')
+        else:
+            out(b'\x02')
+            out(pack21(u20))
+        f23 = r1.get('currency', default22)
+        u24 = f23
+        if u24 is None: out(b'\x00')
+        else:
+            out(b'\x02')
+            d25 = u24.encode(); n26 = len(d25)
+            out(_LENGTHS[n26] if n26 < 64 else _long(n26))
+            out(d25)
+        f28 = r1.get('team', default27)
+        u29 = f28
+        if u29 is None: out(b'\x00')
+        else:
+            out(b'\x02')
+            out(symbols30[u29])
+        f32 = r1.get('assessed_stage', default31)
+        u33 = f32
+        if u33 is None: out(b'\x00')
+        else:
+            out(b'\x02')
+            d34 = u33.encode(); n35 = len(d34)
+            out(_LENGTHS[n35] if n35 < 64 else _long(n35))
+            out(d34)
+        f37 = r1.get('reason', default36)
+        u38 = f37
+        if u38 is None: out(b'\x00')
+        else:
+            out(b'\x02')
+            d39 = u38.encode(); n40 = len(d39)
+            out(_LENGTHS[n40] if n40 < 64 else _long(n40))
+            out(d39)
+        f42 = r1.get('attributes', default41)
+        m43 = f42
+        if m43:
+            out(_long(len(m43)))
+            for k44, v45 in m43.items():
+                d46 = k44.encode(); n47 = len(d46)
+                out(_LENGTHS[n47] if n47 < 64 else _long(n47))
+                out(d46)
+                d48 = v45.encode(); n49 = len(d48)
+                out(_LENGTHS[n49] if n49 < 64 else _long(n49))
+                out(d48)
+        out(b'\x00')
+        return b''.join(parts)
+    return encode
+
+def _ff91f98237f1cf76be21(ns):
+    _LENGTHS = ns['_LENGTHS']
+    _int = ns['_int']
+    _long = ns['_long']
+    default14 = ns['default14']
+    default22 = ns['default22']
+    default31 = ns['default31']
+    default9 = ns['default9']
+    symbols21 = ns['symbols21']
+    def encode(datum):
+        parts = [b'\xc3\x01\x08V\x13\x1f\xdc\x803\xd8']
+        out = parts.append
+        r1 = datum
+        f2 = r1.get('event_id')
+        d3 = f2.encode(); n4 = len(d3)
+        out(_LENGTHS[n4] if n4 < 64 else _long(n4))
+        out(d3)
+        f5 = r1.get('lead_id')
+        d6 = f5.encode(); n7 = len(d6)
+        out(_LENGTHS[n7] if n7 < 64 else _long(n7))
+        out(d6)
+        f8 = r1.get('sequence')
+        out(_LENGTHS[f8] if 0 <= f8 < 64 else _long(f8))
+        f10 = r1.get('previous_stage', default9)
+        u11 = f10
+        if u11 is None: out(b'\x00')
+        else:
+            out(b'\x02')
+            d12 = u11.encode(); n13 = len(d12)
+            out(_LENGTHS[n13] if n13 < 64 else _long(n13))
+            out(d12)
+        f15 = r1.get('stage', default14)
+        u16 = f15
+        if u16 is None: out(b'\x00')
+        else:
+            out(b'\x02')
+            d17 = u16.encode(); n18 = len(d17)
+            out(_LENGTHS[n18] if n18 < 64 else _long(n18))
+            out(d17)
+        f19 = r1.get('changed_at')
+        out(_LENGTHS[f19] if 0 <= f19 < 64 else _long(f19))
+        f20 = r1.get('cause')
+        out(symbols21[f20])
+        f23 = r1.get('cause_event_id', default22)
+        u24 = f23
+        if u24 is None: out(b'\x00')
+        else:
+            out(b'\x02')
+            d25 = u24.encode(); n26 = len(d25)
+            out(_LENGTHS[n26] if n26 < 64 else _long(n26))
+            out(d25)
+        f27 = r1.get('definitions_version')
+        out(_LENGTHS[f27] if 0 <= f27 < 64 else _int(f27))
+        f28 = r1.get('reason')
+        d29 = f28.encode(); n30 = len(d29)
+        out(_LENGTHS[n30] if n30 < 64 else _long(n30))
+        out(d29)
+        f32 = r1.get('facts', default31)
+        m33 = f32
+        if m33:
+            out(_long(len(m33)))
+            for k34, v35 in m33.items():
+                d36 = k34.encode(); n37 = len(d36)
+                out(_LENGTHS[n37] if n37 < 64 else _long(n37))
+                out(d36)
+                d38 = v35.encode(); n39 = len(d38)
+                out(_LENGTHS[n39] if n39 < 64 else _long(n39))
+                out(d38)
+        out(b'\x00')
+        return b''.join(parts)
+    return encode
+
 FACTORIES: dict[str, Callable[[dict[str, Any]], Any]] = {
     '0fc32e5a21ab17c1cd65': _0fc32e5a21ab17c1cd65,
-    '3523c171f6934e315268': _3523c171f6934e315268,
-    '9827ef3d4c50731edb40': _9827ef3d4c50731edb40,
     'aaf74a129f05f913d5af': _aaf74a129f05f913d5af,
-    'e2e3cd68d3039085f3be': _e2e3cd68d3039085f3be,
+    'ee10ddc2c66bb0d415ce': _ee10ddc2c66bb0d415ce,
     'f431a1eeaaba2c4d8fb0': _f431a1eeaaba2c4d8fb0,
+    'fdf98fff07c681b71162': _fdf98fff07c681b71162,
+    'ff91f98237f1cf76be21': _ff91f98237f1cf76be21,
 }

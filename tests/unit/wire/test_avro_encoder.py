@@ -42,6 +42,8 @@ def test_the_same_bytes_as_fastavro(name: str, data: st.DataObject) -> None:
 @pytest.mark.parametrize(("field", "bad"), [
     ("sequence", 2**63), ("definitions_version", 2**31), ("stage", 5), ("cause", "LATER"),
     ("lead_id", None), ("facts", {"a": 1}),
+    ("sequence", 1.0), ("sequence", "1"), ("sequence", None), ("sequence", -2**63 - 1),
+    ("definitions_version", 1.5), ("definitions_version", -2**31 - 1),
 ])
 def test_a_value_that_does_not_fit_its_type_raises(field: str, bad: Any) -> None:
     change = {"event_id": "L:1", "lead_id": "L", "sequence": 1, "previous_stage": None,
