@@ -6,9 +6,10 @@ shell (Faust app, codecs, metrics, web views, CLI, local broker) wires it to the
 The hot modules (MODULES) are compiled to C by Cython when the package is installed (setup.py).
 They stay plain Python: Cython compiles them as they are, their annotations not turned into C
 types (`annotation_typing=False`), so they behave exactly as interpreted, and a machine without
-a C compiler runs the same code interpreted. The one exception is declared, not annotated: a
+a C compiler runs the same code interpreted. The exceptions are declared, not annotated: a
 `.pxd` beside a module gives C integer types to the locals of a few arithmetic functions (the
-Avro varints), each tested against its interpreted source at every edge.
+Avro varints), and the prebuilt Avro decoders declare theirs (wire/avro_codegen.py); each is
+tested against its interpreted source at every edge.
 
 A compiled module is a file beside its source (`stage_machine.cpython-311-x86_64-linux-gnu.so`),
 which Python's import system prefers to the `.py`. So, when this package is first imported:

@@ -142,12 +142,12 @@ class Registry:
 
     def decode(self, data: bytes, expect: str | None = None) -> tuple[str, dict[str, Any]]:
         """(record type, record) resolved to the current schema of that record type."""
+        if type(data) is not bytes:  # a bytearray or memoryview: the decoders read bytes
+            data = bytes(data)
         if len(data) < HEADER_SIZE or data[:2] != MAGIC:
             raise DecodeError(Reason.UNDECODABLE,
                               "not Avro single-object encoded (no C3 01 header)")
         fp = data[2:HEADER_SIZE]
-        if type(fp) is not bytes:  # a bytearray's or memoryview's slice: not a dict key
-            fp = bytes(fp)
         known = self._readers.get(fp)
         if known is None:
             known = self._known_reader(fp)

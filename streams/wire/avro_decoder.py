@@ -54,13 +54,21 @@ def _varint(data: bytes, pos: int, first: int) -> tuple[int, int]:
 
 def _encoded_index(data: bytes, pos: int, first: int) -> tuple[int, int]:
     """A multi-byte index varint as the one-byte path leaves it: twice a non-negative index, -1
-    for a negative one; (that, position after it)."""
+    for a negative one or one past any schema's (twice it would not fit the 64-bit C integer
+    the compiled decoder keeps it in); (that, position after it)."""
     n, pos = _varint(data, pos, first)
-    return (n << 1 if n >= 0 else -1), pos
+    return (n << 1 if 0 <= n < _INDEX_LIMIT else -1), pos
 
 
-def _fail(message: str) -> None:
-    raise AvroBodyError(message)
+#: No union has this many branches nor an enum this many symbols.
+_INDEX_LIMIT = 1 << 62
+
+
+#: The C types of a compiled decoder's locals (avro_codegen.py): a body is bytes (the registry
+#: passes it as such), positions are indexes, lengths and counts 64-bit, a byte an int.
+LONG = "cython.longlong"
+_LOCALS = (("data", "bytes"), ("pos", "cython.Py_ssize_t"), ("end", "cython.Py_ssize_t"),
+           ("b", "cython.int"), ("_size", LONG))
 
 
 class _Codegen(SourceWriter):
@@ -74,10 +82,11 @@ class _Codegen(SourceWriter):
         """A length: a one-byte one needs only its sign bit tested and a shift."""
         self.emit(indent, "b = data[pos]; pos += 1")
         self.emit(indent, f"if b & 0x80: {target}, pos = _varint(data, pos, b)")
-        self.emit(indent, "elif b & 1: _fail('a length outside the body')")
+        self.emit(indent, "elif b & 1: raise _Error('a length outside the body')")
         self.emit(indent, f"else: {target} = b >> 1")
-        self.emit(indent, f"if {target} < 0 or pos + {target} > end: "
-                          f"_fail('a length outside the body')")
+        # not `pos + length > end`: compiled, a length near 2**63 would wrap the sum
+        self.emit(indent, f"if {target} < 0 or {target} > end - pos: "
+                          f"raise _Error('a length outside the body')")
 
     def index(self, indent: int, target: str) -> None:
         """A union branch or enum symbol index into `target` still zig-zag encoded (twice the
@@ -96,16 +105,16 @@ class _Codegen(SourceWriter):
             self.emit(indent, f"{target} = None")
         elif kind == "boolean":
             self.emit(indent, "b = data[pos]; pos += 1")
-            self.emit(indent, "if b > 1: _fail('a boolean byte other than 0 or 1')")
+            self.emit(indent, "if b > 1: raise _Error('a boolean byte other than 0 or 1')")
             self.emit(indent, f"{target} = b == 1")
         elif kind in ("int", "long"):
             self.long(indent, target)
         elif kind in ("float", "double"):
             size, fmt = (4, "<f") if kind == "float" else (8, "<d")
-            self.emit(indent, f"if pos + {size} > end: _fail('a number past the body')")
+            self.emit(indent, f"if pos + {size} > end: raise _Error('a number past the body')")
             self.emit(indent, f"{target} = _unpack({fmt!r}, data, pos)[0]; pos += {size}")
         elif kind in ("string", "bytes"):
-            n = self.var("n")
+            n = self.var("n", LONG)
             self.length(indent, n)
             decode = ".decode()" if kind == "string" else ""
             self.emit(indent, f"{target} = data[pos:pos + {n}]{decode}; pos += {n}")
@@ -113,20 +122,20 @@ class _Codegen(SourceWriter):
             # by encoded index: the odd (negative) ones hold None
             symbols = self.constant("symbols", tuple(
                 s for symbol in schema["symbols"] for s in (symbol, None)))
-            i, symbol = self.var("i"), self.var("e")
+            i, symbol = self.var("i", LONG), self.var("e")
             self.index(indent, i)  # -1, a negative index, reads the last None
             self.emit(indent, f"{symbol} = {symbols}[{i}] if {i} < {2 * len(schema['symbols'])} "
                               f"else None")
-            self.emit(indent, f"if {symbol} is None: _fail('an enum index out of range')")
+            self.emit(indent, f"if {symbol} is None: raise _Error('an enum index out of range')")
             self.emit(indent, f"{target} = {symbol}")
         elif kind == "union":
-            i = self.var("i")
+            i = self.var("i", LONG)
             self.index(indent, i)
             for index, branch in enumerate(schema):
                 self.emit(indent, f"{'if' if index == 0 else 'elif'} {i} == {2 * index}:")
                 self.value(branch, indent + 1, target)
             self.emit(indent, "else:")
-            self.emit(indent + 1, "_fail('a union index out of range')")
+            self.emit(indent + 1, "raise _Error('a union index out of range')")
         elif kind in ("map", "array"):
             self.block(schema, kind, indent, target)
         elif kind == "record":
@@ -139,7 +148,7 @@ class _Codegen(SourceWriter):
             raise Unsupported(str(kind))
 
     def block(self, schema: dict[str, Any], kind: str, indent: int, target: str) -> None:
-        out, count, j = self.var("m"), self.var("c"), self.var("j")
+        out, count, j = self.var("m"), self.var("c", LONG), self.var("j", LONG)
         self.emit(indent, f"{out} = {{}}" if kind == "map" else f"{out} = []")
         self.emit(indent, "while True:")
         self.long(indent + 1, count)
@@ -147,7 +156,9 @@ class _Codegen(SourceWriter):
         self.emit(indent + 1, f"if {count} < 0:")  # a negative count is followed by a size
         self.emit(indent + 2, f"{count} = -{count}")
         self.long(indent + 2, "_size")
-        self.emit(indent + 1, f"if {count} > end - pos: _fail('a block longer than the body')")
+        # `count < 0`: compiled, negating the lowest long leaves it negative
+        self.emit(indent + 1, f"if {count} < 0 or {count} > end - pos: "
+                              f"raise _Error('a block longer than the body')")
         self.emit(indent + 1, f"for {j} in range({count}):")
         if kind == "map":
             key = self.var("k")
@@ -166,11 +177,13 @@ def compile_decoder(schema: dict[str, Any]) -> Decoder | None:
     """A decoder for bodies written with `schema` (JSON, logical types ignored), or None when the
     schema uses a type this generator leaves to fastavro."""
     gen = _Codegen()
+    for name, ctype in _LOCALS:
+        gen.declare(name, ctype)
     decoder: Decoder | None = gen.function(
         lambda: gen.value(schema, 1, "value"),
         ["def decode(data, pos):", "    end = len(data)"],
-        ["    if pos > end: _fail('a length outside the body')", "    return value, pos"],
+        ["    if pos > end: raise _Error('a length outside the body')", "    return value, pos"],
         f"<avro decoder {schema.get('name', '')}>",
-        {"_varint": _varint, "_encoded_index": _encoded_index, "_fail": _fail,
+        {"_varint": _varint, "_encoded_index": _encoded_index, "_Error": AvroBodyError,
          "_unpack": unpack_from})
     return decoder

@@ -3,26 +3,29 @@ codecs of the shipped schemas, compiled with the hot modules. Do not edit."""
 
 from typing import Any, Callable
 
-def _0fc32e5a21ab17c1cd65(ns):
+import cython
+
+def _4336da9e805a1c60cbad(ns):
+    _Error = ns['_Error']
     _encoded_index = ns['_encoded_index']
-    _fail = ns['_fail']
     _unpack = ns['_unpack']
     _varint = ns['_varint']
     symbols8 = ns['symbols8']
+    @cython.locals(_size=cython.longlong, b=cython.int, c15=cython.longlong, data=bytes, end=cython.Py_ssize_t, i11=cython.longlong, i4=cython.longlong, i6=cython.longlong, i9=cython.longlong, j16=cython.longlong, n12=cython.longlong, n13=cython.longlong, n18=cython.longlong, n2=cython.longlong, n20=cython.longlong, n3=cython.longlong, n5=cython.longlong, n7=cython.longlong, pos=cython.Py_ssize_t)
     def decode(data, pos):
         end = len(data)
         r1 = {}
         b = data[pos]; pos += 1
         if b & 0x80: n2, pos = _varint(data, pos, b)
-        elif b & 1: _fail('a length outside the body')
+        elif b & 1: raise _Error('a length outside the body')
         else: n2 = b >> 1
-        if n2 < 0 or pos + n2 > end: _fail('a length outside the body')
+        if n2 < 0 or n2 > end - pos: raise _Error('a length outside the body')
         r1['event_id'] = data[pos:pos + n2].decode(); pos += n2
         b = data[pos]; pos += 1
         if b & 0x80: n3, pos = _varint(data, pos, b)
-        elif b & 1: _fail('a length outside the body')
+        elif b & 1: raise _Error('a length outside the body')
         else: n3 = b >> 1
-        if n3 < 0 or pos + n3 > end: _fail('a length outside the body')
+        if n3 < 0 or n3 > end - pos: raise _Error('a length outside the body')
         r1['lead_id'] = data[pos:pos + n3].decode(); pos += n3
         b = data[pos]; pos += 1
         if b & 0x80: r1['sequence'], pos = _varint(data, pos, b)
@@ -35,12 +38,12 @@ def _0fc32e5a21ab17c1cd65(ns):
         elif i4 == 2:
             b = data[pos]; pos += 1
             if b & 0x80: n5, pos = _varint(data, pos, b)
-            elif b & 1: _fail('a length outside the body')
+            elif b & 1: raise _Error('a length outside the body')
             else: n5 = b >> 1
-            if n5 < 0 or pos + n5 > end: _fail('a length outside the body')
+            if n5 < 0 or n5 > end - pos: raise _Error('a length outside the body')
             r1['previous_stage'] = data[pos:pos + n5].decode(); pos += n5
         else:
-            _fail('a union index out of range')
+            raise _Error('a union index out of range')
         b = data[pos]; pos += 1
         if b & 0x80: i6, pos = _encoded_index(data, pos, b)
         else: i6 = b
@@ -49,12 +52,12 @@ def _0fc32e5a21ab17c1cd65(ns):
         elif i6 == 2:
             b = data[pos]; pos += 1
             if b & 0x80: n7, pos = _varint(data, pos, b)
-            elif b & 1: _fail('a length outside the body')
+            elif b & 1: raise _Error('a length outside the body')
             else: n7 = b >> 1
-            if n7 < 0 or pos + n7 > end: _fail('a length outside the body')
+            if n7 < 0 or n7 > end - pos: raise _Error('a length outside the body')
             r1['stage'] = data[pos:pos + n7].decode(); pos += n7
         else:
-            _fail('a union index out of range')
+            raise _Error('a union index out of range')
         b = data[pos]; pos += 1
         if b & 0x80: r1['changed_at'], pos = _varint(data, pos, b)
         else: r1['changed_at'] = (b >> 1) ^ -(b & 1)
@@ -62,7 +65,7 @@ def _0fc32e5a21ab17c1cd65(ns):
         if b & 0x80: i9, pos = _encoded_index(data, pos, b)
         else: i9 = b
         e10 = symbols8[i9] if i9 < 6 else None
-        if e10 is None: _fail('an enum index out of range')
+        if e10 is None: raise _Error('an enum index out of range')
         r1['cause'] = e10
         b = data[pos]; pos += 1
         if b & 0x80: i11, pos = _encoded_index(data, pos, b)
@@ -72,20 +75,20 @@ def _0fc32e5a21ab17c1cd65(ns):
         elif i11 == 2:
             b = data[pos]; pos += 1
             if b & 0x80: n12, pos = _varint(data, pos, b)
-            elif b & 1: _fail('a length outside the body')
+            elif b & 1: raise _Error('a length outside the body')
             else: n12 = b >> 1
-            if n12 < 0 or pos + n12 > end: _fail('a length outside the body')
+            if n12 < 0 or n12 > end - pos: raise _Error('a length outside the body')
             r1['cause_event_id'] = data[pos:pos + n12].decode(); pos += n12
         else:
-            _fail('a union index out of range')
+            raise _Error('a union index out of range')
         b = data[pos]; pos += 1
         if b & 0x80: r1['definitions_version'], pos = _varint(data, pos, b)
         else: r1['definitions_version'] = (b >> 1) ^ -(b & 1)
         b = data[pos]; pos += 1
         if b & 0x80: n13, pos = _varint(data, pos, b)
-        elif b & 1: _fail('a length outside the body')
+        elif b & 1: raise _Error('a length outside the body')
         else: n13 = b >> 1
-        if n13 < 0 or pos + n13 > end: _fail('a length outside the body')
+        if n13 < 0 or n13 > end - pos: raise _Error('a length outside the body')
         r1['reason'] = data[pos:pos + n13].decode(); pos += n13
         m14 = {}
         while True:
@@ -98,171 +101,59 @@ def _0fc32e5a21ab17c1cd65(ns):
                 b = data[pos]; pos += 1
                 if b & 0x80: _size, pos = _varint(data, pos, b)
                 else: _size = (b >> 1) ^ -(b & 1)
-            if c15 > end - pos: _fail('a block longer than the body')
+            if c15 < 0 or c15 > end - pos: raise _Error('a block longer than the body')
             for j16 in range(c15):
                 b = data[pos]; pos += 1
                 if b & 0x80: n18, pos = _varint(data, pos, b)
-                elif b & 1: _fail('a length outside the body')
+                elif b & 1: raise _Error('a length outside the body')
                 else: n18 = b >> 1
-                if n18 < 0 or pos + n18 > end: _fail('a length outside the body')
+                if n18 < 0 or n18 > end - pos: raise _Error('a length outside the body')
                 k17 = data[pos:pos + n18].decode(); pos += n18
                 b = data[pos]; pos += 1
                 if b & 0x80: n20, pos = _varint(data, pos, b)
-                elif b & 1: _fail('a length outside the body')
+                elif b & 1: raise _Error('a length outside the body')
                 else: n20 = b >> 1
-                if n20 < 0 or pos + n20 > end: _fail('a length outside the body')
+                if n20 < 0 or n20 > end - pos: raise _Error('a length outside the body')
                 v19 = data[pos:pos + n20].decode(); pos += n20
                 m14[k17] = v19
         r1['facts'] = m14
         value = r1
-        if pos > end: _fail('a length outside the body')
+        if pos > end: raise _Error('a length outside the body')
         return value, pos
     return decode
 
-def _aaf74a129f05f913d5af(ns):
+def _cbf9ed48325ee7144bfa(ns):
+    _Error = ns['_Error']
     _encoded_index = ns['_encoded_index']
-    _fail = ns['_fail']
     _unpack = ns['_unpack']
     _varint = ns['_varint']
-    symbols15 = ns['symbols15']
-    symbols4 = ns['symbols4']
-    symbols7 = ns['symbols7']
+    @cython.locals(_size=cython.longlong, b=cython.int, data=bytes, end=cython.Py_ssize_t, n2=cython.longlong, n3=cython.longlong, pos=cython.Py_ssize_t)
     def decode(data, pos):
         end = len(data)
         r1 = {}
         b = data[pos]; pos += 1
         if b & 0x80: n2, pos = _varint(data, pos, b)
-        elif b & 1: _fail('a length outside the body')
+        elif b & 1: raise _Error('a length outside the body')
         else: n2 = b >> 1
-        if n2 < 0 or pos + n2 > end: _fail('a length outside the body')
-        r1['event_id'] = data[pos:pos + n2].decode(); pos += n2
+        if n2 < 0 or n2 > end - pos: raise _Error('a length outside the body')
+        r1['lead_id'] = data[pos:pos + n2].decode(); pos += n2
         b = data[pos]; pos += 1
         if b & 0x80: n3, pos = _varint(data, pos, b)
-        elif b & 1: _fail('a length outside the body')
+        elif b & 1: raise _Error('a length outside the body')
         else: n3 = b >> 1
-        if n3 < 0 or pos + n3 > end: _fail('a length outside the body')
-        r1['lead_id'] = data[pos:pos + n3].decode(); pos += n3
+        if n3 < 0 or n3 > end - pos: raise _Error('a length outside the body')
+        r1['stage'] = data[pos:pos + n3].decode(); pos += n3
         b = data[pos]; pos += 1
-        if b & 0x80: r1['occurred_at'], pos = _varint(data, pos, b)
-        else: r1['occurred_at'] = (b >> 1) ^ -(b & 1)
+        if b & 0x80: r1['since'], pos = _varint(data, pos, b)
+        else: r1['since'] = (b >> 1) ^ -(b & 1)
         b = data[pos]; pos += 1
-        if b & 0x80: i5, pos = _encoded_index(data, pos, b)
-        else: i5 = b
-        e6 = symbols4[i5] if i5 < 6 else None
-        if e6 is None: _fail('an enum index out of range')
-        r1['source'] = e6
+        if b & 0x80: r1['sequence'], pos = _varint(data, pos, b)
+        else: r1['sequence'] = (b >> 1) ^ -(b & 1)
         b = data[pos]; pos += 1
-        if b & 0x80: i8, pos = _encoded_index(data, pos, b)
-        else: i8 = b
-        e9 = symbols7[i8] if i8 < 36 else None
-        if e9 is None: _fail('an enum index out of range')
-        r1['activity'] = e9
-        b = data[pos]; pos += 1
-        if b & 0x80: i10, pos = _encoded_index(data, pos, b)
-        else: i10 = b
-        if i10 == 0:
-            r1['decision_by'] = None
-        elif i10 == 2:
-            b = data[pos]; pos += 1
-            if b & 0x80: r1['decision_by'], pos = _varint(data, pos, b)
-            else: r1['decision_by'] = (b >> 1) ^ -(b & 1)
-        else:
-            _fail('a union index out of range')
-        b = data[pos]; pos += 1
-        if b & 0x80: i11, pos = _encoded_index(data, pos, b)
-        else: i11 = b
-        if i11 == 0:
-            r1['amount'] = None
-        elif i11 == 2:
-            if pos + 8 > end: _fail('a number past the body')
-            r1['amount'] = _unpack('<d', data, pos)[0]; pos += 8
-        else:
-            _fail('a union index out of range')
-        b = data[pos]; pos += 1
-        if b & 0x80: i12, pos = _encoded_index(data, pos, b)
-        else: i12 = b
-        if i12 == 0:
-            r1['currency'] = None
-        elif i12 == 2:
-            b = data[pos]; pos += 1
-            if b & 0x80: n13, pos = _varint(data, pos, b)
-            elif b & 1: _fail('a length outside the body')
-            else: n13 = b >> 1
-            if n13 < 0 or pos + n13 > end: _fail('a length outside the body')
-            r1['currency'] = data[pos:pos + n13].decode(); pos += n13
-        else:
-            _fail('a union index out of range')
-        b = data[pos]; pos += 1
-        if b & 0x80: i14, pos = _encoded_index(data, pos, b)
-        else: i14 = b
-        if i14 == 0:
-            r1['team'] = None
-        elif i14 == 2:
-            b = data[pos]; pos += 1
-            if b & 0x80: i16, pos = _encoded_index(data, pos, b)
-            else: i16 = b
-            e17 = symbols15[i16] if i16 < 4 else None
-            if e17 is None: _fail('an enum index out of range')
-            r1['team'] = e17
-        else:
-            _fail('a union index out of range')
-        b = data[pos]; pos += 1
-        if b & 0x80: i18, pos = _encoded_index(data, pos, b)
-        else: i18 = b
-        if i18 == 0:
-            r1['assessed_stage'] = None
-        elif i18 == 2:
-            b = data[pos]; pos += 1
-            if b & 0x80: n19, pos = _varint(data, pos, b)
-            elif b & 1: _fail('a length outside the body')
-            else: n19 = b >> 1
-            if n19 < 0 or pos + n19 > end: _fail('a length outside the body')
-            r1['assessed_stage'] = data[pos:pos + n19].decode(); pos += n19
-        else:
-            _fail('a union index out of range')
-        b = data[pos]; pos += 1
-        if b & 0x80: i20, pos = _encoded_index(data, pos, b)
-        else: i20 = b
-        if i20 == 0:
-            r1['reason'] = None
-        elif i20 == 2:
-            b = data[pos]; pos += 1
-            if b & 0x80: n21, pos = _varint(data, pos, b)
-            elif b & 1: _fail('a length outside the body')
-            else: n21 = b >> 1
-            if n21 < 0 or pos + n21 > end: _fail('a length outside the body')
-            r1['reason'] = data[pos:pos + n21].decode(); pos += n21
-        else:
-            _fail('a union index out of range')
-        m22 = {}
-        while True:
-            b = data[pos]; pos += 1
-            if b & 0x80: c23, pos = _varint(data, pos, b)
-            else: c23 = (b >> 1) ^ -(b & 1)
-            if not c23: break
-            if c23 < 0:
-                c23 = -c23
-                b = data[pos]; pos += 1
-                if b & 0x80: _size, pos = _varint(data, pos, b)
-                else: _size = (b >> 1) ^ -(b & 1)
-            if c23 > end - pos: _fail('a block longer than the body')
-            for j24 in range(c23):
-                b = data[pos]; pos += 1
-                if b & 0x80: n26, pos = _varint(data, pos, b)
-                elif b & 1: _fail('a length outside the body')
-                else: n26 = b >> 1
-                if n26 < 0 or pos + n26 > end: _fail('a length outside the body')
-                k25 = data[pos:pos + n26].decode(); pos += n26
-                b = data[pos]; pos += 1
-                if b & 0x80: n28, pos = _varint(data, pos, b)
-                elif b & 1: _fail('a length outside the body')
-                else: n28 = b >> 1
-                if n28 < 0 or pos + n28 > end: _fail('a length outside the body')
-                v27 = data[pos:pos + n28].decode(); pos += n28
-                m22[k25] = v27
-        r1['attributes'] = m22
+        if b & 0x80: r1['definitions_version'], pos = _varint(data, pos, b)
+        else: r1['definitions_version'] = (b >> 1) ^ -(b & 1)
         value = r1
-        if pos > end: _fail('a length outside the body')
+        if pos > end: raise _Error('a length outside the body')
         return value, pos
     return decode
 
@@ -291,37 +182,151 @@ def _ee10ddc2c66bb0d415ce(ns):
         return b''.join(parts)
     return encode
 
-def _f431a1eeaaba2c4d8fb0(ns):
+def _f326612e5fc311124ba0(ns):
+    _Error = ns['_Error']
     _encoded_index = ns['_encoded_index']
-    _fail = ns['_fail']
     _unpack = ns['_unpack']
     _varint = ns['_varint']
+    symbols15 = ns['symbols15']
+    symbols4 = ns['symbols4']
+    symbols7 = ns['symbols7']
+    @cython.locals(_size=cython.longlong, b=cython.int, c23=cython.longlong, data=bytes, end=cython.Py_ssize_t, i10=cython.longlong, i11=cython.longlong, i12=cython.longlong, i14=cython.longlong, i16=cython.longlong, i18=cython.longlong, i20=cython.longlong, i5=cython.longlong, i8=cython.longlong, j24=cython.longlong, n13=cython.longlong, n19=cython.longlong, n2=cython.longlong, n21=cython.longlong, n26=cython.longlong, n28=cython.longlong, n3=cython.longlong, pos=cython.Py_ssize_t)
     def decode(data, pos):
         end = len(data)
         r1 = {}
         b = data[pos]; pos += 1
         if b & 0x80: n2, pos = _varint(data, pos, b)
-        elif b & 1: _fail('a length outside the body')
+        elif b & 1: raise _Error('a length outside the body')
         else: n2 = b >> 1
-        if n2 < 0 or pos + n2 > end: _fail('a length outside the body')
-        r1['lead_id'] = data[pos:pos + n2].decode(); pos += n2
+        if n2 < 0 or n2 > end - pos: raise _Error('a length outside the body')
+        r1['event_id'] = data[pos:pos + n2].decode(); pos += n2
         b = data[pos]; pos += 1
         if b & 0x80: n3, pos = _varint(data, pos, b)
-        elif b & 1: _fail('a length outside the body')
+        elif b & 1: raise _Error('a length outside the body')
         else: n3 = b >> 1
-        if n3 < 0 or pos + n3 > end: _fail('a length outside the body')
-        r1['stage'] = data[pos:pos + n3].decode(); pos += n3
+        if n3 < 0 or n3 > end - pos: raise _Error('a length outside the body')
+        r1['lead_id'] = data[pos:pos + n3].decode(); pos += n3
         b = data[pos]; pos += 1
-        if b & 0x80: r1['since'], pos = _varint(data, pos, b)
-        else: r1['since'] = (b >> 1) ^ -(b & 1)
+        if b & 0x80: r1['occurred_at'], pos = _varint(data, pos, b)
+        else: r1['occurred_at'] = (b >> 1) ^ -(b & 1)
         b = data[pos]; pos += 1
-        if b & 0x80: r1['sequence'], pos = _varint(data, pos, b)
-        else: r1['sequence'] = (b >> 1) ^ -(b & 1)
+        if b & 0x80: i5, pos = _encoded_index(data, pos, b)
+        else: i5 = b
+        e6 = symbols4[i5] if i5 < 6 else None
+        if e6 is None: raise _Error('an enum index out of range')
+        r1['source'] = e6
         b = data[pos]; pos += 1
-        if b & 0x80: r1['definitions_version'], pos = _varint(data, pos, b)
-        else: r1['definitions_version'] = (b >> 1) ^ -(b & 1)
+        if b & 0x80: i8, pos = _encoded_index(data, pos, b)
+        else: i8 = b
+        e9 = symbols7[i8] if i8 < 36 else None
+        if e9 is None: raise _Error('an enum index out of range')
+        r1['activity'] = e9
+        b = data[pos]; pos += 1
+        if b & 0x80: i10, pos = _encoded_index(data, pos, b)
+        else: i10 = b
+        if i10 == 0:
+            r1['decision_by'] = None
+        elif i10 == 2:
+            b = data[pos]; pos += 1
+            if b & 0x80: r1['decision_by'], pos = _varint(data, pos, b)
+            else: r1['decision_by'] = (b >> 1) ^ -(b & 1)
+        else:
+            raise _Error('a union index out of range')
+        b = data[pos]; pos += 1
+        if b & 0x80: i11, pos = _encoded_index(data, pos, b)
+        else: i11 = b
+        if i11 == 0:
+            r1['amount'] = None
+        elif i11 == 2:
+            if pos + 8 > end: raise _Error('a number past the body')
+            r1['amount'] = _unpack('<d', data, pos)[0]; pos += 8
+        else:
+            raise _Error('a union index out of range')
+        b = data[pos]; pos += 1
+        if b & 0x80: i12, pos = _encoded_index(data, pos, b)
+        else: i12 = b
+        if i12 == 0:
+            r1['currency'] = None
+        elif i12 == 2:
+            b = data[pos]; pos += 1
+            if b & 0x80: n13, pos = _varint(data, pos, b)
+            elif b & 1: raise _Error('a length outside the body')
+            else: n13 = b >> 1
+            if n13 < 0 or n13 > end - pos: raise _Error('a length outside the body')
+            r1['currency'] = data[pos:pos + n13].decode(); pos += n13
+        else:
+            raise _Error('a union index out of range')
+        b = data[pos]; pos += 1
+        if b & 0x80: i14, pos = _encoded_index(data, pos, b)
+        else: i14 = b
+        if i14 == 0:
+            r1['team'] = None
+        elif i14 == 2:
+            b = data[pos]; pos += 1
+            if b & 0x80: i16, pos = _encoded_index(data, pos, b)
+            else: i16 = b
+            e17 = symbols15[i16] if i16 < 4 else None
+            if e17 is None: raise _Error('an enum index out of range')
+            r1['team'] = e17
+        else:
+            raise _Error('a union index out of range')
+        b = data[pos]; pos += 1
+        if b & 0x80: i18, pos = _encoded_index(data, pos, b)
+        else: i18 = b
+        if i18 == 0:
+            r1['assessed_stage'] = None
+        elif i18 == 2:
+            b = data[pos]; pos += 1
+            if b & 0x80: n19, pos = _varint(data, pos, b)
+            elif b & 1: raise _Error('a length outside the body')
+            else: n19 = b >> 1
+            if n19 < 0 or n19 > end - pos: raise _Error('a length outside the body')
+            r1['assessed_stage'] = data[pos:pos + n19].decode(); pos += n19
+        else:
+            raise _Error('a union index out of range')
+        b = data[pos]; pos += 1
+        if b & 0x80: i20, pos = _encoded_index(data, pos, b)
+        else: i20 = b
+        if i20 == 0:
+            r1['reason'] = None
+        elif i20 == 2:
+            b = data[pos]; pos += 1
+            if b & 0x80: n21, pos = _varint(data, pos, b)
+            elif b & 1: raise _Error('a length outside the body')
+            else: n21 = b >> 1
+            if n21 < 0 or n21 > end - pos: raise _Error('a length outside the body')
+            r1['reason'] = data[pos:pos + n21].decode(); pos += n21
+        else:
+            raise _Error('a union index out of range')
+        m22 = {}
+        while True:
+            b = data[pos]; pos += 1
+            if b & 0x80: c23, pos = _varint(data, pos, b)
+            else: c23 = (b >> 1) ^ -(b & 1)
+            if not c23: break
+            if c23 < 0:
+                c23 = -c23
+                b = data[pos]; pos += 1
+                if b & 0x80: _size, pos = _varint(data, pos, b)
+                else: _size = (b >> 1) ^ -(b & 1)
+            if c23 < 0 or c23 > end - pos: raise _Error('a block longer than the body')
+            for j24 in range(c23):
+                b = data[pos]; pos += 1
+                if b & 0x80: n26, pos = _varint(data, pos, b)
+                elif b & 1: raise _Error('a length outside the body')
+                else: n26 = b >> 1
+                if n26 < 0 or n26 > end - pos: raise _Error('a length outside the body')
+                k25 = data[pos:pos + n26].decode(); pos += n26
+                b = data[pos]; pos += 1
+                if b & 0x80: n28, pos = _varint(data, pos, b)
+                elif b & 1: raise _Error('a length outside the body')
+                else: n28 = b >> 1
+                if n28 < 0 or n28 > end - pos: raise _Error('a length outside the body')
+                v27 = data[pos:pos + n28].decode(); pos += n28
+                m22[k25] = v27
+        r1['attributes'] = m22
         value = r1
-        if pos > end: _fail('a length outside the body')
+        if pos > end: raise _Error('a length outside the body')
         return value, pos
     return decode
 
@@ -490,10 +495,10 @@ def _ff91f98237f1cf76be21(ns):
     return encode
 
 FACTORIES: dict[str, Callable[[dict[str, Any]], Any]] = {
-    '0fc32e5a21ab17c1cd65': _0fc32e5a21ab17c1cd65,
-    'aaf74a129f05f913d5af': _aaf74a129f05f913d5af,
+    '4336da9e805a1c60cbad': _4336da9e805a1c60cbad,
+    'cbf9ed48325ee7144bfa': _cbf9ed48325ee7144bfa,
     'ee10ddc2c66bb0d415ce': _ee10ddc2c66bb0d415ce,
-    'f431a1eeaaba2c4d8fb0': _f431a1eeaaba2c4d8fb0,
+    'f326612e5fc311124ba0': _f326612e5fc311124ba0,
     'fdf98fff07c681b71162': _fdf98fff07c681b71162,
     'ff91f98237f1cf76be21': _ff91f98237f1cf76be21,
 }
