@@ -115,34 +115,42 @@ class LeadHistory(msgspec.Struct, array_like=True, dict=True):
         self._remember(key, at)
         if len(seen) % PRUNE_EVERY == 0:
             self.prune()  # keep the de-duplication horizon, not just the cap
-        if at > self.max_occurred_at:
-            self.max_occurred_at = at
-        self.counts[activity] = self.counts.get(activity, 0) + 1
-        first = self.first_at.get(activity)
+        # each field read once: this runs for every event, and a struct's attribute is a lookup
+        latest_at = self.max_occurred_at
+        if at > latest_at:
+            self.max_occurred_at = latest_at = at
+        counts = self.counts
+        counts[activity] = counts.get(activity, 0) + 1
+        first_at = self.first_at
+        first = first_at.get(activity)
         if first is None or at < first:
-            self.first_at[activity] = at
-        last = self.last_at.get(activity)
+            first_at[activity] = at
+        last_at = self.last_at
+        last = last_at.get(activity)
         if last is None or at > last:
-            self.last_at[activity] = at
-        horizon = self.max_occurred_at - RETENTION_MS
+            last_at[activity] = at
+        horizon = latest_at - RETENTION_MS
         if at > horizon:
-            times = self.recent.get(activity)
+            recent = self.recent
+            times = recent.get(activity)
             if times is None:
-                self.recent[activity] = [at]
+                recent[activity] = [at]
             else:
                 insort(times, at)
                 if times[0] <= horizon or len(times) > RECENT_CAP:
                     if len(times) > RECENT_CAP:
                         self._hit(TRIM_ACTIVITY_TIMES)
                     self._trim(times, horizon)
-        current = self.latest.get(activity)
-        if current is None or (at, event_id) > (current[0], current[1]):
+        latest = self.latest
+        current = latest.get(activity)
+        # (at, event_id) > current's, without building the two tuples
+        if current is None or at > current[0] or (at == current[0] and event_id > current[1]):
             kept = {}  # a loop, not a comprehension: no function call per event
             for f in KEPT_FIELDS:
                 value = event.get(f)
                 if value is not None:
                     kept[f] = value
-            self.latest[activity] = (at, event_id, kept)
+            latest[activity] = (at, event_id, kept)
         amount = event.get("amount")
         if amount is not None:
             key = f"{activity}.amount"

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from streams.core.calendar import MS_PER_DAY
 from streams.core.lead_history import (
     DEDUP_HORIZON_MS,
@@ -38,6 +41,16 @@ def test_latest_is_by_occurred_at_not_arrival():
     h.apply(ev("new", "BUDGET_CONFIRMED", at=T0 + 10, amount=5.0, currency="EUR"))
     h.apply(ev("old", "BUDGET_CONFIRMED", at=T0, amount=9.0))
     assert h.latest["BUDGET_CONFIRMED"] == (T0 + 10, "new", {"amount": 5.0, "currency": "EUR"})
+
+
+@given(st.permutations([("a", 0), ("b", 0), ("c", 7), ("d", 7), ("e", 3)]))
+def test_latest_breaks_a_tie_by_event_id_in_any_arrival_order(order):
+    """The latest of events at the same instant is the one with the greatest id, so replicas
+    that saw them in different orders agree."""
+    h = LeadHistory()
+    for event_id, offset in order:
+        h.apply(ev(event_id, "BUDGET_CONFIRMED", at=T0 + offset, amount=float(offset)))
+    assert h.latest["BUDGET_CONFIRMED"] == (T0 + 7, "d", {"amount": 7.0})
 
 
 def test_memory_stays_bounded_for_a_very_busy_lead():
