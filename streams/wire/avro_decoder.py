@@ -66,9 +66,9 @@ _INDEX_LIMIT = 1 << 62
 
 #: The C types of a compiled decoder's locals (avro_codegen.py): a body is bytes (the registry
 #: passes it as such), positions are indexes, lengths and counts 64-bit, a byte an int.
-LONG = "cython.longlong"
+_LONG = "cython.longlong"
 _LOCALS = (("data", "bytes"), ("pos", "cython.Py_ssize_t"), ("end", "cython.Py_ssize_t"),
-           ("b", "cython.int"), ("_size", LONG))
+           ("b", "cython.int"), ("_size", _LONG))
 
 
 class _Codegen(SourceWriter):
@@ -114,7 +114,7 @@ class _Codegen(SourceWriter):
             self.emit(indent, f"if pos + {size} > end: raise _Error('a number past the body')")
             self.emit(indent, f"{target} = _unpack({fmt!r}, data, pos)[0]; pos += {size}")
         elif kind in ("string", "bytes"):
-            n = self.var("n", LONG)
+            n = self.var("n", _LONG)
             self.length(indent, n)
             decode = ".decode()" if kind == "string" else ""
             self.emit(indent, f"{target} = data[pos:pos + {n}]{decode}; pos += {n}")
@@ -122,14 +122,14 @@ class _Codegen(SourceWriter):
             # by encoded index: the odd (negative) ones hold None
             symbols = self.constant("symbols", tuple(
                 s for symbol in schema["symbols"] for s in (symbol, None)))
-            i, symbol = self.var("i", LONG), self.var("e")
+            i, symbol = self.var("i", _LONG), self.var("e")
             self.index(indent, i)  # -1, a negative index, reads the last None
             self.emit(indent, f"{symbol} = {symbols}[{i}] if {i} < {2 * len(schema['symbols'])} "
                               f"else None")
             self.emit(indent, f"if {symbol} is None: raise _Error('an enum index out of range')")
             self.emit(indent, f"{target} = {symbol}")
         elif kind == "union":
-            i = self.var("i", LONG)
+            i = self.var("i", _LONG)
             self.index(indent, i)
             for index, branch in enumerate(schema):
                 self.emit(indent, f"{'if' if index == 0 else 'elif'} {i} == {2 * index}:")
@@ -148,7 +148,7 @@ class _Codegen(SourceWriter):
             raise Unsupported(str(kind))
 
     def block(self, schema: dict[str, Any], kind: str, indent: int, target: str) -> None:
-        out, count, j = self.var("m"), self.var("c", LONG), self.var("j", LONG)
+        out, count, j = self.var("m"), self.var("c", _LONG), self.var("j", _LONG)
         self.emit(indent, f"{out} = {{}}" if kind == "map" else f"{out} = []")
         self.emit(indent, "while True:")
         self.long(indent + 1, count)

@@ -53,7 +53,7 @@ def _utf8_size(name: str, value: str) -> int:
 
 
 def _text_size(name: str, value: str) -> int:
-    """Its UTF-8 size; ASCII text (nearly every id and attribute) is its length, and cannot hold
+    """Its UTF-8 size; ASCII text (nearly every attribute name) is its length, and cannot hold
     a lone surrogate, so it is not encoded to find out."""
     return len(value) if value.isascii() else _utf8_size(name, value)
 

@@ -29,9 +29,9 @@ SWITCH_DAYS_KEPT = 50_000
 _FIRST_DAY, _LAST_DAY = MIN_DAY - 1, MAX_DAY + HORIZON_DAYS
 
 
-def _window_start(now: int, within: Duration) -> int:
-    start = add_months_ms(now, -within.months) if within.months else now
-    return start - within.millis
+def _window_start(now: int, months: int, millis: int) -> int:
+    """The start of a window of `months` and `millis` that ends at `now`."""
+    return (add_months_ms(now, -months) if months else now) - millis
 
 
 def _first_true(pred: Callable[[int], bool], lo: int, hi: int) -> int | None:
@@ -48,7 +48,7 @@ def _first_true(pred: Callable[[int], bool], lo: int, hi: int) -> int | None:
 
 
 def _window_passed(within: Duration, oldest: int, t: int) -> bool:
-    return _window_start(t, within) >= oldest
+    return _window_start(t, within.months, within.millis) >= oldest
 
 
 def _flips_on_day(pair: TimePair, facts: tuple[Any, ...], before: bool, day: int) -> bool:
@@ -64,7 +64,7 @@ def window_exits(compiled: Compiled, history: LeadHistory, now: int) -> int | No
     best: int | None = None
     recent = history.recent
     for within, months, millis, values_key, activities in compiled.windows:
-        start = (add_months_ms(now, -months) if months else now) - millis
+        start = _window_start(now, months, millis)
         # a windowed sum or maximum changes when one of its values leaves, as a count does
         series = (history.value_times.get(values_key),) if values_key is not None \
             else map(recent.get, activities)
