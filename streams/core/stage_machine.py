@@ -55,8 +55,6 @@ class StageMachine:
         self.version = self.definitions.version
         handoff = self.definitions.handoff
         self.handoff_stage = handoff.stage if handoff else None
-        self.ranks: dict[str | None, int] = {
-            name: self.definitions.rank(name) for name in self.definitions.stage_names}
         self.follow_up = handoff.follow_up_within if handoff else None
         #: source -> the properties its events may set
         self.properties_of: dict[str, tuple[Property, ...]] = {}
@@ -243,6 +241,5 @@ class StageMachine:
                                 (event.get("amount") or 0.0) if won else 0.0))
 
     def verdict(self, assessed: str | None, objective: str | None) -> str:
-        ranks = self.ranks  # Definitions.rank, without a tuple of names built per call
-        a, o = ranks.get(assessed, -1), ranks.get(objective, -1)
+        a, o = self.definitions.rank(assessed), self.definitions.rank(objective)
         return "agree" if a == o else ("overrated" if a > o else "underrated")

@@ -53,8 +53,8 @@ def _utf8_size(name: str, value: str) -> int:
 
 
 def _text_size(name: str, value: str) -> int:
-    """Its UTF-8 size; ASCII text (nearly every attribute name) is its length, and cannot hold
-    a lone surrogate, so it is not encoded to find out."""
+    """Its UTF-8 size; ASCII text (nearly every field a producer sends) is its length, and
+    cannot hold a lone surrogate, so it is not encoded to find out."""
     return len(value) if value.isascii() else _utf8_size(name, value)
 
 
@@ -63,7 +63,7 @@ def _bounded_text(name: str, value: object, limit: int) -> None:
         return
     if not isinstance(value, str):
         raise InvalidEvent(Reason.BAD_FIELD, f"{name} must be text")
-    if _utf8_size(name, value) > limit:
+    if _text_size(name, value) > limit:
         raise InvalidEvent(Reason.TOO_LONG, f"{name} is longer than {limit} bytes")
 
 

@@ -219,9 +219,11 @@ class Definitions:
     def stage_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.stages)
 
+    @cached_property
+    def _ranks(self) -> dict[str, int]:
+        # worked out once: every opinion the worker counts asks for two ranks
+        return {name: i for i, name in enumerate(self.stage_names)}
+
     def rank(self, stage: str | None) -> int:
         """Funnel position (0 = lowest); -1 for no stage or a stage these definitions lack."""
-        try:
-            return self.stage_names.index(stage) if stage is not None else -1
-        except ValueError:
-            return -1
+        return self._ranks.get(stage, -1) if stage is not None else -1
