@@ -1,6 +1,6 @@
 """What a lead's state read costs in one partition's RocksDB database, opened with the worker's
-options (`streams/worker/assembly.py`, through Faust's RocksDBOptions) and with other bloom
-filter sizes beside them.
+options (`streams/worker/assembly.py`, through `streams/adapters/rocksdb_store.py`) and with one
+of them changed at a time beside them.
 
 The pattern is the worker's: a part reads its leads with one multi-get and writes them back in
 one write batch without the write-ahead log; a fifth of the leads it reads are new (the
@@ -25,9 +25,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from faust.stores.rocksdb import RocksDBOptions  # noqa: E402
 from rocksdict import Rdict, WriteBatch, WriteOptions  # noqa: E402
 
+from streams.adapters.rocksdb_store import LeadRocksDBOptions  # noqa: E402
 from streams.core.definitions.compiler import compile_definitions  # noqa: E402
 from streams.core.definitions.loader import load_file  # noqa: E402
 from streams.core.lead_state import LeadState, dumps  # noqa: E402
@@ -40,6 +40,15 @@ STATE_LEADS = 10_000
 LEADS = 12_500  # one of 8 partitions' share of the bench's 100,000 leads
 PARTS = 400
 READ, NEW = 500, 100  # leads a part reads from one partition, and how many of them are new
+#: one option changed from the worker's at a time
+VARIANTS: dict[str, dict[str, Any]] = {
+    "the worker's": {},
+    "Snappy compression (Faust's)": {"compression": "snappy"},
+    "LZ4 compression": {"compression": "lz4"},
+    "4 files in level 0 (RocksDB's)": {"level0_compaction_trigger": 4},
+    "bloom filters of 3 bits (Faust's)": {"bloom_filter_size": 3},
+    "bloom filters of 16 bits": {"bloom_filter_size": 16},
+}
 
 
 def states() -> list[bytes]:
@@ -54,9 +63,9 @@ def states() -> list[bytes]:
     return [dumps(s) for s in leads.values()]
 
 
-def measure(options: dict[str, Any], values: list[bytes], folder: Path) -> float:
-    """µs per lead read, over PARTS parts of READ + NEW leads."""
-    db = Rdict(str(folder), options=RocksDBOptions(**options).as_options())
+def measure(options: dict[str, Any], values: list[bytes], folder: Path) -> tuple[float, float]:
+    """µs per lead read and per lead written, over PARTS parts of READ + NEW leads."""
+    db = Rdict(str(folder), options=LeadRocksDBOptions(**options).as_options())
     no_wal = WriteOptions()
     no_wal.disable_wal = True  # type: ignore[method-assign,assignment]
     rnd = random.Random(1)
@@ -65,7 +74,7 @@ def measure(options: dict[str, Any], values: list[bytes], folder: Path) -> float
     for i, key in enumerate(keys):
         batch.put(key, values[i % len(values)])
     db.write(batch, no_wal)
-    spent, reads = 0.0, 0
+    spent, writing, reads = 0.0, 0.0, 0
     for part in range(PARTS):
         asked: list[Any] = rnd.sample(keys, READ) + [f"N-{part}-{i}".encode() for i in range(NEW)]
         started = time.perf_counter()
@@ -75,28 +84,27 @@ def measure(options: dict[str, Any], values: list[bytes], folder: Path) -> float
         batch = WriteBatch(raw_mode=True)
         for key in asked:
             batch.put(key, values[rnd.randrange(len(values))])
+        started = time.perf_counter()
         db.write(batch, no_wal)
+        writing += time.perf_counter() - started
         keys += asked[READ:]
     db.close()
-    return spent / reads * 1e6
+    return spent / reads * 1e6, writing / reads * 1e6
 
 
 def main() -> int:
     values = states()
     print(f"{len(values):,} states, {sum(map(len, values)) / len(values):,.0f} bytes on average")
-    sizes = (3, ROCKSDB_OPTIONS["bloom_filter_size"], 16)
-    figures: dict[int, list[float]] = {bloom: [] for bloom in sizes}
+    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS}
     with tempfile.TemporaryDirectory() as work:
         for run in range(3):  # alternating: background compactions share the cores
-            for bloom in sizes:
-                folder = Path(work) / f"db-{bloom}-{run}"
-                figures[bloom].append(measure({**ROCKSDB_OPTIONS, "bloom_filter_size": bloom},
-                                              values, folder))
+            for n, (name, change) in enumerate(VARIANTS.items()):
+                folder = Path(work) / f"db-{n}-{run}"
+                figures[name].append(measure({**ROCKSDB_OPTIONS, **change}, values, folder))
                 shutil.rmtree(folder)
-    for bloom in sizes:
-        label = "the worker's" if bloom == ROCKSDB_OPTIONS["bloom_filter_size"] else "other"
-        print(f"bloom filter {bloom:2} bits per key ({label}): "
-              f"{', '.join(f'{f:.2f}' for f in figures[bloom])} µs per lead read")
+    for name, runs in figures.items():
+        print(f"{name:34}: read {', '.join(f'{r:.2f}' for r, _ in runs)} µs per lead; "
+              f"write {', '.join(f'{w:.2f}' for _, w in runs)}")
     return 0
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import faust
 
+from streams.adapters.rocksdb_store import STORE_URL
 from streams.adapters.settings import KafkaSecurity, Settings
 
 
@@ -39,7 +40,7 @@ def faust_app_kwargs(settings: Settings, **overrides: Any) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "broker": broker,
         "broker_credentials": faust_credentials(settings.security),
-        "store": "rocksdb://",
+        "store": STORE_URL,
         "datadir": str(settings.data_dir),
         "topic_partitions": settings.partitions,
         "topic_replication_factor": 1,

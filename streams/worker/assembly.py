@@ -38,6 +38,7 @@ SESSION_TIMEOUT_S = 10.0
 # memory grows with partitions; these keep a worker of 8 partitions under its memory target.
 # Bloom filters of 10 bits per key (RocksDB's usual; Faust's 3 let about a third of the files
 # that lack a key be read for it): every lead a batch touches is read first, a fifth of them new.
+# Compression and the level-0 trigger are adapters.rocksdb_store's (Faust passes neither).
 ROCKSDB_OPTIONS = {"write_buffer_size": 4 * 2**20, "max_write_buffer_number": 2,
                    "target_file_size_base": 16 * 2**20, "block_cache_size": 4 * 2**20,
                    "bloom_filter_size": 10}
@@ -127,7 +128,8 @@ def build(settings: Settings) -> WorkerAssembly:
     activity_topic = app.topic(settings.topic_activity, key_serializer="raw",
                                value_serializer="raw", partitions=settings.partitions)
     table = app.Table("leads", partitions=settings.partitions, key_type=bytes,
-                      value_type=bytes, options=dict(ROCKSDB_OPTIONS),
+                      value_type=bytes,
+                      options={**ROCKSDB_OPTIONS, "compression": settings.state_compression},
                       recovery_buffer_size=10_000)
     metrics = Metrics()
     metrics.definitions_info.labels(str(definitions.version)).set(1)

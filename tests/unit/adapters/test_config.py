@@ -16,6 +16,7 @@ def test_defaults_match_design():
     assert (s.web_host, s.web_port) == ("127.0.0.1", 6066)
     assert s.definitions.parts[-2:] == ("definitions", "lead-stages.yaml")
     assert s.security.protocol == "PLAINTEXT"
+    assert s.state_compression == "none"
 
 
 def test_environment_overrides():
@@ -42,6 +43,19 @@ def test_a_fetch_wait_past_ten_seconds_is_refused():
     assert Settings.from_env({"LEADSTAGE_FETCH_MAX_WAIT_MS": "10000"}).fetch_max_wait_ms == 10_000
     with pytest.raises(ValueError, match="LEADSTAGE_FETCH_MAX_WAIT_MS must be at most 10000"):
         Settings.from_env({"LEADSTAGE_FETCH_MAX_WAIT_MS": "10001"})
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("lz4", "lz4"), (" ZSTD ", "zstd"),
+                                               ("snappy", "snappy"), ("", "none")])
+def test_state_compression_takes_the_names_rocksdb_is_built_with(raw, expected):
+    assert Settings.from_env({"LEADSTAGE_STATE_COMPRESSION": raw}).state_compression == expected
+
+
+@pytest.mark.parametrize("raw", ["gzip", "lz4hc", "bz2", "none,lz4"])
+def test_an_unknown_state_compression_is_refused_with_the_choices(raw):
+    with pytest.raises(ValueError, match="LEADSTAGE_STATE_COMPRESSION must be one of none, lz4, "
+                                         "snappy, zstd"):
+        Settings.from_env({"LEADSTAGE_STATE_COMPRESSION": raw})
 
 
 def test_password_never_in_repr():

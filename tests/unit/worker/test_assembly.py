@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
 from streams.adapters.faust_settings import static_member_id
+from streams.adapters.rocksdb_store import LeadRocksStore
 from streams.adapters.settings import Settings
 from streams.worker.assembly import build
 
@@ -44,3 +46,26 @@ def test_the_fetch_wait_reaches_the_kafka_consumer_instead_of_fausts(tmp_path, e
     app = build(Settings.from_env({"LEADSTAGE_DATA_DIR": str(tmp_path), **env})).app
     consumer = kafka_consumer_of(app)
     assert consumer._fetch_max_wait_ms == expected
+
+
+def rocksdb_options_file(store: LeadRocksStore, partition: int) -> str:
+    """The options RocksDB itself says a partition's database was opened with."""
+    db = store._db_for_partition(partition)
+    db.close()
+    folder = store.partition_path(partition)
+    return max(folder.glob("OPTIONS-*")).read_text()
+
+
+@pytest.mark.parametrize(("env", "expected"), [({}, "kNoCompression"),
+                                               ({"LEADSTAGE_STATE_COMPRESSION": "lz4"},
+                                                "kLZ4Compression")])
+def test_the_lead_tables_rocksdb_gets_the_compression_and_compaction_trigger(
+        tmp_path, env, expected):
+    # Faust's own store would leave RocksDB's defaults: Snappy, and 4 files in level 0.
+    table = build(Settings.from_env({"LEADSTAGE_DATA_DIR": str(tmp_path), **env})).table
+    store = table.data
+    assert isinstance(store, LeadRocksStore)
+    written = rocksdb_options_file(store, 3)
+    assert re.search(rf"^\s*compression={expected}$", written, re.M)
+    assert re.search(r"^\s*level0_file_num_compaction_trigger=8$", written, re.M)
+    assert re.search(r"^\s*write_buffer_size=4194304$", written, re.M)  # Faust's options too
