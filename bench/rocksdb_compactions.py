@@ -32,8 +32,7 @@ sys.path.insert(0, str(ROOT))
 from rocksdb_reads import states  # noqa: E402
 from rocksdict import Rdict, WriteBatch, WriteOptions  # noqa: E402
 
-from streams.adapters.rocksdb_store import LeadRocksDBOptions  # noqa: E402
-from streams.worker.assembly import ROCKSDB_OPTIONS  # noqa: E402
+from streams.adapters.rocksdb_store import ROCKSDB_OPTIONS, LeadRocksDBOptions  # noqa: E402
 
 PARTITIONS = 8
 PRELOAD = int(os.environ.get("PRELOAD", 250_000))  # leads per partition before the clock starts

@@ -1,6 +1,5 @@
 """What a lead's state read costs in one partition's RocksDB database, opened with the worker's
-options (`streams/worker/assembly.py`, through `streams/adapters/rocksdb_store.py`) and with one
-of them changed at a time beside them.
+options (`streams/adapters/rocksdb_store.py`) and with one of them changed at a time beside them.
 
 The pattern is the worker's: a part reads its leads with one multi-get and writes them back in
 one write batch without the write-ahead log; a fifth of the leads it reads are new (the
@@ -27,14 +26,13 @@ sys.path.insert(0, str(ROOT))
 
 from rocksdict import Rdict, WriteBatch, WriteOptions  # noqa: E402
 
-from streams.adapters.rocksdb_store import LeadRocksDBOptions  # noqa: E402
+from streams.adapters.rocksdb_store import ROCKSDB_OPTIONS, LeadRocksDBOptions  # noqa: E402
 from streams.core.definitions.compiler import compile_definitions  # noqa: E402
 from streams.core.definitions.loader import load_file  # noqa: E402
 from streams.core.lead_state import LeadState, dumps  # noqa: E402
 from streams.core.stage_machine import StageMachine  # noqa: E402
 from streams.tools.generator import Generator, as_json  # noqa: E402
 from streams.wire.json_lines import parse_line  # noqa: E402
-from streams.worker.assembly import ROCKSDB_OPTIONS  # noqa: E402
 
 STATE_LEADS = 10_000
 LEADS = 12_500  # one of 8 partitions' share of the bench's 100,000 leads

@@ -20,6 +20,7 @@ from streams.adapters.faust_codecs import register as register_codecs
 from streams.adapters.faust_settings import faust_app_kwargs, static_member_id
 from streams.adapters.faust_web import MAX_BODY_BYTES, QuietWeb, quiet_web
 from streams.adapters.lead_store import LeadStore
+from streams.adapters.rocksdb_store import table_options
 from streams.adapters.settings import Settings
 from streams.adapters.topics import ensure_topics
 from streams.core.definitions.checker import load_checked
@@ -34,14 +35,6 @@ from streams.worker.web import register_pages
 
 #: A killed worker's partitions move on after this (Faust's default is 60 s).
 SESSION_TIMEOUT_S = 10.0
-# Faust's RocksDB defaults (large write buffers and block cache) are per partition database, so
-# memory grows with partitions; these keep a worker of 8 partitions under its memory target.
-# Bloom filters of 10 bits per key (RocksDB's usual; Faust's 3 let about a third of the files
-# that lack a key be read for it): every lead a batch touches is read first, a fifth of them new.
-# Compression and the level-0 trigger are adapters.rocksdb_store's (Faust passes neither).
-ROCKSDB_OPTIONS = {"write_buffer_size": 4 * 2**20, "max_write_buffer_number": 2,
-                   "target_file_size_base": 16 * 2**20, "block_cache_size": 4 * 2**20,
-                   "bloom_filter_size": 10}
 
 
 class DefinitionsRefused(Exception):
@@ -129,7 +122,7 @@ def build(settings: Settings) -> WorkerAssembly:
                                value_serializer="raw", partitions=settings.partitions)
     table = app.Table("leads", partitions=settings.partitions, key_type=bytes,
                       value_type=bytes,
-                      options={**ROCKSDB_OPTIONS, "compression": settings.state_compression},
+                      options=table_options(settings.state_compression),
                       recovery_buffer_size=10_000)
     metrics = Metrics()
     metrics.definitions_info.labels(str(definitions.version)).set(1)
