@@ -55,6 +55,7 @@ MODULES = (
     "streams.wire.gate",
     "streams.wire.outputs",
     "streams.adapters.histograms",
+    "streams.adapters.input_records",
     "streams.adapters.lead_store",
     "streams.adapters.batch_sender",
     "streams.worker.metrics_recorder",

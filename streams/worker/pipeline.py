@@ -107,7 +107,7 @@ class LeadPipeline:
     # --- input ---------------------------------------------------------------------------------
 
     async def process_batch(self, records: Sequence[Any]) -> None:
-        """Records are aiokafka ConsumerRecords (anything with topic, partition, offset, key,
+        """Records are the input topic's InputRecords (anything with topic, partition, offset, key,
         value, headers), in offset order within each partition.
 
         A fetch is handled in parts of whole partitions of about `part_records` records, each
