@@ -222,6 +222,16 @@ def running_pid(cfg: BrokerConfig) -> int | None:
     return pid if b"kafka.Kafka" in cmdline else None
 
 
+def _listening(address: str, timeout_s: float) -> bool:
+    """Whether host:port takes a TCP connection."""
+    host, _, port = address.strip().rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def _port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -233,10 +243,16 @@ def _port_in_use(port: int) -> bool:
 
 
 def accepts_clients(bootstrap: str, timeout_s: float = 5.0, **security: Any) -> bool:
-    """True when a kafka-python client gets cluster metadata with at least one broker."""
+    """True when a kafka-python client gets cluster metadata with at least one broker.
+
+    No address taking connections is False at once: kafka-python's client would wait out its
+    own bootstrap timeout first (30 s), so a broker restarting after a kill -9 was seen ready
+    that long after it was."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
+    if not any(_listening(address, timeout_s) for address in bootstrap.split(",")):
+        return False
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=bootstrap,

@@ -1,8 +1,10 @@
 """The local broker's generated configuration and pid handling, without starting Java."""
 
 import os
+import socket
 import subprocess
 import sys
+import time
 
 from streams.tools import broker
 
@@ -63,3 +65,15 @@ def test_the_wait_for_deleted_files_sees_every_topic_folder(tmp_path):
     assert not broker._files_gone(tmp_path, ["a", "b"], timeout_s=0)  # a-0 is still there
     (tmp_path / "a-0").rmdir()
     assert broker._files_gone(tmp_path, ["a", "b"], timeout_s=0)
+
+
+def test_a_probe_of_an_address_taking_no_connections_answers_at_once():
+    # kafka-python's client alone waits out its 30 s bootstrap timeout on a closed port, which
+    # made a broker restarting after a kill -9 look ready 17 s after it was
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free once the socket closes: nothing listens there
+    started = time.monotonic()
+    assert not broker.accepts_clients(f"127.0.0.1:{port}", timeout_s=3)
+    assert not broker.accepts_clients(f"127.0.0.1:{port},127.0.0.1:{port}", timeout_s=3)
+    assert time.monotonic() - started < 10
