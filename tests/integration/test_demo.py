@@ -17,7 +17,7 @@ def test_demo_runs_shows_stages_and_stops_what_it_started(kafka_bootstrap, uniqu
     env = {**os.environ, **worker_env(kafka_bootstrap, unique_name("demo")),
            "LEADSTAGE_WEB_PORT": "16097", "LEADSTAGE_DATA_DIR": str(tmp_path / "data"),
            "LEADSTAGE_COLLECT_PORT": "16096", "COLUMNS": "120"}
-    demo = subprocess.Popen([LEADSTAGE, "demo", "--duration", "25", "--leads", "300"], env=env,
+    demo = subprocess.Popen([LEADSTAGE, "demo", "--duration", "12", "--leads", "300"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen_changes = 0.0
     try:
@@ -59,7 +59,7 @@ def test_demo_on_a_secured_broker_runs_each_part_as_its_principal(tmp_path):
     env |= {"LEADSTAGE_BROKER_PORT": "19792", "LEADSTAGE_BROKER_DIR": str(tmp_path / "broker"),
             "LEADSTAGE_WEB_PORT": "16098", "LEADSTAGE_DATA_DIR": str(tmp_path / "data"),
             "LEADSTAGE_COLLECT_PORT": "16099", "COLUMNS": "120"}
-    out = subprocess.run([LEADSTAGE, "demo", "--secure", "--duration", "15", "--leads", "100"],
+    out = subprocess.run([LEADSTAGE, "demo", "--secure", "--duration", "10", "--leads", "100"],
                          env=env, capture_output=True, text=True, timeout=240)
     text = out.stdout + out.stderr
     assert out.returncode == 0, text
