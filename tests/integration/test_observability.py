@@ -131,7 +131,7 @@ def test_every_dashboard_query_returns_data(kafka_bootstrap, unique_name, tmp_pa
                        for e in chunk]
             records.append((b"X-poison", b"garbage " + format_timestamp(now).encode()))
             produce_raw(kafka_bootstrap, f"{name}-activity", records)
-            time.sleep(2)  # two scrapes apart at least (1 s)
+            time.sleep(2)  # a scrape every second: two or more between chunks
 
         # until every panel has data, scrapes and rule evaluations after the last event
         deadline = time.monotonic() + 60
