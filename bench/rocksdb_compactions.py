@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 from rocksdb_reads import states  # noqa: E402
 from rocksdict import Rdict, WriteBatch, WriteOptions  # noqa: E402
 
-from streams.adapters.rocksdb_store import ROCKSDB_OPTIONS, LeadRocksDBOptions  # noqa: E402
+from streams.adapters.rocksdb_store import LeadRocksDBOptions, table_options  # noqa: E402
+from streams.adapters.settings import Settings  # noqa: E402
 
 PARTITIONS = 8
 PRELOAD = int(os.environ.get("PRELOAD", 250_000))  # leads per partition before the clock starts
@@ -40,6 +40,8 @@ RATE = float(os.environ.get("RATE", 32_000))  # the soak's offered rate on 2026-
 SECONDS = float(os.environ.get("SECONDS", 90))
 TICK = 0.02
 RECENT = 6_250  # a partition's share of the soak's 50,000 recent leads
+#: the lead table's options as a worker with default settings opens it
+WORKER_OPTIONS = table_options(Settings().state_compression)
 #: one option changed from the worker's at a time
 VARIANTS: dict[str, dict[str, Any]] = {
     "the worker's": {},
@@ -52,18 +54,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def thread_cpu() -> tuple[float, float]:
     """CPU seconds of this thread and of all the process's other threads."""
-    mine, others = 0.0, 0.0
-    me = threading.get_native_id()
-    tick = os.sysconf("SC_CLK_TCK")
-    for task in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{task}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        cpu = (int(fields[11]) + int(fields[12])) / tick
-        if int(task) == me:
-            mine += cpu
-        else:
-            others += cpu
-    return mine, others
+    mine = time.thread_time()
+    return mine, time.process_time() - mine
 
 
 def busy(db: Rdict) -> bool:
@@ -74,7 +66,7 @@ def busy(db: Rdict) -> bool:
 
 def run_variant(name: str) -> None:
     values = states()
-    options = {**ROCKSDB_OPTIONS, **VARIANTS[name]}
+    options = {**WORKER_OPTIONS, **VARIANTS[name]}
     rnd = random.Random(7)
     no_wal = WriteOptions()
     no_wal.disable_wal = True  # type: ignore[method-assign,assignment]

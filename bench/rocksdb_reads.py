@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from rocksdict import Rdict, WriteBatch, WriteOptions  # noqa: E402
 
-from streams.adapters.rocksdb_store import ROCKSDB_OPTIONS, LeadRocksDBOptions  # noqa: E402
+from streams.adapters.rocksdb_store import LeadRocksDBOptions, table_options  # noqa: E402
+from streams.adapters.settings import Settings  # noqa: E402
 from streams.core.definitions.compiler import compile_definitions  # noqa: E402
 from streams.core.definitions.loader import load_file  # noqa: E402
 from streams.core.lead_state import LeadState, dumps  # noqa: E402
@@ -38,6 +39,8 @@ STATE_LEADS = 10_000
 LEADS = 12_500  # one of 8 partitions' share of the bench's 100,000 leads
 PARTS = 400
 READ, NEW = 500, 100  # leads a part reads from one partition, and how many of them are new
+#: the lead table's options as a worker with default settings opens it
+WORKER_OPTIONS = table_options(Settings().state_compression)
 #: one option changed from the worker's at a time
 VARIANTS: dict[str, dict[str, Any]] = {
     "the worker's": {},
@@ -98,7 +101,7 @@ def main() -> int:
         for run in range(3):  # alternating: background compactions share the cores
             for n, (name, change) in enumerate(VARIANTS.items()):
                 folder = Path(work) / f"db-{n}-{run}"
-                figures[name].append(measure({**ROCKSDB_OPTIONS, **change}, values, folder))
+                figures[name].append(measure({**WORKER_OPTIONS, **change}, values, folder))
                 shutil.rmtree(folder)
     for name, runs in figures.items():
         print(f"{name:34}: read {', '.join(f'{r:.2f}' for r, _ in runs)} µs per lead; "
