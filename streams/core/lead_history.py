@@ -54,16 +54,30 @@ SUMMED_KEYS = frozenset(f"{activity}.{name}" for name, activities in SUMMED.item
                         for activity in activities)
 
 
+class Activity(msgspec.Struct, array_like=True, gc=False):
+    """What a lead's history keeps of one activity, stored as one MessagePack array: a state
+    is decoded for nearly every event, and one record per activity decodes in fewer objects
+    than the five maps keyed by activity that lead state format 6 kept (bench/README.md).
+    Not tracked by the cycle collector: it holds only numbers, text and their containers."""
+
+    count: int
+    first_at: int
+    last_at: int
+    #: occurred_at of recent events, sorted: RETENTION_MS behind the lead's latest event and
+    #: at most RECENT_CAP (empty once every event is older)
+    recent: list[int]
+    #: the most recent event, by occurred_at then event_id: when, its id, and its KEPT_FIELDS
+    latest_at: int
+    latest_id: str
+    latest: dict[str, Any]
+
+
 class LeadHistory(msgspec.Struct, array_like=True, dict=True):
     """Stored as a MessagePack array of these fields in this order (lead_state.FORMAT): the
     state is decoded straight into this class, with no copying."""
 
-    counts: dict[str, int] = {}
-    first_at: dict[str, int] = {}
-    last_at: dict[str, int] = {}
-    recent: dict[str, list[int]] = {}
-    #: activity -> (occurred_at, event_id, {field: value}) of its most recent event
-    latest: dict[str, tuple[int, str, dict[str, Any]]] = {}
+    #: activity -> its summary, in the order the lead's activities first came
+    activities: dict[str, Activity] = {}
     #: event_id -> occurred_at, in arrival order
     seen: dict[str, int] = {}
     max_occurred_at: int = 0
@@ -119,38 +133,30 @@ class LeadHistory(msgspec.Struct, array_like=True, dict=True):
         latest_at = self.max_occurred_at
         if at > latest_at:
             self.max_occurred_at = latest_at = at
-        counts = self.counts
-        counts[activity] = counts.get(activity, 0) + 1
-        first_at = self.first_at
-        first = first_at.get(activity)
-        if first is None or at < first:
-            first_at[activity] = at
-        last_at = self.last_at
-        last = last_at.get(activity)
-        if last is None or at > last:
-            last_at[activity] = at
         horizon = latest_at - RETENTION_MS
-        if at > horizon:
-            recent = self.recent
-            times = recent.get(activity)
-            if times is None:
-                recent[activity] = [at]
-            else:
+        activities = self.activities
+        summary = activities.get(activity)
+        if summary is None:
+            activities[activity] = Activity(1, at, at, [at] if at > horizon else [], at,
+                                            event_id, _kept(event))
+        else:
+            summary.count += 1
+            if at < summary.first_at:
+                summary.first_at = at
+            if at > summary.last_at:
+                summary.last_at = at
+            if at > horizon:
+                times = summary.recent
                 insort(times, at)
                 if times[0] <= horizon or len(times) > RECENT_CAP:
                     if len(times) > RECENT_CAP:
                         self._hit(TRIM_ACTIVITY_TIMES)
                     self._trim(times, horizon)
-        latest = self.latest
-        current = latest.get(activity)
-        # (at, event_id) > current's, without building the two tuples
-        if current is None or at > current[0] or (at == current[0] and event_id > current[1]):
-            kept = {}  # a loop, not a comprehension: no function call per event
-            for f in KEPT_FIELDS:
-                value = event.get(f)
-                if value is not None:
-                    kept[f] = value
-            latest[activity] = (at, event_id, kept)
+            # (at, event_id) > the latest's, without building the two tuples
+            newest = summary.latest_at
+            if at > newest or (at == newest and event_id > summary.latest_id):
+                summary.latest_at, summary.latest_id = at, event_id
+                summary.latest = _kept(event)
         amount = event.get("amount")
         if amount is not None:
             key = f"{activity}.amount"
@@ -206,13 +212,21 @@ class LeadHistory(msgspec.Struct, array_like=True, dict=True):
         if self.seen and min(self.seen.values()) < dedup_horizon:
             self.seen = {k: v for k, v in self.seen.items() if v >= dedup_horizon}
         horizon = self.max_occurred_at - RETENTION_MS
-        for activity, times in list(self.recent.items()):
-            self._trim(times, horizon)
-            if not times:
-                del self.recent[activity]
+        for summary in self.activities.values():
+            self._trim(summary.recent, horizon)
         for key, times in list(self.value_times.items()):
             before = len(times)
             self._trim(times, horizon)
             del self.value_amounts[key][:before - len(times)]
             if not times:
                 del self.value_times[key], self.value_amounts[key]
+
+
+def _kept(event: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an event that facts may read as its activity's latest (KEPT_FIELDS)."""
+    kept = {}  # a loop, not a comprehension: no function call per event
+    for f in KEPT_FIELDS:
+        value = event.get(f)
+        if value is not None:
+            kept[f] = value
+    return kept

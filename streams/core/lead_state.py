@@ -13,12 +13,13 @@ from typing import Any
 
 import msgspec
 
-from streams.core.lead_history import LeadHistory, seen_key
+from streams.core.lead_history import Activity, LeadHistory, seen_key
 
-#: 6: recent changes in brief but the latest; 5: numeric totals and values, and properties
-#: (DESIGN §4.1); 4: long event ids kept as digests (lead_history.seen_key); 3: recent changes
-#: stored pre-encoded; 2 stored them as maps. 2 to 5 still load.
-FORMAT = 6
+#: 7: a history's activity summaries in one map (lead_history.Activity); 6: recent changes in
+#: brief but the latest; 5: numeric totals and values, and properties (DESIGN §4.1); 4: long
+#: event ids kept as digests (lead_history.seen_key); 3: recent changes stored pre-encoded; 2
+#: stored them as maps. 2 to 6 still load.
+FORMAT = 7
 RECENT_CHANGES = 5
 #: What a recent change keeps once a later one is made: its reason and facts (most of a change's
 #: bytes) are on the stage-changes topic, and a state is written to the changelog at every event.
@@ -139,7 +140,7 @@ def loads(data: bytes) -> LeadState:
 
 def _loads_older(data: bytes) -> LeadState:
     fields = _decode(data)
-    if fields[0] == FORMAT:
+    if fields[0] in (6, FORMAT):
         (fmt, lead_id, stage, since, sequence, version, evaluated_at, handoff_since, breached,
          next_review, recent, last_change, outbox, outbox_batch, erased, h) = fields
     else:
@@ -151,15 +152,16 @@ def _loads_older(data: bytes) -> LeadState:
             changes = [_decode(change) for change in changes]
         recent = [_brief(change) for change in changes]
         last_change = _encode(changes[-1]) if changes else b""
-    counts, first_at, last_at, recent_times, latest, seen, max_at = h[:7]
-    if fmt < 4:
-        seen = {seen_key(k): v for k, v in seen.items()}
-    totals, value_times, value_amounts, properties = h[7:] if fmt >= 5 else ({}, {}, {}, {})
-    history = LeadHistory(counts=counts, first_at=first_at, last_at=last_at,
-                          recent=recent_times,
-                          latest={k: (v[0], v[1], v[2]) for k, v in latest.items()},
-                          seen=seen, max_occurred_at=max_at, totals=totals,
-                          value_times=value_times, value_amounts=value_amounts,
+    if fmt == FORMAT:
+        activities, seen, max_at, totals, value_times, value_amounts, properties = h
+        activities = {k: Activity(*v) for k, v in activities.items()}
+    else:
+        activities, seen, max_at = _activities(h[:5]), h[5], h[6]
+        if fmt < 4:
+            seen = {seen_key(k): v for k, v in seen.items()}
+        totals, value_times, value_amounts, properties = h[7:] if fmt >= 5 else ({}, {}, {}, {})
+    history = LeadHistory(activities=activities, seen=seen, max_occurred_at=max_at,
+                          totals=totals, value_times=value_times, value_amounts=value_amounts,
                           properties={k: (v[0], v[1]) for k, v in properties.items()})
     return LeadState(lead_id=lead_id, history=history, stage=stage, since=since,
                      sequence=sequence, definitions_version=version, evaluated_at=evaluated_at,
@@ -168,3 +170,15 @@ def _loads_older(data: bytes) -> LeadState:
                      last_change=b"" if outbox else last_change,  # outbox[-1] is the latest
                      outbox=[msgspec.Raw(_encode(change)) for change in outbox],
                      outbox_batch=outbox_batch, erased=erased)
+
+
+def _activities(maps: list[dict[str, Any]]) -> dict[str, Activity]:
+    """The per-activity maps of formats 2 to 6 (counts, first and last occurred_at, recent
+    times, latest event), as one summary per activity, in the order they were first seen."""
+    counts, first_at, last_at, recent, latest = maps
+    activities = {}
+    for activity, count in counts.items():
+        at, event_id, kept = latest[activity]
+        activities[activity] = Activity(count, first_at[activity], last_at[activity],
+                                        recent.get(activity, []), at, event_id, kept)
+    return activities

@@ -22,21 +22,41 @@ from streams.core.calendar import (
 )
 from streams.core.definitions import expressions as ex
 from streams.core.definitions.model import Definitions, Duration, Fact, Type
-from streams.core.lead_history import LeadHistory
+from streams.core.lead_history import Activity, LeadHistory
 
 NOT_IN_POPULATION = -1
 NO_STAGE = -2  # impossible for definitions that pass the checker
 
 
-def _window_count(recent: dict[str, list[int]], activities: Sequence[str], start: int,
+def _window_count(summaries: dict[str, Activity], activities: Sequence[str], start: int,
                   end: int) -> int:
     """Events with occurred_at in (start, end]."""
     total = 0
     for activity in activities:
-        times = recent.get(activity)
-        if times:
+        summary = summaries.get(activity)
+        if summary is not None:
+            times = summary.recent
             total += bisect_right(times, end) - bisect_right(times, start)
     return total
+
+
+def _count(summaries: dict[str, Activity], activities: Sequence[str]) -> int:
+    total = 0
+    for activity in activities:
+        summary = summaries.get(activity)
+        if summary is not None:
+            total += summary.count
+    return total
+
+
+def _first(summaries: dict[str, Activity], activities: Sequence[str]) -> int | None:
+    times = [s.first_at for s in map(summaries.get, activities) if s is not None]
+    return min(times) if times else None
+
+
+def _last(summaries: dict[str, Activity], activities: Sequence[str]) -> int | None:
+    times = [s.last_at for s in map(summaries.get, activities) if s is not None]
+    return max(times) if times else None
 
 
 def _window_values(times: dict[str, list[int]], amounts: dict[str, list[float]], key: str,
@@ -68,6 +88,9 @@ def _add_months_none(value: int | None, months: int, ms: bool) -> int | None:
 
 _RUNTIME = {
     "_window_count": _window_count,
+    "_count": _count,
+    "_first": _first,
+    "_last": _last,
     "_add_months": add_months,
     "_add_months_ms": add_months_ms,
     "_add_months_none": _add_months_none,
@@ -166,15 +189,16 @@ class _Codegen:
         var = self.fact_var[f.name]
         if f.kind == "count" and f.within is None:
             if len(acts) == 1:
-                return f"{var} = counts.get({acts[0]!r}, 0)"
-            return f"{var} = " + " + ".join(f"counts.get({a!r}, 0)" for a in acts)
+                return (f"_a = activities.get({acts[0]!r})\n"
+                        f"    {var} = 0 if _a is None else _a.count")
+            return f"{var} = _count(activities, {acts!r})"
         if f.kind == "count":
             assert f.within is not None
             start = _window_start(f.within)
-            return f"{var} = _window_count(recent, {acts!r}, {start}, now)"
+            return f"{var} = _window_count(activities, {acts!r}, {start}, now)"
         if f.kind == "latest":
-            return (f"_l = latest.get({acts[0]!r})\n"
-                    f"    {var} = None if _l is None else _l[2].get({f.field!r})")
+            return (f"_a = activities.get({acts[0]!r})\n"
+                    f"    {var} = None if _a is None else _a.latest.get({f.field!r})")
         if f.kind in ("sum", "max"):
             key = f.values_key
             if f.within is None:
@@ -182,12 +206,10 @@ class _Codegen:
                         f"    {var} = None if _t is None else _t[{0 if f.kind == 'sum' else 1}]")
             start = _window_start(f.within)
             return f"{var} = _window_{f.kind}(vtimes, vamounts, {key!r}, {start}, now)"
-        table = "first_at" if f.kind == "first" else "last_at"
-        pick = "min" if f.kind == "first" else "max"
         if len(acts) == 1:
-            return f"{var} = {table}.get({acts[0]!r})"
-        return (f"_v = [x for x in ({', '.join(f'{table}.get({a!r})' for a in acts)}) "
-                f"if x is not None]\n    {var} = {pick}(_v) if _v else None")
+            return (f"_a = activities.get({acts[0]!r})\n"
+                    f"    {var} = None if _a is None else _a.{f.kind}_at")
+        return f"{var} = _{f.kind}(activities, {acts!r})"
 
     def time_pairs(self) -> list[tuple[str, bool, bool, tuple[int, ...]]]:
         """(code, reads only `today`, exactly one side depends on time, the indices of the
@@ -226,8 +248,7 @@ class _Codegen:
         tuple_expr = f"({vars_},)" if fact_names else "()"
         lines = [
             "def compute_facts(h, now):",
-            "    counts = h.counts; recent = h.recent; latest = h.latest",
-            "    first_at = h.first_at; last_at = h.last_at",
+            "    activities = h.activities",
         ]
         if any(f.kind in ("sum", "max") for f in d.facts.values()):
             lines.append("    totals = h.totals; vtimes = h.value_times; "

@@ -62,12 +62,18 @@ def _flips_at(pair: TimePair, facts: tuple[Any, ...], before: bool, t: int) -> b
 def window_exits(compiled: Compiled, history: LeadHistory, now: int) -> int | None:
     """The first instant after `now` at which an event leaves a windowed count."""
     best: int | None = None
-    recent = history.recent
+    summaries = history.activities
     for within, months, millis, values_key, activities in compiled.windows:
         start = _window_start(now, months, millis)
         # a windowed sum or maximum changes when one of its values leaves, as a count does
-        series = (history.value_times.get(values_key),) if values_key is not None \
-            else map(recent.get, activities)
+        if values_key is not None:
+            series = [history.value_times.get(values_key)]
+        else:
+            series = []  # a loop, not a comprehension: no function call per evaluation
+            for activity in activities:
+                summary = summaries.get(activity)
+                if summary is not None:
+                    series.append(summary.recent)
         for times in series:
             if not times:
                 continue

@@ -12,18 +12,36 @@ from streams.core.lead_state import LeadState
 
 def _history(state: LeadState, fmt: int) -> list[Any]:
     h = state.history
-    fields = [h.counts, h.first_at, h.last_at, h.recent, h.latest, h.seen, h.max_occurred_at]
-    if fmt >= 5:
-        fields += [h.totals, h.value_times, h.value_amounts, h.properties]
-    return fields
+    values = [h.totals, h.value_times, h.value_amounts, h.properties]
+    if fmt == 7:
+        activities = {name: [a.count, a.first_at, a.last_at, a.recent, a.latest_at,
+                             a.latest_id, a.latest] for name, a in h.activities.items()}
+        return [activities, h.seen, h.max_occurred_at, *values]
+    # formats 2 to 6: five maps keyed by activity; an activity's recent times only while any
+    # were within retention
+    acts = h.activities
+    fields = [{k: a.count for k, a in acts.items()}, {k: a.first_at for k, a in acts.items()},
+              {k: a.last_at for k, a in acts.items()},
+              {k: a.recent for k, a in acts.items() if a.recent},
+              {k: [a.latest_at, a.latest_id, a.latest] for k, a in acts.items()},
+              h.seen, h.max_occurred_at]
+    return fields + values if fmt >= 5 else fields
+
+
+def format_7(state: LeadState) -> bytes:
+    return _since_6(state, 7)
 
 
 def format_6(state: LeadState) -> bytes:
+    return _since_6(state, 6)
+
+
+def _since_6(state: LeadState, fmt: int) -> bytes:
     return msgspec.msgpack.encode([
-        6, state.lead_id, state.stage, state.since, state.sequence,
+        fmt, state.lead_id, state.stage, state.since, state.sequence,
         state.definitions_version, state.evaluated_at, state.handoff_since,
         state.handoff_breached, state.next_review, state.recent_packed, state.last_change,
-        state.outbox, state.outbox_batch, state.erased, _history(state, 6),
+        state.outbox, state.outbox_batch, state.erased, _history(state, fmt),
     ])
 
 

@@ -15,6 +15,11 @@ from streams.core.lead_history import (
 T0 = 1_790_000_000_000
 
 
+def latest(h: LeadHistory, activity: str) -> tuple[int, str, dict]:
+    summary = h.activities[activity]
+    return summary.latest_at, summary.latest_id, summary.latest
+
+
 def ev(i: int | str, activity: str = "PAGE_VIEWED", at: int = T0, **extra: object) -> dict:
     return {"event_id": str(i), "occurred_at": at, "activity": activity, **extra}
 
@@ -23,7 +28,8 @@ def test_duplicates_count_once():
     h = LeadHistory()
     assert h.apply(ev(1)) is True
     assert h.apply(ev(1, at=T0 + 5)) is False
-    assert h.counts == {"PAGE_VIEWED": 1} and h.recent["PAGE_VIEWED"] == [T0]
+    assert list(h.activities) == ["PAGE_VIEWED"] and h.activities["PAGE_VIEWED"].count == 1
+    assert h.activities["PAGE_VIEWED"].recent == [T0]
 
 
 def test_out_of_order_events_are_placed_by_occurred_at():
@@ -31,8 +37,9 @@ def test_out_of_order_events_are_placed_by_occurred_at():
     h.apply(ev(1, at=T0 + 10))
     h.apply(ev(2, at=T0))
     h.apply(ev(3, at=T0 + 5))
-    assert h.recent["PAGE_VIEWED"] == [T0, T0 + 5, T0 + 10]
-    assert (h.first_at["PAGE_VIEWED"], h.last_at["PAGE_VIEWED"]) == (T0, T0 + 10)
+    pages = h.activities["PAGE_VIEWED"]
+    assert pages.recent == [T0, T0 + 5, T0 + 10]
+    assert (pages.first_at, pages.last_at) == (T0, T0 + 10)
     assert h.max_occurred_at == T0 + 10
 
 
@@ -40,7 +47,7 @@ def test_latest_is_by_occurred_at_not_arrival():
     h = LeadHistory()
     h.apply(ev("new", "BUDGET_CONFIRMED", at=T0 + 10, amount=5.0, currency="EUR"))
     h.apply(ev("old", "BUDGET_CONFIRMED", at=T0, amount=9.0))
-    assert h.latest["BUDGET_CONFIRMED"] == (T0 + 10, "new", {"amount": 5.0, "currency": "EUR"})
+    assert latest(h, "BUDGET_CONFIRMED") == (T0 + 10, "new", {"amount": 5.0, "currency": "EUR"})
 
 
 @given(st.permutations([("a", 0), ("b", 0), ("c", 7), ("d", 7), ("e", 3)]))
@@ -50,16 +57,16 @@ def test_latest_breaks_a_tie_by_event_id_in_any_arrival_order(order):
     h = LeadHistory()
     for event_id, offset in order:
         h.apply(ev(event_id, "BUDGET_CONFIRMED", at=T0 + offset, amount=float(offset)))
-    assert h.latest["BUDGET_CONFIRMED"] == (T0 + 7, "d", {"amount": 7.0})
+    assert latest(h, "BUDGET_CONFIRMED") == (T0 + 7, "d", {"amount": 7.0})
 
 
 def test_memory_stays_bounded_for_a_very_busy_lead():
     h = LeadHistory()
     for i in range(SEEN_CAP + 3 * RECENT_CAP):
         h.apply(ev(i, at=T0 + i * 1000))
-    assert len(h.recent["PAGE_VIEWED"]) <= RECENT_CAP
+    assert len(h.activities["PAGE_VIEWED"].recent) <= RECENT_CAP
     assert len(h.seen) <= SEEN_CAP
-    assert h.counts["PAGE_VIEWED"] == SEEN_CAP + 3 * RECENT_CAP  # totals stay exact
+    assert h.activities["PAGE_VIEWED"].count == SEEN_CAP + 3 * RECENT_CAP  # totals stay exact
 
 
 def test_prune_forgets_old_ids_and_timestamps():
@@ -68,8 +75,9 @@ def test_prune_forgets_old_ids_and_timestamps():
     h.apply(ev("new", at=T0 + RETENTION_MS + MS_PER_DAY))
     h.prune()
     assert "old" not in h.seen and "new" in h.seen
-    assert h.recent["PAGE_VIEWED"] == [T0 + RETENTION_MS + MS_PER_DAY]
-    assert h.counts["PAGE_VIEWED"] == 2 and h.first_at["PAGE_VIEWED"] == T0
+    pages = h.activities["PAGE_VIEWED"]
+    assert pages.recent == [T0 + RETENTION_MS + MS_PER_DAY]
+    assert pages.count == 2 and pages.first_at == T0
     assert DEDUP_HORIZON_MS < RETENTION_MS
 
 
@@ -84,4 +92,4 @@ def test_ids_past_the_dedup_horizon_are_forgotten_as_events_arrive():
     assert len(h.seen) <= horizon_days + 1 + PRUNE_EVERY
     oldest = min(h.seen.values())
     assert oldest >= h.max_occurred_at - (horizon_days + PRUNE_EVERY) * MS_PER_DAY
-    assert h.counts["PAGE_VIEWED"] == 3 * PRUNE_EVERY
+    assert h.activities["PAGE_VIEWED"].count == 3 * PRUNE_EVERY

@@ -13,7 +13,7 @@ from streams.core.definitions.review import next_review
 from streams.core.lead_state import BRIEF_FIELDS, RECENT_CHANGES, LeadState, dumps, loads
 from streams.core.signals import Assessment, HandoffResponse, SalesDecision, SlaBreach
 from streams.core.stage_machine import APPLIED, DUPLICATE, StageMachine
-from tests.unit.core.state_formats import format_6, written_as
+from tests.unit.core.state_formats import format_6, format_7, written_as
 from tests.unit.core.test_properties import events, replayed
 
 COMPILED = compile_definitions(load_file("definitions/lead-stages.yaml"))
@@ -109,7 +109,7 @@ def test_opinions_move_nothing_and_are_judged_against_the_objective_stage():
 def test_erasure_forgets_the_lead_but_not_its_numbering():
     state, _, machine = run(ev(1, "CONTACTED", T0))
     machine.erase(state, ev(2, "ERASURE_REQUESTED", T0 + 5), [])
-    assert state.erased and state.history.counts == {} and state.stage is None
+    assert state.erased and state.history.activities == {} and state.stage is None
     assert path(state)[-1] == (2, "cold", None, "EVENT")
     machine.apply(state, ev(3, "CONTACTED", T0 + 10), [])
     assert path(state)[-1] == (3, None, "cold", "EVENT") and not state.erased
@@ -151,18 +151,18 @@ def test_state_survives_serialisation():
 
 @settings(max_examples=200, deadline=None)
 @given(events())
-def test_states_are_written_byte_for_byte_as_format_6_and_read_back(evs):
+def test_states_are_written_byte_for_byte_as_format_7_and_read_back(evs):
     state, _, _ = run(*({**e, "lead_id": "L", "source": "WEB"} for e in evs))
     state.history.properties["industry"] = (T0, "software")
     state.history.properties["employees"] = (T0 + 1, None)
     state.history.totals["DEAL_WON.amount"] = [10.5, 10.5, 1]
-    assert dumps(state) == format_6(state)
-    again = loads(format_6(state))
-    assert again == state and type(again.history.latest) is dict
-    assert all(type(v) is tuple for v in again.history.latest.values())
-    assert all(type(v) is tuple for v in again.history.properties.values())
-    assert again.history.totals["DEAL_WON.amount"][2] == 1
-    assert dumps(again) == format_6(state)
+    assert dumps(state) == format_7(state)
+    for written in (format_7(state), format_6(state)):  # format 6: changelogs of 2026-12-06
+        again = loads(written)
+        assert again == state
+        assert all(type(v) is tuple for v in again.history.properties.values())
+        assert again.history.totals["DEAL_WON.amount"][2] == 1
+        assert dumps(again) == format_7(state)
 
 
 def six_changes() -> LeadState:
@@ -296,4 +296,4 @@ def test_ids_trimmed_by_opinions_are_reported_at_once_and_never_stored():
                                 assessed_stage="hot"), signals)
     assert signals.count(Trimmed(TRIM_EVENT_IDS)) == 1
     assert state.history.take_trimmed() == ()
-    assert dumps(state) == format_6(state)
+    assert dumps(state) == format_7(state)
