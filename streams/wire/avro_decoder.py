@@ -139,7 +139,7 @@ class _Codegen(SourceWriter):
         elif kind in ("map", "array"):
             self.block(schema, kind, indent, target)
         elif kind == "record":
-            record = self.var("r")
+            record = self.var("r", "dict")
             self.emit(indent, f"{record} = {{}}")
             for f in schema["fields"]:
                 self.value(f["type"], indent, f"{record}[{f['name']!r}]")
@@ -148,7 +148,8 @@ class _Codegen(SourceWriter):
             raise Unsupported(str(kind))
 
     def block(self, schema: dict[str, Any], kind: str, indent: int, target: str) -> None:
-        out, count, j = self.var("m"), self.var("c", _LONG), self.var("j", _LONG)
+        out = self.var("m", "dict" if kind == "map" else "list")
+        count, j = self.var("c", _LONG), self.var("j", _LONG)
         self.emit(indent, f"{out} = {{}}" if kind == "map" else f"{out} = []")
         self.emit(indent, "while True:")
         self.long(indent + 1, count)

@@ -53,7 +53,7 @@ def _int(n: int) -> bytes:
 
 class _Codegen(SourceWriter):
     def value(self, schema: Any, indent: int, source: str) -> None:
-        """Code that appends the encoding of `source` (an expression) to `out`."""
+        """Code that appends the encoding of `source` (an expression) to `parts`."""
         kind = schema if isinstance(schema, str) else (
             "union" if isinstance(schema, list) else schema.get("type"))
         if isinstance(kind, dict | list):
@@ -61,26 +61,32 @@ class _Codegen(SourceWriter):
         elif kind == "null":
             self.emit(indent, f"if {source} is not None: raise ValueError('expected null')")
         elif kind == "boolean":
-            self.emit(indent, f"out(b'\\x01' if {source} else b'\\x00')")
+            self.emit(indent, f"parts.append(b'\\x01' if {source} else b'\\x00')")
         elif kind in ("int", "long"):
             # a small non-negative number (a sequence, a version) is one byte: no call; any
             # other value, or one that is not a number, goes to the checks of _int and _long
-            self.emit(indent, f"out(_LENGTHS[{source}] if 0 <= {source} < 64 "
+            self.emit(indent, f"parts.append(_LENGTHS[{source}] if 0 <= {source} < 64 "
                               f"else _{kind}({source}))")
         elif kind in ("float", "double"):
             packer = self.constant("pack", Struct("<f" if kind == "float" else "<d").pack)
-            self.emit(indent, f"out({packer}({source}))")
+            self.emit(indent, f"parts.append({packer}({source}))")
         elif kind == "string":
-            d, n = self.var("d"), self.var("n")
-            self.emit(indent, f"{d} = {source}.encode(); {n} = len({d})")
-            self.emit(indent, f"out(_LENGTHS[{n}] if {n} < 64 else _long({n}))")
-            self.emit(indent, f"out({d})")
+            # typed text, bytes and length once compiled: str.encode and len in C, no lookups;
+            # anything but text raises TypeError, compiled or not
+            t, d = self.var("t", "str"), self.var("d", "bytes")
+            n = self.var("n", "cython.Py_ssize_t")
+            self.emit(indent, f"{t} = {source}")
+            self.emit(indent, f"if not isinstance({t}, str): raise TypeError('expected text')")
+            self.emit(indent, f"{d} = {t}.encode(); {n} = len({d})")
+            self.emit(indent, f"parts.append(_LENGTHS[{n}] if {n} < 64 else _long({n}))")
+            self.emit(indent, f"parts.append({d})")
         elif kind == "bytes":
             v = self.var("b")
-            self.emit(indent, f"{v} = bytes({source}); out(_long(len({v}))); out({v})")
+            self.emit(indent, f"{v} = bytes({source}); parts.append(_long(len({v}))); "
+                              f"parts.append({v})")
         elif kind == "enum":
             index = self.constant("symbols", {s: _long(i) for i, s in enumerate(schema["symbols"])})
-            self.emit(indent, f"out({index}[{source}])")
+            self.emit(indent, f"parts.append({index}[{source}])")
         elif kind == "union":
             branches = [b for b in schema if b != "null"]
             if len(schema) != 2 or len(branches) != 1:
@@ -88,30 +94,31 @@ class _Codegen(SourceWriter):
             v = self.var("u")
             null_first = schema[0] == "null"
             self.emit(indent, f"{v} = {source}")
-            self.emit(indent, f"if {v} is None: out({_SMALL[0 if null_first else 2]!r})")
+            self.emit(indent, f"if {v} is None: parts.append({_SMALL[0 if null_first else 2]!r})")
             self.emit(indent, "else:")
-            self.emit(indent + 1, f"out({_SMALL[2 if null_first else 0]!r})")
+            self.emit(indent + 1, f"parts.append({_SMALL[2 if null_first else 0]!r})")
             self.value(branches[0], indent + 1, v)
         elif kind == "map":
             m, k, item = self.var("m"), self.var("k"), self.var("v")
             self.emit(indent, f"{m} = {source}")
             self.emit(indent, f"if {m}:")
-            self.emit(indent + 1, f"out(_long(len({m})))")
+            self.emit(indent + 1, f"parts.append(_long(len({m})))")
             self.emit(indent + 1, f"for {k}, {item} in {m}.items():")
             self.value("string", indent + 2, k)
             self.value(schema["values"], indent + 2, item)
-            self.emit(indent, "out(b'\\x00')")
+            self.emit(indent, "parts.append(b'\\x00')")
         elif kind == "array":
             a, item = self.var("a"), self.var("v")
             self.emit(indent, f"{a} = {source}")
             self.emit(indent, f"if {a}:")
-            self.emit(indent + 1, f"out(_long(len({a})))")
+            self.emit(indent + 1, f"parts.append(_long(len({a})))")
             self.emit(indent + 1, f"for {item} in {a}:")
             self.value(schema["items"], indent + 2, item)
-            self.emit(indent, "out(b'\\x00')")
+            self.emit(indent, "parts.append(b'\\x00')")
         elif kind == "record":
-            r = self.var("r")
+            r = self.var("r", "dict")
             self.emit(indent, f"{r} = {source}")
+            self.emit(indent, f"if not isinstance({r}, dict): raise TypeError('expected a dict')")
             for f in schema["fields"]:
                 if "default" in f:  # fastavro writes a missing field's default
                     if _bytes_like(f["type"]):
@@ -137,9 +144,10 @@ def compile_encoder(schema: dict[str, Any], prefix: bytes = b"") -> Encoder | No
     """record -> `prefix` and its Avro body (a single-object header is written with the body,
     not copied in front of it), or None when the schema uses a type left to fastavro."""
     gen = _Codegen()
+    gen.declare("parts", "list")
     encoder: Encoder | None = gen.function(
         lambda: gen.value(schema, 1, "datum"),
-        ["def encode(datum):", f"    parts = [{prefix!r}]", "    out = parts.append"],
+        ["def encode(datum):", f"    parts = [{prefix!r}]"],
         ["    return b''.join(parts)"], f"<avro encoder {schema.get('name', '')}>",
         {"_long": _long, "_int": _int, "_LENGTHS": _LENGTHS})
     return encoder

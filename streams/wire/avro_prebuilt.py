@@ -5,13 +5,43 @@ from typing import Any, Callable
 
 import cython
 
+def _211b373c7b54bb675003(ns):
+    _LENGTHS = ns['_LENGTHS']
+    _int = ns['_int']
+    _long = ns['_long']
+    @cython.locals(d4=bytes, d8=bytes, n5=cython.Py_ssize_t, n9=cython.Py_ssize_t, parts=list, r1=dict, t3=str, t7=str)
+    def encode(datum):
+        parts = [b'\xc3\x01\x9fs\xeb\xae\xee\xdd\xcb\x0e']
+        r1 = datum
+        if not isinstance(r1, dict): raise TypeError('expected a dict')
+        f2 = r1.get('lead_id')
+        t3 = f2
+        if not isinstance(t3, str): raise TypeError('expected text')
+        d4 = t3.encode(); n5 = len(d4)
+        parts.append(_LENGTHS[n5] if n5 < 64 else _long(n5))
+        parts.append(d4)
+        f6 = r1.get('stage')
+        t7 = f6
+        if not isinstance(t7, str): raise TypeError('expected text')
+        d8 = t7.encode(); n9 = len(d8)
+        parts.append(_LENGTHS[n9] if n9 < 64 else _long(n9))
+        parts.append(d8)
+        f10 = r1.get('since')
+        parts.append(_LENGTHS[f10] if 0 <= f10 < 64 else _long(f10))
+        f11 = r1.get('sequence')
+        parts.append(_LENGTHS[f11] if 0 <= f11 < 64 else _long(f11))
+        f12 = r1.get('definitions_version')
+        parts.append(_LENGTHS[f12] if 0 <= f12 < 64 else _int(f12))
+        return b''.join(parts)
+    return encode
+
 def _4336da9e805a1c60cbad(ns):
     _Error = ns['_Error']
     _encoded_index = ns['_encoded_index']
     _unpack = ns['_unpack']
     _varint = ns['_varint']
     symbols8 = ns['symbols8']
-    @cython.locals(_size=cython.longlong, b=cython.int, c15=cython.longlong, data=bytes, end=cython.Py_ssize_t, i11=cython.longlong, i4=cython.longlong, i6=cython.longlong, i9=cython.longlong, j16=cython.longlong, n12=cython.longlong, n13=cython.longlong, n18=cython.longlong, n2=cython.longlong, n20=cython.longlong, n3=cython.longlong, n5=cython.longlong, n7=cython.longlong, pos=cython.Py_ssize_t)
+    @cython.locals(_size=cython.longlong, b=cython.int, c15=cython.longlong, data=bytes, end=cython.Py_ssize_t, i11=cython.longlong, i4=cython.longlong, i6=cython.longlong, i9=cython.longlong, j16=cython.longlong, m14=dict, n12=cython.longlong, n13=cython.longlong, n18=cython.longlong, n2=cython.longlong, n20=cython.longlong, n3=cython.longlong, n5=cython.longlong, n7=cython.longlong, pos=cython.Py_ssize_t, r1=dict)
     def decode(data, pos):
         end = len(data)
         r1 = {}
@@ -122,12 +152,208 @@ def _4336da9e805a1c60cbad(ns):
         return value, pos
     return decode
 
+def _95a36984ee07cc05ad7d(ns):
+    _LENGTHS = ns['_LENGTHS']
+    _int = ns['_int']
+    _long = ns['_long']
+    default11 = ns['default11']
+    default14 = ns['default14']
+    default17 = ns['default17']
+    default20 = ns['default20']
+    default24 = ns['default24']
+    default30 = ns['default30']
+    default34 = ns['default34']
+    default40 = ns['default40']
+    default46 = ns['default46']
+    pack23 = ns['pack23']
+    symbols13 = ns['symbols13']
+    symbols16 = ns['symbols16']
+    symbols33 = ns['symbols33']
+    @cython.locals(d28=bytes, d38=bytes, d4=bytes, d44=bytes, d52=bytes, d55=bytes, d8=bytes, n29=cython.Py_ssize_t, n39=cython.Py_ssize_t, n45=cython.Py_ssize_t, n5=cython.Py_ssize_t, n53=cython.Py_ssize_t, n56=cython.Py_ssize_t, n9=cython.Py_ssize_t, parts=list, r1=dict, t27=str, t3=str, t37=str, t43=str, t51=str, t54=str, t7=str)
+    def encode(datum):
+        parts = [b'\xc3\x01F\x1bH\x8ey\xec\x87\xbc']
+        r1 = datum
+        if not isinstance(r1, dict): raise TypeError('expected a dict')
+        f2 = r1.get('event_id')
+        t3 = f2
+        if not isinstance(t3, str): raise TypeError('expected text')
+        d4 = t3.encode(); n5 = len(d4)
+        parts.append(_LENGTHS[n5] if n5 < 64 else _long(n5))
+        parts.append(d4)
+        f6 = r1.get('lead_id')
+        t7 = f6
+        if not isinstance(t7, str): raise TypeError('expected text')
+        d8 = t7.encode(); n9 = len(d8)
+        parts.append(_LENGTHS[n9] if n9 < 64 else _long(n9))
+        parts.append(d8)
+        f10 = r1.get('occurred_at')
+        parts.append(_LENGTHS[f10] if 0 <= f10 < 64 else _long(f10))
+        f12 = r1.get('source', default11)
+        parts.append(symbols13[f12])
+        f15 = r1.get('activity', default14)
+        parts.append(symbols16[f15])
+        f18 = r1.get('decision_by', default17)
+        u19 = f18
+        if u19 is None: parts.append(b'\x00')
+        else:
+            parts.append(b'\x02')
+            parts.append(_LENGTHS[u19] if 0 <= u19 < 64 else _int(u19))
+        f21 = r1.get('amount', default20)
+        u22 = f21
+        if u22 is None: parts.append(b'\x00')
+        else:
+            parts.append(b'\x02')
+            parts.append(pack23(u22))
+        f25 = r1.get('currency', default24)
+        u26 = f25
+        if u26 is None: parts.append(b'\x00')
+        else:
+            parts.append(b'\x02')
+            t27 = u26
+            if not isinstance(t27, str): raise TypeError('expected text')
+            d28 = t27.encode(); n29 = len(d28)
+            parts.append(_LENGTHS[n29] if n29 < 64 else _long(n29))
+            parts.append(d28)
+        f31 = r1.get('team', default30)
+        u32 = f31
+        if u32 is None: parts.append(b'\x00')
+        else:
+            parts.append(b'\x02')
+            parts.append(symbols33[u32])
+        f35 = r1.get('assessed_stage', default34)
+        u36 = f35
+        if u36 is None: parts.append(b'\x00')
+        else:
+            parts.append(b'\x02')
+            t37 = u36
+            if not isinstance(t37, str): raise TypeError('expected text')
+            d38 = t37.encode(); n39 = len(d38)
+            parts.append(_LENGTHS[n39] if n39 < 64 else _long(n39))
+            parts.append(d38)
+        f41 = r1.get('reason', default40)
+        u42 = f41
+        if u42 is None: parts.append(b'\x00')
+        else:
+            parts.append(b'\x02')
+            t43 = u42
+            if not isinstance(t43, str): raise TypeError('expected text')
+            d44 = t43.encode(); n45 = len(d44)
+            parts.append(_LENGTHS[n45] if n45 < 64 else _long(n45))
+            parts.append(d44)
+        f47 = r1.get('attributes', default46)
+        m48 = f47
+        if m48:
+            parts.append(_long(len(m48)))
+            for k49, v50 in m48.items():
+                t51 = k49
+                if not isinstance(t51, str): raise TypeError('expected text')
+                d52 = t51.encode(); n53 = len(d52)
+                parts.append(_LENGTHS[n53] if n53 < 64 else _long(n53))
+                parts.append(d52)
+                t54 = v50
+                if not isinstance(t54, str): raise TypeError('expected text')
+                d55 = t54.encode(); n56 = len(d55)
+                parts.append(_LENGTHS[n56] if n56 < 64 else _long(n56))
+                parts.append(d55)
+        parts.append(b'\x00')
+        return b''.join(parts)
+    return encode
+
+def _c87837a4ec0e63389f73(ns):
+    _LENGTHS = ns['_LENGTHS']
+    _int = ns['_int']
+    _long = ns['_long']
+    default11 = ns['default11']
+    default17 = ns['default17']
+    default26 = ns['default26']
+    default37 = ns['default37']
+    symbols25 = ns['symbols25']
+    @cython.locals(d15=bytes, d21=bytes, d30=bytes, d35=bytes, d4=bytes, d43=bytes, d46=bytes, d8=bytes, n16=cython.Py_ssize_t, n22=cython.Py_ssize_t, n31=cython.Py_ssize_t, n36=cython.Py_ssize_t, n44=cython.Py_ssize_t, n47=cython.Py_ssize_t, n5=cython.Py_ssize_t, n9=cython.Py_ssize_t, parts=list, r1=dict, t14=str, t20=str, t29=str, t3=str, t34=str, t42=str, t45=str, t7=str)
+    def encode(datum):
+        parts = [b'\xc3\x01\x08V\x13\x1f\xdc\x803\xd8']
+        r1 = datum
+        if not isinstance(r1, dict): raise TypeError('expected a dict')
+        f2 = r1.get('event_id')
+        t3 = f2
+        if not isinstance(t3, str): raise TypeError('expected text')
+        d4 = t3.encode(); n5 = len(d4)
+        parts.append(_LENGTHS[n5] if n5 < 64 else _long(n5))
+        parts.append(d4)
+        f6 = r1.get('lead_id')
+        t7 = f6
+        if not isinstance(t7, str): raise TypeError('expected text')
+        d8 = t7.encode(); n9 = len(d8)
+        parts.append(_LENGTHS[n9] if n9 < 64 else _long(n9))
+        parts.append(d8)
+        f10 = r1.get('sequence')
+        parts.append(_LENGTHS[f10] if 0 <= f10 < 64 else _long(f10))
+        f12 = r1.get('previous_stage', default11)
+        u13 = f12
+        if u13 is None: parts.append(b'\x00')
+        else:
+            parts.append(b'\x02')
+            t14 = u13
+            if not isinstance(t14, str): raise TypeError('expected text')
+            d15 = t14.encode(); n16 = len(d15)
+            parts.append(_LENGTHS[n16] if n16 < 64 else _long(n16))
+            parts.append(d15)
+        f18 = r1.get('stage', default17)
+        u19 = f18
+        if u19 is None: parts.append(b'\x00')
+        else:
+            parts.append(b'\x02')
+            t20 = u19
+            if not isinstance(t20, str): raise TypeError('expected text')
+            d21 = t20.encode(); n22 = len(d21)
+            parts.append(_LENGTHS[n22] if n22 < 64 else _long(n22))
+            parts.append(d21)
+        f23 = r1.get('changed_at')
+        parts.append(_LENGTHS[f23] if 0 <= f23 < 64 else _long(f23))
+        f24 = r1.get('cause')
+        parts.append(symbols25[f24])
+        f27 = r1.get('cause_event_id', default26)
+        u28 = f27
+        if u28 is None: parts.append(b'\x00')
+        else:
+            parts.append(b'\x02')
+            t29 = u28
+            if not isinstance(t29, str): raise TypeError('expected text')
+            d30 = t29.encode(); n31 = len(d30)
+            parts.append(_LENGTHS[n31] if n31 < 64 else _long(n31))
+            parts.append(d30)
+        f32 = r1.get('definitions_version')
+        parts.append(_LENGTHS[f32] if 0 <= f32 < 64 else _int(f32))
+        f33 = r1.get('reason')
+        t34 = f33
+        if not isinstance(t34, str): raise TypeError('expected text')
+        d35 = t34.encode(); n36 = len(d35)
+        parts.append(_LENGTHS[n36] if n36 < 64 else _long(n36))
+        parts.append(d35)
+        f38 = r1.get('facts', default37)
+        m39 = f38
+        if m39:
+            parts.append(_long(len(m39)))
+            for k40, v41 in m39.items():
+                t42 = k40
+                if not isinstance(t42, str): raise TypeError('expected text')
+                d43 = t42.encode(); n44 = len(d43)
+                parts.append(_LENGTHS[n44] if n44 < 64 else _long(n44))
+                parts.append(d43)
+                t45 = v41
+                if not isinstance(t45, str): raise TypeError('expected text')
+                d46 = t45.encode(); n47 = len(d46)
+                parts.append(_LENGTHS[n47] if n47 < 64 else _long(n47))
+                parts.append(d46)
+        parts.append(b'\x00')
+        return b''.join(parts)
+    return encode
+
 def _cbf9ed48325ee7144bfa(ns):
     _Error = ns['_Error']
     _encoded_index = ns['_encoded_index']
     _unpack = ns['_unpack']
     _varint = ns['_varint']
-    @cython.locals(_size=cython.longlong, b=cython.int, data=bytes, end=cython.Py_ssize_t, n2=cython.longlong, n3=cython.longlong, pos=cython.Py_ssize_t)
+    @cython.locals(_size=cython.longlong, b=cython.int, data=bytes, end=cython.Py_ssize_t, n2=cython.longlong, n3=cython.longlong, pos=cython.Py_ssize_t, r1=dict)
     def decode(data, pos):
         end = len(data)
         r1 = {}
@@ -157,31 +383,6 @@ def _cbf9ed48325ee7144bfa(ns):
         return value, pos
     return decode
 
-def _ee10ddc2c66bb0d415ce(ns):
-    _LENGTHS = ns['_LENGTHS']
-    _int = ns['_int']
-    _long = ns['_long']
-    def encode(datum):
-        parts = [b'\xc3\x01\x9fs\xeb\xae\xee\xdd\xcb\x0e']
-        out = parts.append
-        r1 = datum
-        f2 = r1.get('lead_id')
-        d3 = f2.encode(); n4 = len(d3)
-        out(_LENGTHS[n4] if n4 < 64 else _long(n4))
-        out(d3)
-        f5 = r1.get('stage')
-        d6 = f5.encode(); n7 = len(d6)
-        out(_LENGTHS[n7] if n7 < 64 else _long(n7))
-        out(d6)
-        f8 = r1.get('since')
-        out(_LENGTHS[f8] if 0 <= f8 < 64 else _long(f8))
-        f9 = r1.get('sequence')
-        out(_LENGTHS[f9] if 0 <= f9 < 64 else _long(f9))
-        f10 = r1.get('definitions_version')
-        out(_LENGTHS[f10] if 0 <= f10 < 64 else _int(f10))
-        return b''.join(parts)
-    return encode
-
 def _f326612e5fc311124ba0(ns):
     _Error = ns['_Error']
     _encoded_index = ns['_encoded_index']
@@ -190,7 +391,7 @@ def _f326612e5fc311124ba0(ns):
     symbols15 = ns['symbols15']
     symbols4 = ns['symbols4']
     symbols7 = ns['symbols7']
-    @cython.locals(_size=cython.longlong, b=cython.int, c23=cython.longlong, data=bytes, end=cython.Py_ssize_t, i10=cython.longlong, i11=cython.longlong, i12=cython.longlong, i14=cython.longlong, i16=cython.longlong, i18=cython.longlong, i20=cython.longlong, i5=cython.longlong, i8=cython.longlong, j24=cython.longlong, n13=cython.longlong, n19=cython.longlong, n2=cython.longlong, n21=cython.longlong, n26=cython.longlong, n28=cython.longlong, n3=cython.longlong, pos=cython.Py_ssize_t)
+    @cython.locals(_size=cython.longlong, b=cython.int, c23=cython.longlong, data=bytes, end=cython.Py_ssize_t, i10=cython.longlong, i11=cython.longlong, i12=cython.longlong, i14=cython.longlong, i16=cython.longlong, i18=cython.longlong, i20=cython.longlong, i5=cython.longlong, i8=cython.longlong, j24=cython.longlong, m22=dict, n13=cython.longlong, n19=cython.longlong, n2=cython.longlong, n21=cython.longlong, n26=cython.longlong, n28=cython.longlong, n3=cython.longlong, pos=cython.Py_ssize_t, r1=dict)
     def decode(data, pos):
         end = len(data)
         r1 = {}
@@ -330,175 +531,11 @@ def _f326612e5fc311124ba0(ns):
         return value, pos
     return decode
 
-def _fdf98fff07c681b71162(ns):
-    _LENGTHS = ns['_LENGTHS']
-    _int = ns['_int']
-    _long = ns['_long']
-    default12 = ns['default12']
-    default15 = ns['default15']
-    default18 = ns['default18']
-    default22 = ns['default22']
-    default27 = ns['default27']
-    default31 = ns['default31']
-    default36 = ns['default36']
-    default41 = ns['default41']
-    default9 = ns['default9']
-    pack21 = ns['pack21']
-    symbols11 = ns['symbols11']
-    symbols14 = ns['symbols14']
-    symbols30 = ns['symbols30']
-    def encode(datum):
-        parts = [b'\xc3\x01F\x1bH\x8ey\xec\x87\xbc']
-        out = parts.append
-        r1 = datum
-        f2 = r1.get('event_id')
-        d3 = f2.encode(); n4 = len(d3)
-        out(_LENGTHS[n4] if n4 < 64 else _long(n4))
-        out(d3)
-        f5 = r1.get('lead_id')
-        d6 = f5.encode(); n7 = len(d6)
-        out(_LENGTHS[n7] if n7 < 64 else _long(n7))
-        out(d6)
-        f8 = r1.get('occurred_at')
-        out(_LENGTHS[f8] if 0 <= f8 < 64 else _long(f8))
-        f10 = r1.get('source', default9)
-        out(symbols11[f10])
-        f13 = r1.get('activity', default12)
-        out(symbols14[f13])
-        f16 = r1.get('decision_by', default15)
-        u17 = f16
-        if u17 is None: out(b'\x00')
-        else:
-            out(b'\x02')
-            out(_LENGTHS[u17] if 0 <= u17 < 64 else _int(u17))
-        f19 = r1.get('amount', default18)
-        u20 = f19
-        if u20 is None: out(b'\x00')
-        else:
-            out(b'\x02')
-            out(pack21(u20))
-        f23 = r1.get('currency', default22)
-        u24 = f23
-        if u24 is None: out(b'\x00')
-        else:
-            out(b'\x02')
-            d25 = u24.encode(); n26 = len(d25)
-            out(_LENGTHS[n26] if n26 < 64 else _long(n26))
-            out(d25)
-        f28 = r1.get('team', default27)
-        u29 = f28
-        if u29 is None: out(b'\x00')
-        else:
-            out(b'\x02')
-            out(symbols30[u29])
-        f32 = r1.get('assessed_stage', default31)
-        u33 = f32
-        if u33 is None: out(b'\x00')
-        else:
-            out(b'\x02')
-            d34 = u33.encode(); n35 = len(d34)
-            out(_LENGTHS[n35] if n35 < 64 else _long(n35))
-            out(d34)
-        f37 = r1.get('reason', default36)
-        u38 = f37
-        if u38 is None: out(b'\x00')
-        else:
-            out(b'\x02')
-            d39 = u38.encode(); n40 = len(d39)
-            out(_LENGTHS[n40] if n40 < 64 else _long(n40))
-            out(d39)
-        f42 = r1.get('attributes', default41)
-        m43 = f42
-        if m43:
-            out(_long(len(m43)))
-            for k44, v45 in m43.items():
-                d46 = k44.encode(); n47 = len(d46)
-                out(_LENGTHS[n47] if n47 < 64 else _long(n47))
-                out(d46)
-                d48 = v45.encode(); n49 = len(d48)
-                out(_LENGTHS[n49] if n49 < 64 else _long(n49))
-                out(d48)
-        out(b'\x00')
-        return b''.join(parts)
-    return encode
-
-def _ff91f98237f1cf76be21(ns):
-    _LENGTHS = ns['_LENGTHS']
-    _int = ns['_int']
-    _long = ns['_long']
-    default14 = ns['default14']
-    default22 = ns['default22']
-    default31 = ns['default31']
-    default9 = ns['default9']
-    symbols21 = ns['symbols21']
-    def encode(datum):
-        parts = [b'\xc3\x01\x08V\x13\x1f\xdc\x803\xd8']
-        out = parts.append
-        r1 = datum
-        f2 = r1.get('event_id')
-        d3 = f2.encode(); n4 = len(d3)
-        out(_LENGTHS[n4] if n4 < 64 else _long(n4))
-        out(d3)
-        f5 = r1.get('lead_id')
-        d6 = f5.encode(); n7 = len(d6)
-        out(_LENGTHS[n7] if n7 < 64 else _long(n7))
-        out(d6)
-        f8 = r1.get('sequence')
-        out(_LENGTHS[f8] if 0 <= f8 < 64 else _long(f8))
-        f10 = r1.get('previous_stage', default9)
-        u11 = f10
-        if u11 is None: out(b'\x00')
-        else:
-            out(b'\x02')
-            d12 = u11.encode(); n13 = len(d12)
-            out(_LENGTHS[n13] if n13 < 64 else _long(n13))
-            out(d12)
-        f15 = r1.get('stage', default14)
-        u16 = f15
-        if u16 is None: out(b'\x00')
-        else:
-            out(b'\x02')
-            d17 = u16.encode(); n18 = len(d17)
-            out(_LENGTHS[n18] if n18 < 64 else _long(n18))
-            out(d17)
-        f19 = r1.get('changed_at')
-        out(_LENGTHS[f19] if 0 <= f19 < 64 else _long(f19))
-        f20 = r1.get('cause')
-        out(symbols21[f20])
-        f23 = r1.get('cause_event_id', default22)
-        u24 = f23
-        if u24 is None: out(b'\x00')
-        else:
-            out(b'\x02')
-            d25 = u24.encode(); n26 = len(d25)
-            out(_LENGTHS[n26] if n26 < 64 else _long(n26))
-            out(d25)
-        f27 = r1.get('definitions_version')
-        out(_LENGTHS[f27] if 0 <= f27 < 64 else _int(f27))
-        f28 = r1.get('reason')
-        d29 = f28.encode(); n30 = len(d29)
-        out(_LENGTHS[n30] if n30 < 64 else _long(n30))
-        out(d29)
-        f32 = r1.get('facts', default31)
-        m33 = f32
-        if m33:
-            out(_long(len(m33)))
-            for k34, v35 in m33.items():
-                d36 = k34.encode(); n37 = len(d36)
-                out(_LENGTHS[n37] if n37 < 64 else _long(n37))
-                out(d36)
-                d38 = v35.encode(); n39 = len(d38)
-                out(_LENGTHS[n39] if n39 < 64 else _long(n39))
-                out(d38)
-        out(b'\x00')
-        return b''.join(parts)
-    return encode
-
 FACTORIES: dict[str, Callable[[dict[str, Any]], Any]] = {
+    '211b373c7b54bb675003': _211b373c7b54bb675003,
     '4336da9e805a1c60cbad': _4336da9e805a1c60cbad,
+    '95a36984ee07cc05ad7d': _95a36984ee07cc05ad7d,
+    'c87837a4ec0e63389f73': _c87837a4ec0e63389f73,
     'cbf9ed48325ee7144bfa': _cbf9ed48325ee7144bfa,
-    'ee10ddc2c66bb0d415ce': _ee10ddc2c66bb0d415ce,
     'f326612e5fc311124ba0': _f326612e5fc311124ba0,
-    'fdf98fff07c681b71162': _fdf98fff07c681b71162,
-    'ff91f98237f1cf76be21': _ff91f98237f1cf76be21,
 }
