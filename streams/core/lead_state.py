@@ -15,7 +15,8 @@ import msgspec
 
 from streams.core.lead_history import Activity, LeadHistory, seen_key
 
-#: 7: a history's activity summaries in one map (lead_history.Activity); 6: recent changes in
+#: 7: a history's activity summaries in one map (lead_history.Activity), and the changes of the
+#: outbox and last_change as arrays of CHANGE_FIELDS, not maps; 6: recent changes in
 #: brief but the latest; 5: numeric totals and values, and properties (DESIGN §4.1); 4: long
 #: event ids kept as digests (lead_history.seen_key); 3: recent changes stored pre-encoded; 2
 #: stored them as maps. 2 to 6 still load.
@@ -25,6 +26,11 @@ RECENT_CHANGES = 5
 #: bytes) are on the stage-changes topic, and a state is written to the changelog at every event.
 BRIEF_FIELDS = ("sequence", "changed_at", "previous_stage", "stage", "cause", "cause_event_id",
                 "definitions_version")
+#: A change as the outbox and last_change keep it: these fields, in this order, as a MessagePack
+#: array. Its event_id and lead_id are the lead's, and a state is written at every event: the
+#: field names of a map cost about 100 bytes per change.
+CHANGE_FIELDS = ("sequence", "previous_stage", "stage", "changed_at", "cause", "cause_event_id",
+                 "definitions_version", "reason", "facts")
 #: Changes a state may hold unpublished: the worker publishes (commits) before a lead's outbox
 #: grows past this, however many of its events one fetch brings.
 OUTBOX_LIMIT = 8
@@ -83,12 +89,12 @@ class LeadState(msgspec.Struct, array_like=True, tag=FORMAT, dict=True):
             changes.append({"event_id": f"{self.lead_id}:{change['sequence']}",
                             "lead_id": self.lead_id, **change})
         if full:
-            changes.append(_decode(latest))
+            changes.append(self._unpack(latest))
         return changes
 
     def remember(self, change: dict[str, Any]) -> None:
         """Add a change to the outbox (and the recent ones)."""
-        packed = msgspec.Raw(_encode(change))
+        packed = msgspec.Raw(_pack(change))
         self.outbox.append(packed)
         # the change as made, so publishing it does not unpack it again; by the Raw's identity
         # (held here, so no other object takes its id), whatever replaces outbox entries
@@ -103,8 +109,15 @@ class LeadState(msgspec.Struct, array_like=True, tag=FORMAT, dict=True):
         changes = []
         for packed in self.outbox:
             kept = made.get(id(packed))
-            changes.append(_decode(packed) if kept is None else kept[1])
+            changes.append(self._unpack(packed) if kept is None else kept[1])
         return changes
+
+    def _unpack(self, packed: bytes | msgspec.Raw) -> dict[str, Any]:
+        """A change as it was made, from its CHANGE_FIELDS."""
+        fields = _decode(packed)
+        change = {"event_id": f"{self.lead_id}:{fields[0]}", "lead_id": self.lead_id}
+        change.update(zip(CHANGE_FIELDS, fields, strict=True))
+        return change
 
     def published(self) -> None:
         """The outbox is confirmed on the output topics: empty it, keeping its last change as
@@ -117,6 +130,12 @@ class LeadState(msgspec.Struct, array_like=True, tag=FORMAT, dict=True):
     def forget_changes(self) -> None:
         self.recent_packed = []
         self.last_change = b""
+
+
+def _pack(change: dict[str, Any]) -> bytes:
+    """A change as the outbox and last_change keep it (None for a field an older version did
+    not write)."""
+    return _encode(list(map(change.get, CHANGE_FIELDS)))
 
 
 def _brief(change: dict[str, Any]) -> bytes:
@@ -151,7 +170,9 @@ def _loads_older(data: bytes) -> LeadState:
         if fmt > 2:  # pre-encoded maps
             changes = [_decode(change) for change in changes]
         recent = [_brief(change) for change in changes]
-        last_change = _encode(changes[-1]) if changes else b""
+        last_change = _pack(changes[-1]) if changes else b""
+    if fmt == 6 and last_change:
+        last_change = _pack(_decode(last_change))  # a packed map until format 7
     if fmt == FORMAT:
         activities, seen, max_at, totals, value_times, value_amounts, properties = h
         activities = {k: Activity(*v) for k, v in activities.items()}
@@ -168,7 +189,8 @@ def _loads_older(data: bytes) -> LeadState:
                      handoff_since=handoff_since, handoff_breached=breached,
                      next_review=next_review, recent_packed=recent,
                      last_change=b"" if outbox else last_change,  # outbox[-1] is the latest
-                     outbox=[msgspec.Raw(_encode(change)) for change in outbox],
+                     outbox=[msgspec.Raw(_pack(change) if fmt < 7 else _encode(change))
+                             for change in outbox],
                      outbox_batch=outbox_batch, erased=erased)
 
 

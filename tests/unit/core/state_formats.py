@@ -37,11 +37,15 @@ def format_6(state: LeadState) -> bytes:
 
 
 def _since_6(state: LeadState, fmt: int) -> bytes:
+    last_change, outbox = state.last_change, state.outbox
+    if fmt == 6 and last_change:  # the latest change as a packed map
+        last_change = msgspec.msgpack.encode(state.recent_changes[-1])
     return msgspec.msgpack.encode([
         fmt, state.lead_id, state.stage, state.since, state.sequence,
         state.definitions_version, state.evaluated_at, state.handoff_since,
-        state.handoff_breached, state.next_review, state.recent_packed, state.last_change,
-        state.outbox, state.outbox_batch, state.erased, _history(state, fmt),
+        state.handoff_breached, state.next_review, state.recent_packed, last_change,
+        outbox if fmt == 7 else state.unpublished(), state.outbox_batch, state.erased,
+        _history(state, fmt),
     ])
 
 
@@ -52,6 +56,6 @@ def written_as(state: LeadState, fmt: int, changes: list[dict[str, Any]]) -> byt
     return msgspec.msgpack.encode([
         fmt, state.lead_id, state.stage, state.since, state.sequence,
         state.definitions_version, state.evaluated_at, state.handoff_since,
-        state.handoff_breached, state.next_review, recent, state.outbox,
+        state.handoff_breached, state.next_review, recent, state.unpublished(),
         state.outbox_batch, state.erased, _history(state, fmt),
     ])

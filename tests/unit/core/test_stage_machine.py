@@ -156,13 +156,17 @@ def test_states_are_written_byte_for_byte_as_format_7_and_read_back(evs):
     state.history.properties["industry"] = (T0, "software")
     state.history.properties["employees"] = (T0 + 1, None)
     state.history.totals["DEAL_WON.amount"] = [10.5, 10.5, 1]
-    assert dumps(state) == format_7(state)
-    for written in (format_7(state), format_6(state)):  # format 6: changelogs of 2026-12-06
-        again = loads(written)
-        assert again == state
-        assert all(type(v) is tuple for v in again.history.properties.values())
-        assert again.history.totals["DEAL_WON.amount"][2] == 1
-        assert dumps(again) == format_7(state)
+    for published in (False, True):  # the latest change in the outbox, then as last_change
+        if published:
+            state.published()
+        assert dumps(state) == format_7(state)
+        for written in (format_7(state), format_6(state)):  # 6: changelogs of 2026-12-06
+            again = loads(written)
+            assert again == state and again.recent_changes == state.recent_changes
+            assert again.unpublished() == state.unpublished()
+            assert all(type(v) is tuple for v in again.history.properties.values())
+            assert again.history.totals["DEAL_WON.amount"][2] == 1
+            assert dumps(again) == format_7(state)
 
 
 def six_changes() -> LeadState:
