@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from bisect import bisect_right, insort
+from struct import Struct
 from typing import Any, ClassVar
 
 import msgspec
@@ -41,9 +42,15 @@ PRUNE_EVERY = 64
 TRIM_EVENT_IDS, TRIM_ACTIVITY_TIMES = "event_ids", "activity_times"
 
 
+#: an occurred_at as LeadHistory.seen_at keeps it
+_TIME = Struct("<q")
+_pack_time = _TIME.pack
+
+
 def seen_key(event_id: str) -> str:
-    """The id as kept for de-duplication: itself when short ASCII, else "#" and a digest."""
-    if len(event_id) <= SEEN_KEY_CHARS and event_id.isascii():
+    """The id as kept for de-duplication: itself when short ASCII without a newline (the
+    separator of LeadHistory.seen_ids), else "#" and a digest."""
+    if len(event_id) <= SEEN_KEY_CHARS and event_id.isascii() and "\n" not in event_id:
         return event_id
     digest = hashlib.blake2b(event_id.encode(errors="surrogatepass"), digest_size=12).digest()
     return "#" + base64.b64encode(digest).decode()
@@ -78,8 +85,12 @@ class LeadHistory(msgspec.Struct, array_like=True, dict=True):
 
     #: activity -> its summary, in the order the lead's activities first came
     activities: dict[str, Activity] = {}
-    #: event_id -> occurred_at, in arrival order
-    seen: dict[str, int] = {}
+    #: the ids (seen_key) counted within the de-duplication horizon, in arrival order, each
+    #: between newlines: one string, not a map, so reading a state builds no object per id
+    #: (a map of them took a quarter of a bench state's decoding); `in` finds one
+    seen_ids: str = "\n"
+    #: their occurred_at, in the same order, 8 bytes each (little-endian)
+    seen_at: bytes = b""
     max_occurred_at: int = 0
     #: "ACTIVITY.field" -> [sum, max, events] of every event that carried the field
     totals: dict[str, list[Any]] = {}
@@ -100,34 +111,50 @@ class LeadHistory(msgspec.Struct, array_like=True, dict=True):
         parts: tuple[str, ...] = self.__dict__.pop("trimmed", ())
         return parts
 
+    @property
+    def seen(self) -> dict[str, int]:
+        """id (seen_key) -> occurred_at, in arrival order: built from seen_ids and seen_at."""
+        times = [at for (at,) in _TIME.iter_unpack(self.seen_at)]
+        return dict(zip(self.seen_ids[1:-1].split("\n"), times, strict=True)) if times else {}
+
+    def counted(self, key: str) -> bool:
+        """Whether the id of seen_key `key` was counted already."""
+        return f"\n{key}\n" in self.seen_ids
+
     def is_duplicate(self, event_id: str) -> bool:
-        return seen_key(event_id) in self.seen
+        return self.counted(seen_key(event_id))
 
     def mark_seen(self, event_id: str, at: int, key: str | None = None) -> None:
         """Count an id once without folding its event in (opinions). `key`: its seen_key, if
         the caller has it."""
         self._remember(seen_key(event_id) if key is None else key, at)
 
-    def _remember(self, key: str, at: int) -> None:
-        seen = self.seen
-        seen[key] = at
-        if len(seen) > SEEN_CAP:
-            del seen[next(iter(seen))]
+    def _remember(self, key: str, at: int) -> int:
+        """Count the id in; returns how many are kept."""
+        ids = f"{self.seen_ids}{key}\n"  # one new string, not two
+        times = self.seen_at + _pack_time(at)
+        if len(times) > 8 * SEEN_CAP:
+            ids, times = ids[ids.index("\n", 1):], times[8:]
             self._hit(TRIM_EVENT_IDS)
+        self.seen_ids, self.seen_at = ids, times
+        return len(times) >> 3
 
     def apply(self, event: dict[str, Any], key: str | None = None) -> bool:
         """Fold one event in; False (and no change) if its event_id was already counted. `key`:
         the id's seen_key, if the caller has it."""
-        event_id: str = event["event_id"]
         if key is None:
-            key = seen_key(event_id)
-        seen = self.seen
-        if key in seen:
+            key = seen_key(event["event_id"])
+        if f"\n{key}\n" in self.seen_ids:
             return False
+        self.fold_new(event, key)
+        return True
+
+    def fold_new(self, event: dict[str, Any], key: str) -> None:
+        """Fold in an event whose id (seen_key `key`) the caller found not counted yet."""
+        event_id: str = event["event_id"]
         at: int = event["occurred_at"]
         activity: str = event["activity"]
-        self._remember(key, at)
-        if len(seen) % PRUNE_EVERY == 0:
+        if self._remember(key, at) % PRUNE_EVERY == 0:
             self.prune()  # keep the de-duplication horizon, not just the cap
         # each field read once: this runs for every event, and a struct's attribute is a lookup
         latest_at = self.max_occurred_at
@@ -159,10 +186,9 @@ class LeadHistory(msgspec.Struct, array_like=True, dict=True):
                 summary.latest = _kept(event)
         amount = event.get("amount")
         if amount is not None:
-            key = f"{activity}.amount"
-            if key in SUMMED_KEYS:
-                self._add_value(key, at, float(amount), horizon)
-        return True
+            values_key = f"{activity}.amount"
+            if values_key in SUMMED_KEYS:
+                self._add_value(values_key, at, float(amount), horizon)
 
     def _add_value(self, key: str, at: int, value: float, horizon: int) -> None:
         total = self.totals.get(key)
@@ -209,8 +235,9 @@ class LeadHistory(msgspec.Struct, array_like=True, dict=True):
     def prune(self) -> None:
         """Forget event ids past the de-duplication horizon and timestamps past retention."""
         dedup_horizon = self.max_occurred_at - DEDUP_HORIZON_MS
-        if self.seen and min(self.seen.values()) < dedup_horizon:
-            self.seen = {k: v for k, v in self.seen.items() if v >= dedup_horizon}
+        seen = self.seen
+        if seen and min(seen.values()) < dedup_horizon:
+            self.keep_seen({k: v for k, v in seen.items() if v >= dedup_horizon})
         horizon = self.max_occurred_at - RETENTION_MS
         for summary in self.activities.values():
             self._trim(summary.recent, horizon)
@@ -220,6 +247,12 @@ class LeadHistory(msgspec.Struct, array_like=True, dict=True):
             del self.value_amounts[key][:before - len(times)]
             if not times:
                 del self.value_times[key], self.value_amounts[key]
+
+
+    def keep_seen(self, seen: dict[str, int]) -> None:
+        """Keep these ids (seen_key -> occurred_at, in arrival order) as the counted ones."""
+        self.seen_ids = "\n" + "".join(f"{key}\n" for key in seen)
+        self.seen_at = b"".join(map(_pack_time, seen.values()))
 
 
 def _kept(event: dict[str, Any]) -> dict[str, Any]:

@@ -15,8 +15,9 @@ import msgspec
 
 from streams.core.lead_history import Activity, LeadHistory, seen_key
 
-#: 7: a history's activity summaries in one map (lead_history.Activity), and the changes of the
-#: outbox and last_change as arrays of CHANGE_FIELDS, not maps; 6: recent changes in
+#: 7: a history's activity summaries in one map (lead_history.Activity), its event ids in one
+#: string and their times in one byte string, and the changes of the outbox and last_change as
+#: arrays of CHANGE_FIELDS, not maps; 6: recent changes in
 #: brief but the latest; 5: numeric totals and values, and properties (DESIGN §4.1); 4: long
 #: event ids kept as digests (lead_history.seen_key); 3: recent changes stored pre-encoded; 2
 #: stored them as maps. 2 to 6 still load.
@@ -174,16 +175,19 @@ def _loads_older(data: bytes) -> LeadState:
     if fmt == 6 and last_change:
         last_change = _pack(_decode(last_change))  # a packed map until format 7
     if fmt == FORMAT:
-        activities, seen, max_at, totals, value_times, value_amounts, properties = h
+        (activities, seen_ids, seen_at, max_at, totals, value_times, value_amounts,
+         properties) = h
         activities = {k: Activity(*v) for k, v in activities.items()}
-    else:
+    else:  # five maps by activity, and the ids a map (id -> occurred_at)
         activities, seen, max_at = _activities(h[:5]), h[5], h[6]
-        if fmt < 4:
-            seen = {seen_key(k): v for k, v in seen.items()}
         totals, value_times, value_amounts, properties = h[7:] if fmt >= 5 else ({}, {}, {}, {})
-    history = LeadHistory(activities=activities, seen=seen, max_occurred_at=max_at,
-                          totals=totals, value_times=value_times, value_amounts=value_amounts,
+    history = LeadHistory(activities=activities, max_occurred_at=max_at, totals=totals,
+                          value_times=value_times, value_amounts=value_amounts,
                           properties={k: (v[0], v[1]) for k, v in properties.items()})
+    if fmt == FORMAT:
+        history.seen_ids, history.seen_at = seen_ids, seen_at
+    else:  # seen_key: format 3 kept long ids whole, and a key may not hold the separator now
+        history.keep_seen({seen_key(k): v for k, v in seen.items()})
     return LeadState(lead_id=lead_id, history=history, stage=stage, since=since,
                      sequence=sequence, definitions_version=version, evaluated_at=evaluated_at,
                      handoff_since=handoff_since, handoff_breached=breached,

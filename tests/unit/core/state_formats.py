@@ -16,7 +16,7 @@ def _history(state: LeadState, fmt: int) -> list[Any]:
     if fmt == 7:
         activities = {name: [a.count, a.first_at, a.last_at, a.recent, a.latest_at,
                              a.latest_id, a.latest] for name, a in h.activities.items()}
-        return [activities, h.seen, h.max_occurred_at, *values]
+        return [activities, h.seen_ids, h.seen_at, h.max_occurred_at, *values]
     # formats 2 to 6: five maps keyed by activity; an activity's recent times only while any
     # were within retention
     acts = h.activities

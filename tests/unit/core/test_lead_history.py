@@ -93,3 +93,25 @@ def test_ids_past_the_dedup_horizon_are_forgotten_as_events_arrive():
     oldest = min(h.seen.values())
     assert oldest >= h.max_occurred_at - (horizon_days + PRUNE_EVERY) * MS_PER_DAY
     assert h.activities["PAGE_VIEWED"].count == 3 * PRUNE_EVERY
+
+
+def test_an_id_inside_another_is_not_taken_for_it():
+    """The counted ids are kept in one newline-separated string: an id that is part of another,
+    or of two neighbours, is still new."""
+    h = LeadHistory()
+    for event_id in ("ab", "c-1", "x"):
+        assert h.apply(ev(event_id))
+    for event_id in ("a", "b", "c", "1", "c-", "b\nc-1", "ab\nc"):
+        assert h.apply(ev(event_id)), event_id
+    assert not h.apply(ev("c-1")) and not h.apply(ev("b\nc-1"))
+    assert "\n" not in "".join(h.seen)  # an id with the separator is kept as a digest
+
+
+def test_the_oldest_id_goes_first_past_the_cap_with_its_time():
+    h = LeadHistory()
+    for i in range(SEEN_CAP + 2):
+        h.apply(ev(i, at=T0 + i))
+    seen = h.seen
+    assert list(seen)[:2] == ["2", "3"] and len(seen) == SEEN_CAP
+    assert all(at == T0 + int(key) for key, at in seen.items())
+    assert h.apply(ev(0, at=T0))  # forgotten, so counted again
