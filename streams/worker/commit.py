@@ -32,8 +32,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+import msgspec
 
 from streams.adapters.lead_store import WATERMARK_KEY
 from streams.core.clock import wall_ms
@@ -56,20 +58,21 @@ class Outputs:
     dlq: str
 
 
-@dataclass(slots=True)
-class Update:
+# Update and Built are msgspec structs, not dataclasses: one of each is made for every lead an
+# input batch touches, and a dataclass's generated __init__ runs interpreted (544 against 197 ns
+# for an Update, `timeit`). Never part of a reference cycle, so not tracked by the collector.
+class Update(msgspec.Struct, gc=False):
     """A lead's state after a batch, sweep or scan worked on it."""
 
     partition: int
     state: LeadState
     old_stage: str | None
-    signals: list[Signal] = field(default_factory=list)
+    signals: list[Signal] = []
     #: the input records applied (none for sweeps and scans): dead-lettered if the lead fails
-    inputs: list[Any] = field(default_factory=list)
+    inputs: list[Any] = []
 
 
-@dataclass(slots=True)
-class Built:
+class Built(msgspec.Struct, gc=False):
     """A lead's records for the open batch (step 0), and what the commit and its caller still
     need to know of the lead once its decoded state is let go."""
 

@@ -232,7 +232,7 @@ class LeadPipeline:
             else:
                 state = self.store.decode(raw)
                 self.commits.settle(partition, state)
-            update = Update(partition, state, state.stage, [], [])  # lists given: 2x faster
+            update = Update(partition, state, state.stage)
             for i, (event, msg) in enumerate(items):
                 if len(state.outbox) >= OUTBOX_LIMIT:
                     left = items[i:]
