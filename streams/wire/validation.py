@@ -76,7 +76,9 @@ def looks_like_email(text: str) -> bool:
 
 
 def validate(record: dict[str, Any], now_ms: int) -> None:
-    """Raise InvalidEvent for the first rule `record` (decoded LeadActivity) breaks."""
+    """Raise InvalidEvent for the first rule `record` (decoded LeadActivity) breaks. Compiled,
+    `record` and its attributes are typed dict (validation.pxd): anything else raises
+    TypeError."""
     for name in ("event_id", "lead_id"):
         value = record.get(name)
         if not isinstance(value, str) or not value.strip():
