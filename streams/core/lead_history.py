@@ -10,7 +10,7 @@ Facts are computed from this summary, never by replaying a lead's events:
   and maxima), kept like activity times;
 - the properties systems of record set (DESIGN §4.1), each with the occurred_at it holds as of;
 - event ids seen within the de-duplication horizon (at most SEEN_CAP; an id longer than
-  SEEN_KEY_CHARS, or not ASCII, is kept as a 16-character digest of it).
+  SEEN_KEY_CHARS, not ASCII, or with a newline, is kept as a 16-character digest of it).
 
 Those caps bound a lead's state however hostile its producer (lead_state.MAX_STATE_BYTES): a
 lead past them loses its oldest ids or activity times, and `trimmed` says which, for a metric.

@@ -17,10 +17,10 @@ from streams.core.lead_history import Activity, LeadHistory, seen_key
 
 #: 7: a history's activity summaries in one map (lead_history.Activity), its event ids in one
 #: string and their times in one byte string, and the changes of the outbox and last_change as
-#: arrays of CHANGE_FIELDS, not maps; 6: recent changes in
-#: brief but the latest; 5: numeric totals and values, and properties (DESIGN §4.1); 4: long
-#: event ids kept as digests (lead_history.seen_key); 3: recent changes stored pre-encoded; 2
-#: stored them as maps. 2 to 6 still load.
+#: arrays of CHANGE_FIELDS, not maps; 6: recent changes in brief but the latest; 5: numeric
+#: totals and values, and properties (DESIGN §4.1); 4: long event ids kept as digests
+#: (lead_history.seen_key); 3: recent changes stored pre-encoded; 2 stored them as maps. 2 to 6
+#: still load.
 FORMAT = 7
 RECENT_CHANGES = 5
 #: What a recent change keeps once a later one is made: its reason and facts (most of a change's

@@ -87,7 +87,7 @@ class StageMachine:
             state.history = LeadHistory()
         history = state.history
         event_id = event["event_id"]
-        key = seen_key(event_id)  # worked out once for the three uses below
+        key = seen_key(event_id)  # worked out once for the uses below
         if f"\n{key}\n" in history.seen_ids:  # history.counted(key), without the call
             return DUPLICATE
         at = event["occurred_at"]
