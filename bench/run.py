@@ -393,7 +393,7 @@ def measure(bootstrap: str) -> int:
 
         # The peers and leadstage, on the very same topic, one after the other (each alone on
         # the machine), in ROUNDS rounds; each system's best round is compared. This machine's
-        # speed moves by 10-25% within minutes (the same worker code ran the phase at 45,907
+        # speed moves by a quarter or more within minutes (the same worker code ran the phase at 45,907
         # and 35,730 events/s four minutes apart, 2026-12-06), so a single run each compared
         # whichever system a slow spell fell on. Every round's figure is in results.json.
         create_topics(bootstrap, [f"{name}-{peer}-out" for peer in ("quix", "kstreams")],
@@ -418,7 +418,8 @@ def measure(bootstrap: str) -> int:
                                      LEADSTAGE_INSTANCE_ID=BENCH_INSTANCE_ID)
             with console.status(f"round {round_}: leadstage worker"):
                 leadstage_runs.append(worker.throughput(events))
-                rss = max(rss, worker.peak_rss_mb())
+                round_rss = worker.peak_rss_mb()
+                rss = max(rss, round_rss)
             if not last:
                 worker.stop()
                 shutil.rmtree(worker.env["LEADSTAGE_DATA_DIR"], ignore_errors=True)
@@ -428,7 +429,7 @@ def measure(bootstrap: str) -> int:
                           f"{quix_runs[-1].peak_rss_mb:.0f} MB), Kafka Streams peer "
                           f"{kstreams_runs[-1].events_per_second:,.0f} (peak RSS "
                           f"{kstreams_runs[-1].peak_rss_mb:.0f} MB), leadstage "
-                          f"{leadstage_runs[-1]:,.0f} (peak RSS {rss:.0f} MB)")
+                          f"{leadstage_runs[-1]:,.0f} (peak RSS {round_rss:.0f} MB)")
         assert worker is not None
         quix = max(quix_runs, key=lambda run: run.events_per_second)
         kstreams = max(kstreams_runs, key=lambda run: run.events_per_second)
