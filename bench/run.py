@@ -393,9 +393,10 @@ def measure(bootstrap: str) -> int:
 
         # The peers and leadstage, on the very same topic, one after the other (each alone on
         # the machine), in ROUNDS rounds; each system's best round is compared. This machine's
-        # speed moves by a quarter or more within minutes (the same worker code ran the phase at 45,907
-        # and 35,730 events/s four minutes apart, 2026-12-06), so a single run each compared
-        # whichever system a slow spell fell on. Every round's figure is in results.json.
+        # speed moves by a quarter or more within minutes (the same worker code ran the phase
+        # at 45,907 and 35,730 events/s four minutes apart, 2026-12-06), so a single run each
+        # compared whichever system a slow spell fell on. Every round's figure is in
+        # results.json.
         create_topics(bootstrap, [f"{name}-{peer}-out" for peer in ("quix", "kstreams")],
                       PARTITIONS)
         quix_runs: list[PeerRun] = []
