@@ -28,11 +28,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rocksdb_reads import states  # noqa: E402
+from rocksdb_reads import WORKER_OPTIONS, states  # noqa: E402
 from rocksdict import Rdict, WriteBatch, WriteOptions  # noqa: E402
 
-from streams.adapters.rocksdb_store import LeadRocksDBOptions, table_options  # noqa: E402
-from streams.adapters.settings import Settings  # noqa: E402
+from streams.adapters.rocksdb_store import LeadRocksDBOptions  # noqa: E402
 
 PARTITIONS = 8
 PRELOAD = int(os.environ.get("PRELOAD", 250_000))  # leads per partition before the clock starts
@@ -40,8 +39,6 @@ RATE = float(os.environ.get("RATE", 32_000))  # the soak's offered rate on 2026-
 SECONDS = float(os.environ.get("SECONDS", 90))
 TICK = 0.02
 RECENT = 6_250  # a partition's share of the soak's 50,000 recent leads
-#: the lead table's options as a worker with default settings opens it
-WORKER_OPTIONS = table_options(Settings().state_compression)
 #: one option changed from the worker's at a time
 VARIANTS: dict[str, dict[str, Any]] = {
     "the worker's": {},

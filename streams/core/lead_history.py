@@ -144,7 +144,7 @@ class LeadHistory(msgspec.Struct, array_like=True, dict=True):
         the id's seen_key, if the caller has it."""
         if key is None:
             key = seen_key(event["event_id"])
-        if f"\n{key}\n" in self.seen_ids:
+        if self.counted(key):
             return False
         self.fold_new(event, key)
         return True

@@ -177,17 +177,15 @@ def _loads_older(data: bytes) -> LeadState:
     if fmt == FORMAT:
         (activities, seen_ids, seen_at, max_at, totals, value_times, value_amounts,
          properties) = h
-        activities = {k: Activity(*v) for k, v in activities.items()}
+        history = LeadHistory({k: Activity(*v) for k, v in activities.items()}, seen_ids,
+                              seen_at, max_at, totals, value_times, value_amounts)
     else:  # five maps by activity, and the ids a map (id -> occurred_at)
-        activities, seen, max_at = _activities(h[:5]), h[5], h[6]
         totals, value_times, value_amounts, properties = h[7:] if fmt >= 5 else ({}, {}, {}, {})
-    history = LeadHistory(activities=activities, max_occurred_at=max_at, totals=totals,
-                          value_times=value_times, value_amounts=value_amounts,
-                          properties={k: (v[0], v[1]) for k, v in properties.items()})
-    if fmt == FORMAT:
-        history.seen_ids, history.seen_at = seen_ids, seen_at
-    else:  # seen_key: format 3 kept long ids whole, and a key may not hold the separator now
-        history.keep_seen({seen_key(k): v for k, v in seen.items()})
+        history = LeadHistory(_activities(h[:5]), max_occurred_at=h[6], totals=totals,
+                              value_times=value_times, value_amounts=value_amounts)
+        # seen_key: format 3 kept long ids whole, and a key may not hold the separator now
+        history.keep_seen({seen_key(k): v for k, v in h[5].items()})
+    history.properties = {k: (v[0], v[1]) for k, v in properties.items()}
     return LeadState(lead_id=lead_id, history=history, stage=stage, since=since,
                      sequence=sequence, definitions_version=version, evaluated_at=evaluated_at,
                      handoff_since=handoff_since, handoff_breached=breached,

@@ -88,7 +88,7 @@ class StageMachine:
         history = state.history
         event_id = event["event_id"]
         key = seen_key(event_id)  # worked out once for the uses below
-        if f"\n{key}\n" in history.seen_ids:  # history.counted(key), without the call
+        if history.counted(key):
             return DUPLICATE
         at = event["occurred_at"]
         if route(event["activity"]) is OPINION:
