@@ -29,7 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import OFFSET_BEGINNING, KafkaError
+from confluent_kafka import Consumer as LibrdkafkaConsumer
 from confluent_kafka import Producer as LibrdkafkaProducer
+from confluent_kafka import TopicPartition as LibrdkafkaPartition
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from rich.console import Console
 from rich.table import Table
@@ -143,6 +146,38 @@ def end_total(bootstrap: str, topic: str) -> int:
         return sum(consumer.end_offsets(tps).values()) if tps else 0
     finally:
         consumer.close()
+
+
+def records_on_disk(bootstrap: str, topic: str) -> int:
+    """The records a reader of `topic` from its beginning gets, which is what a restore
+    replays: fewer than the topic's offsets once the broker compacted some of it."""
+    consumer = LibrdkafkaConsumer({"bootstrap.servers": bootstrap, "enable.auto.commit": False,
+                                   "group.id": f"bench-count-{random.randrange(10**6)}",
+                                   "enable.partition.eof": True})
+    try:
+        partitions = list(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        consumer.assign([LibrdkafkaPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        count, at_end = 0, set[int | None]()
+        while len(at_end) < len(partitions):
+            for message in consumer.consume(10_000, timeout=1.0):
+                error = message.error()
+                if error is None:
+                    count += 1
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    at_end.add(message.partition())
+                else:
+                    raise RuntimeError(f"reading {topic}: {error}")
+        return count
+    finally:
+        consumer.close()
+
+
+def log_bytes(topic: str) -> int:
+    """The record files of `topic`'s partitions in the local broker's folder. Not the index
+    files: Kafka sizes an active segment's two indexes at 10 MB each, sparse, which counted
+    160 MB on an 8-partition topic of any size."""
+    return sum(f.stat().st_size for folder in broker.BrokerConfig().data_dir.glob(f"{topic}-*")
+               for f in folder.glob("*.log"))
 
 
 async def raw_consumer(bootstrap: str, topic: str, count: int) -> float:
@@ -435,19 +470,25 @@ def measure(bootstrap: str) -> int:
         quix = max(quix_runs, key=lambda run: run.events_per_second)
         kstreams = max(kstreams_runs, key=lambda run: run.events_per_second)
         leadstage = max(leadstage_runs)
-        # For README "Sizing": what one lead costs on disk and what one event writes to the
-        # changelog (before compaction), read from the worker's and the local broker's folders.
+        # For README "Sizing": what one lead costs on disk, and what the changelog holds and
+        # was written, read from the worker's and the local broker's folders. The broker
+        # compacts the changelog's segments as they roll (LEADSTAGE_CHANGELOG_SEGMENT_BYTES),
+        # so what one event wrote is estimated from the records left and their size.
         time.sleep(2)
         rocksdb_bytes = folder_bytes(WORK / "worker" / name)
-        changelog_bytes = sum(folder_bytes(p) for p in broker.BrokerConfig().data_dir.glob(
-            f"{name}-leadstage-leads-changelog-*")) if not os.environ.get(
-            "KAFKA_BOOTSTRAP_SERVERS") else 0
+        changelog_topic = f"{name}-leadstage-leads-changelog"
+        changelog_written = end_total(bootstrap, changelog_topic)
+        changelog = records_on_disk(bootstrap, changelog_topic)
+        changelog_bytes = 0 if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else log_bytes(
+            changelog_topic)
+        written_per_event = changelog_bytes / max(changelog, 1) * changelog_written / events
         console.print(f"disk: {rocksdb_bytes / LEADS:,.0f} bytes of worker data per lead; "
-                      f"changelog {changelog_bytes / events:,.0f} bytes per event")
+                      f"changelog: {changelog_written:,} records written, {changelog:,} left "
+                      f"after compaction ({changelog_bytes / LEADS:,.0f} bytes per lead), "
+                      f"about {written_per_event:,.0f} bytes written per event")
 
         # Recovery first, while the worker holds exactly the benchmark's leads; the latency
         # run then uses the recovered worker.
-        changelog = end_total(bootstrap, f"{name}-leadstage-leads-changelog")
 
         with console.status("recovery after kill -9 and losing the local state"):
             recovery = worker.restart_empty(BENCH_INSTANCE_ID)
@@ -510,7 +551,9 @@ def measure(bootstrap: str) -> int:
             "peak_rss_mb": round(rss, 1), "recovery_seconds": round(recovery, 2),
             "recovery_seconds_dynamic_membership": round(recovery_dynamic, 2),
             "worker_data_bytes_per_lead": round(rocksdb_bytes / LEADS, 1),
-            "changelog_bytes_per_event": round(changelog_bytes / events, 1),
+            "changelog_bytes_per_event": round(written_per_event, 1),
+            "changelog_bytes_per_lead": round(changelog_bytes / LEADS, 1),
+            "changelog_records_written": changelog_written,
             "recovery_changelog_records": changelog,
             "fit_and_intent_events_per_second": round(fit_rate, 1),
             "forward_deliveries_per_second": round(forward_now, 1),
@@ -573,6 +616,12 @@ def report(r: dict[str, Any]) -> None:
          "≤ 10 s", r["recovery_seconds"] <= TARGETS["recovery_seconds"]),
         ("recovery without static membership",
          f"{r['recovery_seconds_dynamic_membership']:.1f} s", "", ""),
+        *([("changelog: records replayed in recovery / written",
+            f"{r['recovery_changelog_records']:,} / {r['changelog_records_written']:,}", "",
+            "")] if "changelog_records_written" in r else []),
+        ("worker data on disk per lead; changelog bytes written per event",
+         f"{r['worker_data_bytes_per_lead']:,.0f} B; {r['changelog_bytes_per_event']:,.0f} B",
+         "", ""),
         ("events/s with fit-and-intent.yaml", f"{r['fit_and_intent_events_per_second']:,.0f}",
          "", ""),
         ("forwarder deliveries/s, receiver at once",
