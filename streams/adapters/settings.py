@@ -14,7 +14,8 @@ from streams.core.resources import connectors_dir as shipped_connectors
 from streams.core.resources import default_definitions, local_root
 
 
-def _int(env: Mapping[str, str], name: str, default: int, maximum: int | None = None) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, maximum: int | None = None,
+         minimum: int = 1) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -24,6 +25,8 @@ def _int(env: Mapping[str, str], name: str, default: int, maximum: int | None = 
         raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
     if value <= 0:
         raise ValueError(f"{name} must be positive, got {value}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
     if maximum is not None and value > maximum:
         raise ValueError(f"{name} must be at most {maximum}, got {value}")
     return value
@@ -31,6 +34,10 @@ def _int(env: Mapping[str, str], name: str, default: int, maximum: int | None = 
 
 #: A fetch must come back well within the consumer's request timeout (Faust's is 90 s).
 MAX_FETCH_WAIT_MS = 10_000
+
+
+#: Kafka's bounds for a topic's segment.bytes (4.0 and later: at least 1 MiB; an int32).
+MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES = 2**20, 2**31 - 1
 
 
 #: Kafka's own rule for group.instance.id (as for topic names), less the 9 characters
@@ -135,6 +142,12 @@ class Settings:
     #: compression of the lead states in RocksDB, one of STATE_COMPRESSIONS: "none" spends disk
     #: (about three times) to spare the CPU that compactions spend compressing states again
     state_compression: str = "none"
+    #: segment.bytes of the leads table's changelog topic, set when the worker creates it.
+    #: Kafka never compacts a partition's active segment, so a restore replays every state
+    #: written to it, superseded or not; at Kafka's default of 1 GiB that is up to about a
+    #: million states per partition. Smaller segments roll sooner and get compacted, so a
+    #: restore reads little more than one state per lead (README "Sizing").
+    changelog_segment_bytes: int = 64 * 2**20
     api_token: str | None = field(default=None, repr=False)
     security: KafkaSecurity = KafkaSecurity()
     #: HTTPS for the worker's pages: certificate chain and key files (PEM), both or neither
@@ -187,6 +200,9 @@ class Settings:
                                    MAX_FETCH_WAIT_MS),
             state_compression=_choice(env, "LEADSTAGE_STATE_COMPRESSION", d.state_compression,
                                       STATE_COMPRESSIONS),
+            changelog_segment_bytes=_int(env, "LEADSTAGE_CHANGELOG_SEGMENT_BYTES",
+                                         d.changelog_segment_bytes, MAX_SEGMENT_BYTES,
+                                         MIN_SEGMENT_BYTES),
             api_token=env.get("LEADSTAGE_API_TOKEN") or None,
             web_tls_cert=env.get("LEADSTAGE_WEB_TLS_CERT") or None,
             web_tls_key=env.get("LEADSTAGE_WEB_TLS_KEY") or None,

@@ -123,6 +123,8 @@ def build(settings: Settings) -> WorkerAssembly:
     table = app.Table("leads", partitions=settings.partitions, key_type=bytes,
                       value_type=bytes,
                       options=table_options(settings.state_compression),
+                      extra_topic_configs={
+                          "segment.bytes": str(settings.changelog_segment_bytes)},
                       recovery_buffer_size=10_000)
     metrics = Metrics()
     metrics.definitions_info.labels(str(definitions.version)).set(1)

@@ -9,6 +9,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
+
 from streams.core.calendar import MS_PER_DAY, add_months, format_date, format_timestamp
 from streams.core.definitions.compiler import compile_definitions
 from streams.core.definitions.loader import load_file
@@ -206,10 +209,22 @@ def offline_stages(events: list[tuple[str, dict]]) -> dict[str, list[tuple]]:
             for lead, s in states.items()}
 
 
+def changelog_segment_bytes(bootstrap: str, topic: str) -> str:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        admin.close()
+    return found["topic"][topic]["segment.bytes"]["value"]
+
+
 def test_sigkill_loses_no_stage_change(kafka_bootstrap, worker_factory):
-    worker = worker_factory(16084).start()
+    # The changelog topic Faust creates carries the segment size, Kafka's smallest (which
+    # Kafka 4 must accept, as the settings' lower bound).
+    worker = worker_factory(16084, LEADSTAGE_CHANGELOG_SEGMENT_BYTES="1048576").start()
     worker.wait_ready()
     name = worker_factory.name
+    assert changelog_segment_bytes(kafka_bootstrap, f"{name}-app-leads-changelog") == "1048576"
     rng = random.Random(7)
     t = now_ms() - 10 * HOUR
     kinds = ["CONTACTED", "PAGE_VIEWED", "PRICING_VIEWED", "DEMO_REQUESTED",

@@ -119,3 +119,17 @@ def test_the_static_member_id_changes_with_the_address_the_assignment_names():
     assert one != static_member_id("worker-1", "http://10.0.0.7:6067")
     longest = static_member_id("a" * 240, "http://h:1")
     assert len(longest) <= 249 and re.fullmatch(r"[A-Za-z0-9._-]+", longest)
+
+
+def test_the_changelog_segment_size_stays_within_what_kafka_takes():
+    # Kafka 4 refuses a topic whose segment.bytes is under 1 MiB or past an int32: the worker
+    # would fail creating its changelog; the setting says so at start-up instead.
+    assert Settings.from_env({}).changelog_segment_bytes == 64 * 2**20
+    assert Settings.from_env({"LEADSTAGE_CHANGELOG_SEGMENT_BYTES": "1048576"}
+                             ).changelog_segment_bytes == 2**20
+    with pytest.raises(ValueError, match="LEADSTAGE_CHANGELOG_SEGMENT_BYTES must be at least "
+                                         "1048576, got 1048575"):
+        Settings.from_env({"LEADSTAGE_CHANGELOG_SEGMENT_BYTES": "1048575"})
+    with pytest.raises(ValueError, match="LEADSTAGE_CHANGELOG_SEGMENT_BYTES must be at most "
+                                         "2147483647"):
+        Settings.from_env({"LEADSTAGE_CHANGELOG_SEGMENT_BYTES": "2147483648"})

@@ -69,3 +69,13 @@ def test_the_lead_tables_rocksdb_gets_the_compression_and_compaction_trigger(
     assert re.search(rf"^\s*compression={expected}$", written, re.M)
     assert re.search(r"^\s*level0_file_num_compaction_trigger=8$", written, re.M)
     assert re.search(r"^\s*write_buffer_size=4194304$", written, re.M)  # Faust's options too
+
+
+@pytest.mark.parametrize(("env", "expected"), [({}, str(64 * 2**20)),
+                                               ({"LEADSTAGE_CHANGELOG_SEGMENT_BYTES": "2097152"},
+                                                "2097152")])
+def test_the_changelog_topic_is_declared_with_the_segment_size(tmp_path, env, expected):
+    # Faust creates the changelog with this config (Kafka's own default would be 1 GiB).
+    table = build(Settings.from_env({"LEADSTAGE_DATA_DIR": str(tmp_path), **env})).table
+    assert table.changelog_topic.config["segment.bytes"] == expected
+    assert table.changelog_topic.compacting
