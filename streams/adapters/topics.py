@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError, TopicAuthorizationFailedError
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError, TopicAuthorizationFailedError
 
 from streams.adapters.settings import Settings
 
@@ -56,3 +56,41 @@ def ensure_topics(settings: Settings) -> list[str]:
         return [t.name for t in missing]
     finally:
         admin.close()
+
+
+def changelog_topic(settings: Settings) -> str:
+    """The leads table's changelog topic, as Faust names it."""
+    return f"{settings.app_id}-leads-changelog"
+
+
+def changelog_segment_drift(settings: Settings) -> str | None:
+    """A warning when the leads changelog exists with a segment.bytes other than the settings'.
+    Faust sets it only when it creates the topic and never alters one that exists, so a worker
+    upgraded onto an older changelog keeps that topic's segments, and its restores, until an
+    operator changes them. None when they match, or the topic does not exist yet or may not be
+    described (the worker runs either way)."""
+    topic = changelog_topic(settings)
+    wanted = settings.changelog_segment_bytes
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_list,
+                                 client_id=f"{settings.app_id}-admin",
+                                 **settings.security.kafka_python_kwargs())
+    except KafkaError:
+        return None
+    try:
+        found = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, ["segment.bytes"])],
+            config_filter="all")
+    except KafkaError:
+        return None
+    finally:
+        admin.close()
+    entry = found.get("topic", {}).get(topic, {}).get("segment.bytes")
+    if entry is None or entry.get("value") in (None, str(wanted)):
+        return None
+    return (f"changelog topic {topic} has segment.bytes={entry['value']}, not "
+            f"LEADSTAGE_CHANGELOG_SEGMENT_BYTES={wanted}: Kafka never compacts a partition's "
+            "active segment, so a restore replays every state written to it (README "
+            "\"Sizing\"). To change it: kafka-configs.sh --bootstrap-server "
+            f"{settings.bootstrap_servers} --alter --entity-type topics --entity-name {topic} "
+            f"--add-config segment.bytes={wanted}")

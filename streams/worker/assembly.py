@@ -22,7 +22,7 @@ from streams.adapters.faust_web import MAX_BODY_BYTES, QuietWeb, quiet_web
 from streams.adapters.lead_store import LeadStore
 from streams.adapters.rocksdb_store import table_options
 from streams.adapters.settings import Settings
-from streams.adapters.topics import ensure_topics
+from streams.adapters.topics import changelog_segment_drift, ensure_topics
 from streams.core.definitions.checker import load_checked
 from streams.core.definitions.compiler import Compiled, compile_definitions
 from streams.core.definitions.model import Definitions
@@ -32,6 +32,8 @@ from streams.worker.metrics import Metrics
 from streams.worker.pause_fence import PauseFence
 from streams.worker.pipeline import LeadPipeline
 from streams.worker.web import register_pages
+
+log = logging.getLogger(__name__)
 
 #: A killed worker's partitions move on after this (Faust's default is 60 s).
 SESSION_TIMEOUT_S = 10.0
@@ -57,6 +59,9 @@ class LeadstageApp(faust.App):
     async def on_first_start(self) -> None:
         # The input topic must exist before the consumer subscribes, or Faust ignores it.
         ensure_topics(self.leadstage_settings)
+        drift = changelog_segment_drift(self.leadstage_settings)
+        if drift is not None:
+            log.warning(drift)
         await super().on_first_start()
 
 

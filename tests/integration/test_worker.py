@@ -244,8 +244,13 @@ def test_sigkill_loses_no_stage_change(kafka_bootstrap, worker_factory):
     read_topic(kafka_bootstrap, f"{name}-changes", want=200, timeout_s=60)
     worker.kill()  # SIGKILL in the middle of the stream
     produce_raw(kafka_bootstrap, f"{name}-activity", encoded[3000:])
+    # Restarted with another segment size, as after an upgrade: Faust leaves the topic as it
+    # is, and the worker says so (with the command that changes it) and runs on.
+    worker.env["LEADSTAGE_CHANGELOG_SEGMENT_BYTES"] = str(64 * 2**20)
     worker.start()
     worker.wait_ready()
+    assert f"changelog topic {name}-app-leads-changelog has segment.bytes=1048576, not " \
+           "LEADSTAGE_CHANGELOG_SEGMENT_BYTES=67108864" in worker.log_path.read_text()
 
     expected = offline_stages(events)
     want = sum(len(v) for v in expected.values())

@@ -1,0 +1,51 @@
+"""The leads changelog's segment size against the real broker: Faust sets it only when it
+creates the topic, so a worker finds out, and says how to change it, when the topic that exists
+was made with another (README "Configuration", LEADSTAGE_CHANGELOG_SEGMENT_BYTES)."""
+
+from __future__ import annotations
+
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
+
+from streams.adapters.settings import Settings
+from streams.adapters.topics import changelog_segment_drift
+from tests.integration.kafka_helpers import create_topics
+
+
+def settings_for(bootstrap: str, app_id: str, **env: str) -> Settings:
+    return Settings.from_env({"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LEADSTAGE_APP_ID": app_id,
+                              **env})
+
+
+def test_a_changelog_made_with_other_segments_is_reported_with_the_command_that_changes_it(
+        kafka_bootstrap, unique_name):
+    app = unique_name("segments")
+    topic = f"{app}-leads-changelog"
+    settings = settings_for(kafka_bootstrap, app)
+    assert changelog_segment_drift(settings) is None  # no changelog yet: Faust will create it
+
+    # as workers made it before they set the segment size: Kafka's default, 1 GiB
+    create_topics(kafka_bootstrap, [topic], 2,
+                  {"cleanup.policy": "compact", "segment.bytes": "1073741824"})
+    drift = changelog_segment_drift(settings)
+    assert drift is not None
+    assert f"changelog topic {topic} has segment.bytes=1073741824, not " \
+           "LEADSTAGE_CHANGELOG_SEGMENT_BYTES=67108864" in drift
+    command = (f"kafka-configs.sh --bootstrap-server {kafka_bootstrap} --alter --entity-type "
+               f"topics --entity-name {topic} --add-config segment.bytes=67108864")
+    assert drift.endswith(command)
+
+    # what that command does, through the admin API: the report goes
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                            {"cleanup.policy": "compact",
+                                             "segment.bytes": "67108864"})])
+    finally:
+        admin.close()
+    assert changelog_segment_drift(settings) is None
+    other = changelog_segment_drift(settings_for(
+        kafka_bootstrap, app, LEADSTAGE_CHANGELOG_SEGMENT_BYTES="2097152"))
+    assert other is not None and "segment.bytes=67108864, not " \
+        "LEADSTAGE_CHANGELOG_SEGMENT_BYTES=2097152" in other
+
