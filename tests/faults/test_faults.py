@@ -186,3 +186,50 @@ def test_a_worker_paused_past_its_session_fences_itself(cluster, scale):
     a.start()  # a supervisor restarts it; it rejoins as a fresh member
     cluster.wait_caught_up()
     cluster.check()
+
+
+@pytest.mark.full_faults
+def test_workers_restore_every_lead_from_a_compacted_changelog(cluster, scale):
+    from tests.integration.kafka_helpers import create_topics, read_to_end
+
+    # The changelog made as an operator could: segments rolled every 100 ms and cleaned as soon
+    # as 1% is superseded, so the broker compacts it within the test (the worker's own 64 MiB
+    # segments do the same at scale; bench/README.md, "The changelog's segments").
+    changelog = f"{cluster.env['LEADSTAGE_APP_ID']}-leads-changelog"
+    create_topics(cluster.bootstrap, [changelog], int(cluster.env["LEADSTAGE_PARTITIONS"]),
+                  {"cleanup.policy": "compact", "segment.ms": "100",
+                   "min.cleanable.dirty.ratio": "0.01"})
+    records = workload(int(15_000 * scale), int(1_500 * scale), int(1_000 * scale), seed=34)
+    quarter = len(records) // 4
+    a, b = cluster.two_workers()
+    for i in range(3):  # each wave writes most leads' states again, superseding the last
+        cluster.produce(records[i * quarter:(i + 1) * quarter])
+        time.sleep(2)
+    cluster.wait_caught_up()
+    written = sum(p for p in end_offsets(cluster.bootstrap, changelog))
+    deadline = time.monotonic() + 120  # the broker's cleaner looks every 15 s
+    while (left := len(read_to_end(cluster.bootstrap, changelog))) > 0.8 * written:
+        assert time.monotonic() < deadline, f"not compacted: {left} of {written} records left"
+        time.sleep(5)
+    print(f"\n[compacted] {left} of {written} changelog records left")
+    for w in (a, b):  # both lose their disks: every lead comes from the compacted changelog
+        w.kill()
+        shutil.rmtree(w.data_dir, ignore_errors=True)
+    for w in (a, b):
+        w.start()
+    a.wait_ready()
+    b.wait_ready()
+    # the last wave moves leads on from their restored states: a state lost or stale would
+    # number its changes again from the start (a conflict) or give a wrong stage
+    cluster.produce(records[3 * quarter:])
+    cluster.wait_caught_up()
+    cluster.check()
+
+
+def end_offsets(bootstrap: str, topic: str) -> list[int]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        return list(consumer.end_offsets(tps).values())
+    finally:
+        consumer.close()
