@@ -1,10 +1,16 @@
 """What the stage machine reports besides stage changes: typed signals, one per measurable fact
-(DESIGN §6). The worker turns them into metrics; the core never touches a metrics library."""
+(DESIGN §6). The worker turns them into metrics; the core never touches a metrics library.
+
+Signals are msgspec structs rather than named tuples: a named tuple's `__new__` is Python code
+generated at run time, so building one runs interpreted even in the compiled worker, and a
+stage change makes two. Frozen, and outside the cycle collector: they hold only strings and numbers.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import NamedTuple
+
+import msgspec
 
 
 class Cause(StrEnum):
@@ -24,51 +30,51 @@ class Outcome(StrEnum):
     INVALID = "invalid"
 
 
-class StageChanged(NamedTuple):
+class StageChanged(msgspec.Struct, frozen=True, gc=False):
     from_stage: str | None
     to_stage: str | None
     cause: Cause
 
 
-class TimeInStage(NamedTuple):
+class TimeInStage(msgspec.Struct, frozen=True, gc=False):
     stage: str
     seconds: float
 
 
-class Assessment(NamedTuple):
+class Assessment(msgspec.Struct, frozen=True, gc=False):
     team: str | None
     assessed_stage: str | None
     objective_stage: str | None
     verdict: str  # agree, overrated, underrated
 
 
-class SalesDecision(NamedTuple):
+class SalesDecision(msgspec.Struct, frozen=True, gc=False):
     stage: str | None
     decision: str  # accepted, rejected
 
 
-class HandoffResponse(NamedTuple):
+class HandoffResponse(msgspec.Struct, frozen=True, gc=False):
     stage: str | None
     seconds: float
 
 
-class SlaBreach(NamedTuple):
+class SlaBreach(msgspec.Struct, frozen=True, gc=False):
     stage: str | None
 
 
-class Deal(NamedTuple):
+class Deal(msgspec.Struct, frozen=True, gc=False):
     stage: str | None
     outcome: str  # won, lost
     amount: float
 
 
-class PropertyRejected(NamedTuple):
+class PropertyRejected(msgspec.Struct, frozen=True, gc=False):
     """An attributes value that is not a value of its declared property (left unchanged)."""
 
     property: str
 
 
-class Trimmed(NamedTuple):
+class Trimmed(msgspec.Struct, frozen=True, gc=False):
     """A lead's state hit a bound and dropped its oldest entries of `part`."""
 
     part: str
