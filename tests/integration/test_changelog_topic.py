@@ -4,12 +4,16 @@ was made with another (README "Configuration", LEADSTAGE_CHANGELOG_SEGMENT_BYTES
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from streams.adapters.settings import Settings
 from streams.adapters.topics import changelog_segment_drift
 from tests.integration.kafka_helpers import create_topics
+from tests.integration.worker_harness import LEADSTAGE, worker_env
 
 
 def settings_for(bootstrap: str, app_id: str, **env: str) -> Settings:
@@ -49,3 +53,16 @@ def test_a_changelog_made_with_other_segments_is_reported_with_the_command_that_
     assert other is not None and "segment.bytes=67108864, not " \
         "LEADSTAGE_CHANGELOG_SEGMENT_BYTES=2097152" in other
 
+
+def test_leadstage_topics_reports_the_changelog_s_segments_too(kafka_bootstrap, unique_name):
+    # Operators run `leadstage topics` before the workers (the compose file's topics service).
+    env = worker_env(kafka_bootstrap, unique_name("topics"))
+    changelog = f"{env['LEADSTAGE_APP_ID']}-leads-changelog"
+    create_topics(kafka_bootstrap, [changelog], 2,
+                  {"cleanup.policy": "compact", "segment.bytes": "1073741824"})
+    done = subprocess.run([LEADSTAGE, "topics"], env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("created: ")
+    assert f"warning: changelog topic {changelog} has segment.bytes=1073741824, not " \
+           "LEADSTAGE_CHANGELOG_SEGMENT_BYTES=67108864" in done.stderr
