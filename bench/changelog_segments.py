@@ -44,6 +44,9 @@ from run import (  # noqa: E402
     records_on_disk,
 )
 
+from streams.adapters.settings import Settings  # noqa: E402
+from streams.adapters.topics import changelog_topic  # noqa: E402
+
 #: the broker's log cleaner looks for logs to clean every 15 s (log.cleaner.backoff.ms)
 CLEANER_WAIT_S = 30
 KAFKA_DEFAULT = 2**30
@@ -71,7 +74,7 @@ def main() -> int:
                 with console.status(f"segments of {size:,} bytes: the worker"):
                     rate = worker.throughput(events)
                     time.sleep(CLEANER_WAIT_S)
-                changelog = f"{run}-leadstage-leads-changelog"
+                changelog = changelog_topic(Settings.from_env(worker.env))
                 written = end_total(bootstrap, changelog)
                 left = records_on_disk(bootstrap, changelog)
                 size_on_disk = log_bytes(changelog)

@@ -46,6 +46,8 @@ from local_kafka import bench_kafka, create_topics  # noqa: E402
 from peers.harness import PeerRun, run_kafka_streams, run_quix  # noqa: E402
 from percentiles import percentile  # noqa: E402
 
+from streams.adapters.settings import Settings  # noqa: E402
+from streams.adapters.topics import changelog_topic  # noqa: E402
 from streams.core.definitions.compiler import compile_definitions  # noqa: E402
 from streams.core.definitions.loader import load_file  # noqa: E402
 from streams.core.lead_state import LeadState  # noqa: E402
@@ -476,11 +478,11 @@ def measure(bootstrap: str) -> int:
         # so what one event wrote is estimated from the records left and their size.
         time.sleep(2)
         rocksdb_bytes = folder_bytes(WORK / "worker" / name)
-        changelog_topic = f"{name}-leadstage-leads-changelog"
-        changelog_written = end_total(bootstrap, changelog_topic)
-        changelog = records_on_disk(bootstrap, changelog_topic)
+        changelog_name = changelog_topic(Settings.from_env(worker.env))
+        changelog_written = end_total(bootstrap, changelog_name)
+        changelog = records_on_disk(bootstrap, changelog_name)
         changelog_bytes = 0 if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else log_bytes(
-            changelog_topic)
+            changelog_name)
         written_per_event = changelog_bytes / max(changelog, 1) * changelog_written / events
         console.print(f"disk: {rocksdb_bytes / LEADS:,.0f} bytes of worker data per lead; "
                       f"changelog: {changelog_written:,} records written, {changelog:,} left "

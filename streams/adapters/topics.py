@@ -35,27 +35,41 @@ def _who(settings: Settings) -> str:
     return repr(settings.security.sasl_username or "this client")
 
 
+def _admin(settings: Settings) -> KafkaAdminClient:
+    return KafkaAdminClient(bootstrap_servers=settings.bootstrap_list,
+                            client_id=f"{settings.app_id}-admin",
+                            **settings.security.kafka_python_kwargs())
+
+
 def ensure_topics(settings: Settings) -> list[str]:
     """Create the topics that do not exist yet; return the names created. KafkaRefused if
     the principal may not create them."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_list,
-                             client_id=f"{settings.app_id}-admin",
-                             **settings.security.kafka_python_kwargs())
+    return prepare_topics(settings)[0]
+
+
+def prepare_topics(settings: Settings) -> tuple[list[str], str | None]:
+    """ensure_topics, and changelog_segment_drift's warning, over one admin connection: what
+    the worker and `leadstage topics` do before anything else."""
+    admin = _admin(settings)
     try:
-        existing = set(admin.list_topics())
-        missing = [t for t in topic_specs(settings) if t.name not in existing]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
-                try:
-                    admin.create_topics(missing)
-                except TopicAuthorizationFailedError:
-                    raise KafkaRefused(
-                        f"not authorized: principal {_who(settings)} may not create topic(s) "
-                        f"{', '.join(t.name for t in missing)} (TOPIC_AUTHORIZATION_FAILED at "
-                        f"{settings.bootstrap_servers})") from None
-        return [t.name for t in missing]
+        return _create_missing(admin, settings), _segment_drift(admin, settings)
     finally:
         admin.close()
+
+
+def _create_missing(admin: KafkaAdminClient, settings: Settings) -> list[str]:
+    existing = set(admin.list_topics())
+    missing = [t for t in topic_specs(settings) if t.name not in existing]
+    if missing:
+        with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
+            try:
+                admin.create_topics(missing)
+            except TopicAuthorizationFailedError:
+                raise KafkaRefused(
+                    f"not authorized: principal {_who(settings)} may not create topic(s) "
+                    f"{', '.join(t.name for t in missing)} (TOPIC_AUTHORIZATION_FAILED at "
+                    f"{settings.bootstrap_servers})") from None
+    return [t.name for t in missing]
 
 
 def changelog_topic(settings: Settings) -> str:
@@ -69,22 +83,25 @@ def changelog_segment_drift(settings: Settings) -> str | None:
     upgraded onto an older changelog keeps that topic's segments, and its restores, until an
     operator changes them. None when they match, or the topic does not exist yet or may not be
     described (the worker runs either way)."""
-    topic = changelog_topic(settings)
-    wanted = settings.changelog_segment_bytes
     try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_list,
-                                 client_id=f"{settings.app_id}-admin",
-                                 **settings.security.kafka_python_kwargs())
+        admin = _admin(settings)
     except KafkaError:
         return None
+    try:
+        return _segment_drift(admin, settings)
+    finally:
+        admin.close()
+
+
+def _segment_drift(admin: KafkaAdminClient, settings: Settings) -> str | None:
+    topic = changelog_topic(settings)
+    wanted = settings.changelog_segment_bytes
     try:
         found = admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, topic, ["segment.bytes"])],
             config_filter="all")
     except KafkaError:
         return None
-    finally:
-        admin.close()
     entry = found.get("topic", {}).get(topic, {}).get("segment.bytes")
     if entry is None or entry.get("value") in (None, str(wanted)):
         return None

@@ -278,7 +278,7 @@ def lead(lead_id: str, url: str | None) -> None:
 def topics() -> None:
     """Create the application's topics if they are missing (as the worker does on start)."""
     from streams.adapters.kafka_probe import diagnose
-    from streams.adapters.topics import KafkaRefused, changelog_segment_drift, ensure_topics
+    from streams.adapters.topics import KafkaRefused, prepare_topics
 
     settings = Settings.from_env()
     problem = diagnose(settings)
@@ -286,13 +286,12 @@ def topics() -> None:
         click.echo(f"error: {problem}", err=True)
         sys.exit(2)
     try:
-        created = ensure_topics(settings)
+        # the changelog is the worker's (Faust's) to create; one that exists is checked
+        created, drift = prepare_topics(settings)
     except KafkaRefused as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     click.echo(f"created: {', '.join(created)}" if created else "all topics exist")
-    # the changelog is created by the worker (Faust); one that exists is checked here too
-    drift = changelog_segment_drift(settings)
     if drift is not None:
         click.echo(f"warning: {drift}", err=True)
 

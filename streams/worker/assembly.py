@@ -22,7 +22,7 @@ from streams.adapters.faust_web import MAX_BODY_BYTES, QuietWeb, quiet_web
 from streams.adapters.lead_store import LeadStore
 from streams.adapters.rocksdb_store import table_options
 from streams.adapters.settings import Settings
-from streams.adapters.topics import changelog_segment_drift, ensure_topics
+from streams.adapters.topics import prepare_topics
 from streams.core.definitions.checker import load_checked
 from streams.core.definitions.compiler import Compiled, compile_definitions
 from streams.core.definitions.model import Definitions
@@ -58,8 +58,7 @@ class LeadstageApp(faust.App):
 
     async def on_first_start(self) -> None:
         # The input topic must exist before the consumer subscribes, or Faust ignores it.
-        ensure_topics(self.leadstage_settings)
-        drift = changelog_segment_drift(self.leadstage_settings)
+        _, drift = prepare_topics(self.leadstage_settings)
         if drift is not None:
             log.warning(drift)
         await super().on_first_start()
