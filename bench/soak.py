@@ -1,7 +1,7 @@
 """Soak: the worker at 80% of its measured maximum for 10 minutes, latency per minute.
 
     make soak      # SOAK_RATE (default: 80% of bench/results.json's leadstage figure),
-                   # SOAK_SECONDS (default 600)
+                   # SOAK_SECONDS (default 600), SOAK_WARMUP_SECONDS (default 60)
 
 A steady stream where one event in five is a new lead's first contact (each makes a stage change,
 whose latency from produce to the change record is measured) and the rest are page views,
@@ -10,7 +10,15 @@ per minute too, the events the worker handled per second (its `leadstage_events_
 every 10 s), how its event-loop thread spent the time (on a core, waiting for one, idle) and
 the cores its other threads, the broker and this load generator took;
 whether the last minute's p99 is within 20% of the first's (issue #18); and whether the worker
-kept up. Writes bench/soak.json. Measures and reports; asserts nothing.
+kept up (every minute's p99 within KEPT_UP_P99_MS). Writes bench/soak.json. Measures and
+reports; asserts nothing.
+
+The measured minutes follow a warm-up at the same rate, reported on its own, and a pause until
+the worker has handled every warm-up event: the broker is started for the run, and its JIT
+compiles the paths of the produce and fetch requests in its first minute (the latency run of
+bench/run.py leaves out its first seconds for the same reason). A broker in production has done
+that long ago. The pause means no backlog built during the warm-up is carried into the first
+measured minute, so the warm-up cannot make the verdict easier than the worker is steady.
 """
 
 from __future__ import annotations
@@ -40,7 +48,11 @@ from streams.tools import broker  # noqa: E402
 from streams.wire.avro import registry  # noqa: E402
 
 SECONDS = int(os.environ.get("SOAK_SECONDS", "600"))
-#: (seconds since start, events handled, then thread_times of the worker's event loop, then CPU
+WARMUP_SECONDS = int(os.environ.get("SOAK_WARMUP_SECONDS", "60"))
+#: A minute whose p99 is above this had a queue of events waiting, not batches in flight: at 80%
+#: of its maximum the worker's fetches hold a fraction of a second of events.
+KEPT_UP_P99_MS = 1_000
+#: (time.time(), events handled, then thread_times of the worker's event loop, then CPU
 #: seconds of the whole worker process, of the broker's and of this load generator's)
 Sample = tuple[float, float, float, float, float, float, float]
 
@@ -53,7 +65,8 @@ def default_rate() -> float:
 
 
 def main() -> int:
-    console = Console()
+    # wide enough for the per-minute table when the output goes to a file
+    console = Console(width=None if sys.stdout.isatty() else 160)
     rate = float(os.environ.get("SOAK_RATE") or default_rate())
     fresh_work()
     with bench_kafka(console.print) as bootstrap:
@@ -65,7 +78,7 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
     topic = f"{name}-input"
     worker = None
     sent: dict[str, float] = {}
-    seen: list[tuple[float, float]] = []  # (seconds since start, latency ms)
+    seen: list[tuple[float, float]] = []  # (produced at, time.time(); latency ms)
     handled: list[Sample] = []
     stop = threading.Event()
     try:
@@ -84,13 +97,12 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
         pid = worker.proc.pid
         broker_pid = broker.running_pid(broker.BrokerConfig.from_env())
 
-        def sample(at: float) -> Sample:
+        def sample() -> Sample:
             mine = os.times()
-            return (at, worker.events_done(), *thread_times(pid), process_cpu_s(pid),
+            return (time.time(), worker.events_done(), *thread_times(pid), process_cpu_s(pid),
                     process_cpu_s(broker_pid) if broker_pid else 0.0, mine.user + mine.system)
 
-        start = time.time()
-        handled.append(sample(0.0))
+        handled.append(sample())
 
         def read() -> None:
             while not stop.is_set():
@@ -100,56 +112,42 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
                         continue
                     at = sent.pop(key.decode(), None)
                     if at is not None:
-                        seen.append((at / 1000 - start, r.timestamp()[1] - at))
+                        seen.append((at / 1000, r.timestamp()[1] - at))
 
         def count() -> None:
             while not stop.wait(10):
-                handled.append(sample(time.time() - start))
+                handled.append(sample())
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
         counter = threading.Thread(target=count, daemon=True)
         counter.start()
-        producer = load_producer(bootstrap, linger_ms=2)
-        codec = registry()
-        rng = random.Random(5)
-        recent: list[str] = []
-        n = 0
-        later = ("PAGE_VIEWED", "PAGE_VIEWED", "PRICING_VIEWED", "DECISION_TIMELINE_PROVIDED")
-        no_attributes: dict[str, str] = {}  # read by the encoder only
+        # librdkafka's default linger (Kafka 4's Java producer has the same): a web or CRM
+        # producer batches, and one batch per 2 ms cost this machine's shared cores more
+        # requests for the broker to take
+        load = Load(load_producer(bootstrap, linger_ms=5), topic, sent)
+        warmup: dict[str, Any] | None = None
+        if WARMUP_SECONDS > 0:
+            with console.status(f"warm-up: {rate:,.0f} events/s for {WARMUP_SECONDS} s"):
+                warmup_start = time.time()
+                load.run(rate, WARMUP_SECONDS)
+                warmup_end = time.time()
+                warmup_drained = time.perf_counter()
+                drained_s = wait_for(lambda: worker.events_done() >= load.n, 300,
+                                     0.5) - warmup_drained
+            warmup = {"events": load.n, "seconds": warmup_end - warmup_start,
+                      "caught_up_after_s": drained_s,
+                      **latencies([ms for at, ms in list(seen) if at < warmup_end]),
+                      **{f"worker_{k}": v for k, v in worker_minute(
+                          handled, warmup_start, warmup_end).items()}}
+        start = time.time()
+        counted_before = load.n
         with console.status(f"{rate:,.0f} events/s for {SECONDS} s"):
-            while (elapsed := time.time() - start) < SECONDS:
-                due = int(elapsed * rate)
-                now = int(time.time() * 1000)
-                while n < due:
-                    if n % 5 == 0 or not recent:
-                        lead, activity = f"S-{n}", "CONTACTED"
-                        recent.append(lead)
-                        if len(recent) > 50_000:
-                            del recent[:10_000]
-                        sent[lead] = time.time() * 1000
-                    else:
-                        lead = rng.choice(recent)
-                        activity = rng.choice(later)
-                    # one literal, not a copy of a template: this loop shares the machine's two
-                    # cores with the worker
-                    event: dict[str, Any] = {
-                        "event_id": f"s-{n}", "lead_id": lead, "occurred_at": now,
-                        "source": "WEB", "activity": activity, "decision_by": None,
-                        "amount": None, "currency": None, "team": None, "assessed_stage": None,
-                        "reason": None, "attributes": no_attributes}
-                    if activity == "DECISION_TIMELINE_PROVIDED":
-                        event["decision_by"] = now // 86_400_000 + rng.choice([30, 400])
-                    producer.produce(topic, codec.encode("LeadActivity", event), lead.encode())
-                    n += 1
-                producer.poll(0)
-                time.sleep(0.005)
-        producer.flush(30)
-        del producer  # no reconnect messages once the broker is stopped
-        produced_for = time.time() - start
+            produced_for = load.run(rate, SECONDS)
+        load.close()
         produced_end = time.perf_counter()
         try:
-            lag_s: float | None = wait_for(lambda: worker.events_done() >= n, 300,
+            lag_s: float | None = wait_for(lambda: worker.events_done() >= load.n, 300,
                                            0.5) - produced_end
         except TimeoutError:
             lag_s = None
@@ -161,38 +159,128 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
     finally:
         if worker is not None:
             worker.stop()
+    n = load.n - counted_before
     minutes: dict[int, list[float]] = {}
     # the changes of events produced within the run's whole minutes: the producer's last
     # fraction of a second is no minute to judge the last minute by
     whole_minutes_s = int(produced_for // 60) * 60
     for at, ms in seen:
-        if at < whole_minutes_s:
-            minutes.setdefault(int(at // 60), []).append(ms)
+        if 0 <= at - start < whole_minutes_s:
+            minutes.setdefault(int((at - start) // 60), []).append(ms)
     table = Table(title=f"soak: {n:,} events at {rate:,.0f}/s for {produced_for:.0f} s")
     for col in ("minute", "changes", "p50 ms", "p99 ms",
                 *(header for header, _ in WORKER_FIGURES.values())):
         table.add_column(col)
     rows: list[dict[str, Any]] = []
+    if warmup is not None:
+        table.add_row("warm-up", f"{warmup['changes']:,}", f"{warmup['p50_ms']:.0f}",
+                      f"{warmup['p99_ms']:.0f}", *figures(warmup), end_section=True)
     for minute in sorted(minutes):
-        values = sorted(minutes[minute])
-        p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
-        worker_then = worker_minute(handled, minute * 60, minute * 60 + 60)
-        rows.append({"minute": minute + 1, "changes": len(values), "p50_ms": p50, "p99_ms": p99,
-                     **{f"worker_{k}": v for k, v in worker_then.items()}})
-        table.add_row(str(minute + 1), f"{len(values):,}", f"{p50:.0f}", f"{p99:.0f}",
-                      *("" if worker_then[k] is None else f"{worker_then[k]:{f}}"
-                        for k, (_, f) in WORKER_FIGURES.items()))
+        worker_then = worker_minute(handled, start + minute * 60, start + minute * 60 + 60)
+        row = {"minute": minute + 1, **latencies(minutes[minute]),
+               **{f"worker_{k}": v for k, v in worker_then.items()}}
+        rows.append(row)
+        table.add_row(str(minute + 1), f"{row['changes']:,}", f"{row['p50_ms']:.0f}",
+                      f"{row['p99_ms']:.0f}", *figures(row))
     console.print(table)
+    if warmup is not None:
+        console.print(f"warm-up: {warmup['events']:,} events in {warmup['seconds']:.0f} s, all "
+                      f"handled {warmup['caught_up_after_s']:.1f} s after the last was "
+                      "produced; the measured minutes began then")
     first, last = rows[0]["p99_ms"], rows[-1]["p99_ms"]
-    flat = abs(last - first) <= 0.2 * first  # either way: a first minute's backlog is not flat
+    flat, kept_up = verdict([row["p99_ms"] for row in rows])
+    slowest = max(row["p99_ms"] for row in rows)
     console.print(f"p99 first minute {first:.0f} ms, last minute {last:.0f} ms: "
-                  f"{'flat (within 20% either way)' if flat else 'NOT flat'}; " + (
+                  f"{'flat (within 20% either way)' if flat else 'NOT flat'}; every minute's "
+                  f"p99 at most {slowest:.0f} ms: "
+                  f"{'kept up' if kept_up else 'did NOT keep up'} (the bound is "
+                  f"{KEPT_UP_P99_MS:,} ms); " + (
                       f"the worker had every event {lag_s:.1f} s after the last was produced"
                       if lag_s is not None else "the worker did NOT catch up within 300 s"))
     (ROOT / "bench" / "soak.json").write_text(json.dumps(
-        {"rate": rate, "seconds": SECONDS, "events": n, "minutes": rows,
-         "flat_within_20_percent": flat, "caught_up_after_s": lag_s}, indent=2) + "\n")
+        {"rate": rate, "seconds": SECONDS, "events": n, "warmup": warmup, "minutes": rows,
+         "flat_within_20_percent": flat, "kept_up": kept_up, "caught_up_after_s": lag_s},
+        indent=2) + "\n")
     return 0
+
+
+def verdict(p99_ms: list[float]) -> tuple[bool, bool]:
+    """(flat, kept up) for the measured minutes' p99s in order: flat is issue #18's rule, the
+    last minute within 20% of the first either way (a first minute's backlog that drains is not
+    flat either); kept up, every minute within KEPT_UP_P99_MS. A p99 of seconds that holds is a
+    standing backlog, a worker at its limit: flat by the 20% rule, but not keeping up."""
+    first, last = p99_ms[0], p99_ms[-1]
+    return abs(last - first) <= 0.2 * first, max(p99_ms) <= KEPT_UP_P99_MS
+
+
+class Load:
+    """The soak's events, produced at a rate: one in five a new lead's first contact (its
+    produce time kept in `sent`, by lead, for the change it makes), the rest page views,
+    pricing views and decision dates of one of the last 50,000 new leads."""
+
+    LATER = ("PAGE_VIEWED", "PAGE_VIEWED", "PRICING_VIEWED", "DECISION_TIMELINE_PROVIDED")
+
+    def __init__(self, producer: Any, topic: str, sent: dict[str, float]) -> None:
+        self.producer, self.topic, self.sent = producer, topic, sent
+        self.codec = registry()
+        self.rng = random.Random(5)
+        self.recent: list[str] = []
+        #: events produced so far
+        self.n = 0
+
+    def run(self, rate: float, seconds: float) -> float:
+        """Produce `rate` events a second for `seconds`; the seconds it took."""
+        producer, topic, sent, codec, rng, recent = (
+            self.producer, self.topic, self.sent, self.codec, self.rng, self.recent)
+        later = self.LATER
+        no_attributes: dict[str, str] = {}  # read by the encoder only
+        start, first = time.time(), self.n
+        n = first
+        while (elapsed := time.time() - start) < seconds:
+            due = first + int(elapsed * rate)
+            now = int(time.time() * 1000)
+            while n < due:
+                if n % 5 == 0 or not recent:
+                    lead, activity = f"S-{n}", "CONTACTED"
+                    recent.append(lead)
+                    if len(recent) > 50_000:
+                        del recent[:10_000]
+                    sent[lead] = time.time() * 1000
+                else:
+                    lead = rng.choice(recent)
+                    activity = rng.choice(later)
+                # one literal, not a copy of a template: this loop shares the machine's two
+                # cores with the worker
+                event: dict[str, Any] = {
+                    "event_id": f"s-{n}", "lead_id": lead, "occurred_at": now,
+                    "source": "WEB", "activity": activity, "decision_by": None,
+                    "amount": None, "currency": None, "team": None, "assessed_stage": None,
+                    "reason": None, "attributes": no_attributes}
+                if activity == "DECISION_TIMELINE_PROVIDED":
+                    event["decision_by"] = now // 86_400_000 + rng.choice([30, 400])
+                producer.produce(topic, codec.encode("LeadActivity", event), lead.encode())
+                n += 1
+            self.n = n
+            producer.poll(0)
+            time.sleep(0.005)
+        producer.flush(30)
+        return time.time() - start
+
+    def close(self) -> None:
+        self.producer.flush(30)
+        self.producer = None  # no reconnect messages once the broker is stopped
+
+
+def latencies(values_ms: list[float]) -> dict[str, Any]:
+    values = sorted(values_ms)
+    return {"changes": len(values), "p50_ms": percentile(values, 0.5),
+            "p99_ms": percentile(values, 0.99)}
+
+
+def figures(row: dict[str, Any]) -> list[str]:
+    """A row's worker figures, formatted for the table."""
+    return ["" if row[f"worker_{k}"] is None else f"{row[f'worker_{k}']:{f}}"
+            for k, (_, f) in WORKER_FIGURES.items()]
 
 
 def thread_times(pid: int) -> tuple[float, float]:

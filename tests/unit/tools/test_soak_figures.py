@@ -65,3 +65,18 @@ def test_the_thread_time_is_this_threads_own() -> None:
     assert soak().thread_times(2**22 + 12_345) == (0.0, 0.0)  # no such process
     assert soak().process_cpu_s(os.getpid()) >= later - 0.05  # the process holds the thread
     assert soak().process_cpu_s(2**22 + 12_345) == 0.0
+
+
+def test_a_standing_backlog_is_flat_by_the_rule_but_not_kept_up() -> None:
+    # the short run of 2026-12-06 at 16,647 events/s: 5.6 s, then 4.8 s
+    assert soak().verdict([5_598, 4_805]) == (True, False)
+
+
+def test_latency_of_batches_in_flight_is_flat_and_kept_up() -> None:
+    assert soak().verdict([180, 240, 150, 200]) == (True, True)
+
+
+def test_a_growing_or_draining_latency_is_not_flat() -> None:
+    assert soak().verdict([180, 400, 900, 230]) == (False, True)
+    assert soak().verdict([6_800, 21_100, 10_900]) == (False, False)
+    assert soak().verdict([900, 600]) == (False, True)  # a first minute's backlog that drains
