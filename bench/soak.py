@@ -122,9 +122,8 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
         reader.start()
         counter = threading.Thread(target=count, daemon=True)
         counter.start()
-        # librdkafka's default linger (Kafka 4's Java producer has the same): a web or CRM
-        # producer batches, and one batch per 2 ms cost this machine's shared cores more
-        # requests for the broker to take
+        # librdkafka's default linger, 5 ms (Kafka 4's Java producer has the same default):
+        # what a web or CRM producer left at its defaults sends
         load = Load(load_producer(bootstrap, linger_ms=5), topic, sent)
         warmup: dict[str, Any] | None = None
         if WARMUP_SECONDS > 0:

@@ -11,9 +11,9 @@ third. On pre-produced topics, a fresh worker alone handles, in alternating roun
 
 - `bench`: the `make bench` workload, BENCH_EVENTS events of a fifth as many leads;
 - `soak`: BENCH_EVENTS of the soak's own events (bench/soak.py's `Load`, the same seed);
-- `soak + load`: the same topic, while the soak's load generator produces 80% of the soak's
-  default rate to another topic that nobody reads (its produce requests, its librdkafka threads
-  and the broker's appends take the cores as they do in the soak).
+- `soak + load`: the same topic, while the soak's load generator produces at the soak's default
+  rate (80% of the last `make bench` figure) to another topic that nobody reads (its produce
+  requests, its librdkafka threads and the broker's appends take the cores as in the soak).
 
 For each: events/s from the end of the worker's first batch to its last event, and CPU µs per
 event of the event-loop thread and of the whole worker process. Writes bench/soak-offline.json.
