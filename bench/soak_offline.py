@@ -16,7 +16,11 @@ third. On pre-produced topics, a fresh worker alone handles, in alternating roun
   requests, its librdkafka threads and the broker's appends take the cores as in the soak).
 
 For each: events/s from the end of the worker's first batch to its last event, and CPU µs per
-event of the event-loop thread and of the whole worker process. Writes bench/soak-offline.json.
+event of the event-loop thread and of the whole worker process. First, without Kafka, it counts
+for both workloads the leads touched per event when each partition's records are handled in
+runs of a given length, as the worker folds a lead's events in a fetch with one state read,
+encode and write: a pre-produced topic is fetched 20,000 records of one partition at a time, a
+live stream that is kept up with in runs of a few hundred. Writes bench/soak-offline.json.
 Measures and reports; asserts nothing.
 """
 
@@ -51,7 +55,11 @@ from run import (  # noqa: E402
 )
 from soak import Load, default_rate, process_cpu_s, thread_times  # noqa: E402
 
+from streams.adapters.batch_sender import murmur2  # noqa: E402
+
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
+#: run lengths (records of one partition handled together) for leads_touched_per_event
+RUNS = (500, 2_000, 5_000, 10_000, 20_000)
 
 
 class Collected:
@@ -78,6 +86,19 @@ def soak_records(count: int) -> list[tuple[bytes, bytes]]:
     while len(collected.records) < count:
         load.run(10_000_000, 0.01)  # as fast as it goes, in steps
     return collected.records[:count]
+
+
+def leads_touched_per_event(keys: list[bytes], partitions: int, run: int) -> float:
+    """Leads touched per event when each partition's records (the Java client's partitioner)
+    are handled `run` at a time: each run touches each of its leads once."""
+    by_partition: dict[int, list[bytes]] = {}
+    for key in keys:
+        by_partition.setdefault((murmur2(key) & 0x7FFFFFFF) % partitions, []).append(key)
+    touched = 0
+    for partition_keys in by_partition.values():
+        for start in range(0, len(partition_keys), run):
+            touched += len(set(partition_keys[start:start + run]))
+    return touched / len(keys)
 
 
 def alone(bootstrap: str, topic: str, name: str, events: int) -> dict[str, float]:
@@ -108,13 +129,25 @@ def main() -> int:
     fresh_work()
     rate = default_rate()
     runs: list[dict[str, Any]] = []
+    bench_records, soak_events = records(EVENTS, EVENTS // 5), soak_records(EVENTS)
+    touches = {label: {run: leads_touched_per_event([k for k, _ in recs], PARTITIONS, run)
+                       for run in RUNS}
+               for label, recs in (("bench", bench_records), ("soak", soak_events))}
+    table = Table(title=f"leads touched per event, {EVENTS:,} events, {PARTITIONS} partitions, "
+                        "by the records of one partition handled together")
+    table.add_column("workload")
+    for run in RUNS:
+        table.add_column(f"{run:,}")
+    for label, by_run in touches.items():
+        table.add_row(label, *(f"{by_run[run]:.2f}" for run in RUNS))
+    console.print(table)
     with bench_kafka(console.print) as bootstrap:
         name = f"offline-{random.randrange(10**6)}"
         bench_topic, soak_topic, load_topic = (f"{name}-bench", f"{name}-soak", f"{name}-load")
         create_topics(bootstrap, [bench_topic, soak_topic, load_topic], PARTITIONS)
         with console.status(f"producing {EVENTS:,} events of each workload"):
-            produce(bootstrap, bench_topic, records(EVENTS, EVENTS // 5))
-            produce(bootstrap, soak_topic, soak_records(EVENTS))
+            produce(bootstrap, bench_topic, bench_records)
+            produce(bootstrap, soak_topic, soak_events)
         for round_ in range(1, ROUNDS + 1):
             for label, topic in (("bench", bench_topic), ("soak", soak_topic),
                                  ("soak + load", soak_topic)):
@@ -132,14 +165,14 @@ def main() -> int:
                 with console.status(f"round {round_}: {label}"):
                     try:
                         group = f"{name}-{round_}-{label.replace(' + ', '-')}"
-                        run = alone(bootstrap, topic, group, EVENTS)
+                        measured = alone(bootstrap, topic, group, EVENTS)
                     finally:
                         stop.set()
                         if generator is not None:
                             generator.join()
-                runs.append({"round": round_, "workload": label, **run})
-                console.print(f"round {round_}, {label}: {run['events_per_second']:,.0f} "
-                              f"events/s, loop {run['loop_cpu_us_per_event']:.1f} µs per event")
+                runs.append({"round": round_, "workload": label, **measured})
+                console.print(f"round {round_}, {label}: {measured['events_per_second']:,.0f} "
+                              f"events/s, loop {measured['loop_cpu_us_per_event']:.1f} µs/event")
     table = Table(title=f"{EVENTS:,} events, the worker alone on a pre-produced topic "
                         f"(the load: {rate:,.0f} events/s to another topic)")
     for col in ("workload", "events/s", "loop CPU µs/event", "process CPU µs/event"):
@@ -151,7 +184,8 @@ def main() -> int:
                       ", ".join(f"{r['process_cpu_us_per_event']:.1f}" for r in mine))
     console.print(table)
     (ROOT / "bench" / "soak-offline.json").write_text(
-        json.dumps({"events": EVENTS, "load_rate": rate, "runs": runs}, indent=2) + "\n")
+        json.dumps({"events": EVENTS, "load_rate": rate, "leads_touched_per_event": touches,
+                    "runs": runs}, indent=2) + "\n")
     return 0
 
 

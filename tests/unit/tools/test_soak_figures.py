@@ -1,5 +1,6 @@
 """`make soak`'s per-minute figures of the worker (bench/soak.py): what it handled, and how its
-event-loop thread spent the minute."""
+event-loop thread spent the minute; its verdict; and bench/soak_offline.py's count of the leads
+a fetch touches."""
 
 from __future__ import annotations
 
@@ -17,18 +18,26 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @functools.cache
-def soak() -> ModuleType:
-    """bench/soak.py, loaded as `make soak` runs it; the import path it extends (bench/ first,
-    whose modules would shadow those of other tests) is put back."""
-    spec = importlib.util.spec_from_file_location("soak", ROOT / "bench" / "soak.py")
+def bench_script(name: str) -> ModuleType:
+    """bench/<name>.py, loaded as `make soak` runs it; the import path it extends (bench/ first)
+    is put back, and the bench modules it imported are dropped, so that they shadow no module
+    of other tests."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    path = list(sys.path)
+    path, modules = list(sys.path), set(sys.modules)
     try:
         spec.loader.exec_module(module)
     finally:
         sys.path[:] = path
+        for added in set(sys.modules) - modules:
+            if str(getattr(sys.modules[added], "__file__", "")).startswith(str(ROOT / "bench")):
+                del sys.modules[added]
     return module
+
+
+def soak() -> ModuleType:
+    return bench_script("soak")
 
 
 def test_a_minutes_figures_come_from_the_samples_nearest_its_ends() -> None:
@@ -80,3 +89,21 @@ def test_a_growing_or_draining_latency_is_not_flat() -> None:
     assert soak().verdict([180, 400, 900, 230]) == (False, True)
     assert soak().verdict([6_800, 21_100, 10_900]) == (False, False)
     assert soak().verdict([900, 600]) == (False, True)  # a first minute's backlog that drains
+
+
+def test_a_lead_is_touched_once_per_run_of_its_partition() -> None:
+    touched = bench_script("soak_offline").leads_touched_per_event
+    keys = [b"a", b"a", b"b", b"a"]
+    assert touched(keys, 1, 2) == 3 / 4  # runs [a, a] and [b, a]
+    assert touched(keys, 1, 4) == 2 / 4
+    assert touched(keys, 1, 1) == 1.0
+
+
+def test_runs_are_of_one_partition_records() -> None:
+    offline = bench_script("soak_offline")
+    x = b"x"
+    y = next(k for k in (b"y%d" % i for i in range(100))
+             if (offline.murmur2(k) & 0x7FFFFFFF) % 2 != (offline.murmur2(x) & 0x7FFFFFFF) % 2)
+    keys = [x, y, x, y]
+    assert offline.leads_touched_per_event(keys, 1, 2) == 1.0  # [x, y], [x, y]
+    assert offline.leads_touched_per_event(keys, 2, 2) == 0.5  # [x, x] and [y, y]
