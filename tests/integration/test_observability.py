@@ -131,15 +131,22 @@ def test_every_dashboard_query_returns_data(kafka_bootstrap, unique_name, tmp_pa
                        for e in chunk]
             records.append((b"X-poison", b"garbage " + format_timestamp(now).encode()))
             produce_raw(kafka_bootstrap, f"{name}-activity", records)
-            time.sleep(4)
-        time.sleep(12)  # a few scrapes and rule evaluations after the last event
+            time.sleep(2)  # two scrapes and rule evaluations (every 1 s) between chunks
 
-        empty = []
-        for dashboard, panel, expr in dashboard_queries():
-            result = prometheus_query(expr)
-            values = [float(r["value"][1]) for r in result]
-            if not any(math.isfinite(v) for v in values):
-                empty.append(f"{dashboard} / {panel}: {expr} -> {result}")
+        def empty_queries() -> list[str]:
+            empty = []
+            for dashboard, panel, expr in dashboard_queries():
+                result = prometheus_query(expr)
+                values = [float(r["value"][1]) for r in result]
+                if not any(math.isfinite(v) for v in values):
+                    empty.append(f"{dashboard} / {panel}: {expr} -> {result}")
+            return empty
+
+        # until every query has data: the last chunk's events take a few scrapes and rule
+        # evaluations to reach rates and recording rules
+        deadline = time.monotonic() + 60
+        while (empty := empty_queries()) and time.monotonic() < deadline:
+            time.sleep(1)
         assert not empty, "\n".join(empty)
     finally:
         worker.stop()
