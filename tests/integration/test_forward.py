@@ -71,8 +71,8 @@ def test_every_change_reaches_a_flaky_webhook_in_order(kafka_bootstrap, worker_f
     assert len(changes(kafka_bootstrap, f"{name}-changes", total)) == total
     rng = random.Random(7)
     # At most three failures per change: the backoff doubles per attempt (0.5 s, 1, 2, 4, ...),
-    # so an unlucky streak of six took this test from about 30 s to 68 s; three still retry
-    # through every status below and keep later changes of the lead waiting behind it.
+    # and a change's longer streaks made this test take anywhere from about 30 s to 68 s; three
+    # still retry through every status below and keep later changes of the lead behind it.
     failures: Counter[str] = Counter()
 
     def behaviour(change):
