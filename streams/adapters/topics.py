@@ -72,9 +72,13 @@ def _create_missing(admin: KafkaAdminClient, settings: Settings) -> list[str]:
     return [t.name for t in missing]
 
 
+#: The worker's Faust table of lead states; Faust names its changelog after it.
+LEADS_TABLE = "leads"
+
+
 def changelog_topic(settings: Settings) -> str:
     """The leads table's changelog topic, as Faust names it."""
-    return f"{settings.app_id}-leads-changelog"
+    return f"{settings.app_id}-{LEADS_TABLE}-changelog"
 
 
 def changelog_segment_drift(settings: Settings) -> str | None:

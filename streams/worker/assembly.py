@@ -22,7 +22,7 @@ from streams.adapters.faust_web import MAX_BODY_BYTES, QuietWeb, quiet_web
 from streams.adapters.lead_store import LeadStore
 from streams.adapters.rocksdb_store import table_options
 from streams.adapters.settings import Settings
-from streams.adapters.topics import prepare_topics
+from streams.adapters.topics import LEADS_TABLE, prepare_topics
 from streams.core.definitions.checker import load_checked
 from streams.core.definitions.compiler import Compiled, compile_definitions
 from streams.core.definitions.model import Definitions
@@ -124,7 +124,7 @@ def build(settings: Settings) -> WorkerAssembly:
             settings.instance_id, str(app.conf.canonical_url))
     activity_topic = app.topic(settings.topic_activity, key_serializer="raw",
                                value_serializer="raw", partitions=settings.partitions)
-    table = app.Table("leads", partitions=settings.partitions, key_type=bytes,
+    table = app.Table(LEADS_TABLE, partitions=settings.partitions, key_type=bytes,
                       value_type=bytes,
                       options=table_options(settings.state_compression),
                       extra_topic_configs={
