@@ -48,8 +48,8 @@ def ensure_topics(settings: Settings) -> list[str]:
 
 
 def prepare_topics(settings: Settings) -> tuple[list[str], str | None]:
-    """ensure_topics, and changelog_segment_drift's warning, over one admin connection: what
-    the worker and `leadstage topics` do before anything else."""
+    """ensure_topics, and _segment_drift's warning, over one admin connection: what the worker
+    and `leadstage topics` do before anything else."""
     admin = _admin(settings)
     try:
         return _create_missing(admin, settings), _segment_drift(admin, settings)
@@ -81,23 +81,13 @@ def changelog_topic(settings: Settings) -> str:
     return f"{settings.app_id}-{LEADS_TABLE}-changelog"
 
 
-def changelog_segment_drift(settings: Settings) -> str | None:
+def _segment_drift(admin: KafkaAdminClient, settings: Settings) -> str | None:
     """A warning when the leads changelog exists with a segment.bytes other than the settings'.
     Faust sets it only when it creates the topic and never alters one that exists, so a worker
     upgraded onto an older changelog keeps that topic's segments, and its restores, until an
-    operator changes them. None when they match, or the topic does not exist yet or may not be
-    described (the worker runs either way)."""
-    try:
-        admin = _admin(settings)
-    except KafkaError:
-        return None
-    try:
-        return _segment_drift(admin, settings)
-    finally:
-        admin.close()
-
-
-def _segment_drift(admin: KafkaAdminClient, settings: Settings) -> str | None:
+    operator changes them. None when they match, or the topic is not known to the broker (yet)
+    or may not be described (the worker runs either way): kafka-python answers those with no
+    configs rather than the broker's error."""
     topic = changelog_topic(settings)
     wanted = settings.changelog_segment_bytes
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer
@@ -10,14 +11,20 @@ from kafka.errors import TopicAlreadyExistsError
 
 
 def create_topics(bootstrap: str, names: list[str], partitions: int = 1,
-                  config: dict[str, str] | None = None) -> None:
+                  config: dict[str, str] | None = None, timeout_s: float = 10.0) -> None:
+    """Create the topics and wait until the broker lists them: the controller accepts a
+    topic before the broker's metadata has it (up to about half a second after a fresh
+    start), and until then the broker answers for it as for no topic."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        admin.create_topics(
-            [NewTopic(n, partitions, 1, topic_configs=config or {}) for n in names]
-        )
-    except TopicAlreadyExistsError:
-        pass
+        with contextlib.suppress(TopicAlreadyExistsError):
+            admin.create_topics(
+                [NewTopic(n, partitions, 1, topic_configs=config or {}) for n in names]
+            )
+        deadline = time.monotonic() + timeout_s
+        while not set(names) <= set(admin.list_topics()):
+            assert time.monotonic() < deadline, f"{names} not listed {timeout_s} s after creation"
+            time.sleep(0.05)
     finally:
         admin.close()
 

@@ -1,6 +1,7 @@
 """The leads changelog's segment size against the real broker: Faust sets it only when it
-creates the topic, so a worker finds out, and says how to change it, when the topic that exists
-was made with another (README "Configuration", LEADSTAGE_CHANGELOG_SEGMENT_BYTES)."""
+creates the topic, so a worker finds out at start (prepare_topics, as the worker and `leadstage
+topics` call it), and says how to change it, when the topic that exists was made with another
+(README "Configuration", LEADSTAGE_CHANGELOG_SEGMENT_BYTES)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,21 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from streams.adapters.settings import Settings
-from streams.adapters.topics import changelog_segment_drift
+from streams.adapters.topics import prepare_topics
 from tests.integration.kafka_helpers import create_topics
 from tests.integration.worker_harness import LEADSTAGE, worker_env
 
 
 def settings_for(bootstrap: str, app_id: str, **env: str) -> Settings:
+    """The app's own topics too, so preparing them creates nothing other tests use."""
     return Settings.from_env({"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LEADSTAGE_APP_ID": app_id,
+                              **{f"LEADSTAGE_TOPIC_{kind}": f"{app_id}-{kind.lower()}"
+                                 for kind in ("ACTIVITY", "STAGE_CHANGES", "STAGES", "DLQ")},
                               **env})
+
+
+def segment_drift(settings: Settings) -> str | None:
+    return prepare_topics(settings)[1]
 
 
 def test_a_changelog_made_with_other_segments_is_reported_with_the_command_that_changes_it(
@@ -26,12 +34,12 @@ def test_a_changelog_made_with_other_segments_is_reported_with_the_command_that_
     app = unique_name("segments")
     topic = f"{app}-leads-changelog"
     settings = settings_for(kafka_bootstrap, app)
-    assert changelog_segment_drift(settings) is None  # no changelog yet: Faust will create it
+    assert segment_drift(settings) is None  # no changelog yet: Faust will create it
 
     # as workers made it before they set the segment size: Kafka's default, 1 GiB
     create_topics(kafka_bootstrap, [topic], 2,
                   {"cleanup.policy": "compact", "segment.bytes": "1073741824"})
-    drift = changelog_segment_drift(settings)
+    drift = segment_drift(settings)
     assert drift is not None
     assert f"changelog topic {topic} has segment.bytes=1073741824, not " \
            "LEADSTAGE_CHANGELOG_SEGMENT_BYTES=67108864" in drift
@@ -47,8 +55,8 @@ def test_a_changelog_made_with_other_segments_is_reported_with_the_command_that_
                                              "segment.bytes": "67108864"})])
     finally:
         admin.close()
-    assert changelog_segment_drift(settings) is None
-    other = changelog_segment_drift(settings_for(
+    assert segment_drift(settings) is None
+    other = segment_drift(settings_for(
         kafka_bootstrap, app, LEADSTAGE_CHANGELOG_SEGMENT_BYTES="2097152"))
     assert other is not None and "segment.bytes=67108864, not " \
         "LEADSTAGE_CHANGELOG_SEGMENT_BYTES=2097152" in other
