@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from local_kafka import bench_kafka, create_topics  # noqa: E402
 
 from streams.tools.processes import stop_process  # noqa: E402
-from streams.wire.avro import registry  # noqa: E402
+from streams.wire.avro import avro_codec  # noqa: E402
 
 CHANGES = int(os.environ.get("BENCH_FORWARD_CHANGES", "10000"))
 LEADS = 2000
@@ -81,7 +81,7 @@ class CountingReceiver:
 
 def produce_changes(bootstrap: str, topic: str) -> None:
     create_topics(bootstrap, [topic], 8)
-    codec = registry()
+    codec = avro_codec()
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     per_lead = CHANGES // LEADS
     for seq in range(1, per_lead + 1):

@@ -55,7 +55,7 @@ from streams.core.stage_machine import StageMachine  # noqa: E402
 from streams.tools import broker  # noqa: E402
 from streams.tools.generator import Generator, as_json  # noqa: E402
 from streams.tools.processes import healthy, stop_process  # noqa: E402
-from streams.wire.avro import registry  # noqa: E402
+from streams.wire.avro import avro_codec  # noqa: E402
 from streams.wire.json_lines import parse_line  # noqa: E402
 
 console = Console()
@@ -122,7 +122,7 @@ def records(count: int, leads: int) -> list[tuple[bytes, bytes]]:
         picked = sorted(random.Random(42).sample(range(len(rest)), keep))
         rest = [rest[i] for i in picked]  # keeps each lead's own order
     events = sorted(firsts + rest, key=lambda e: e["occurred_at"])[:count]
-    codec = registry()
+    codec = avro_codec()
     out: list[tuple[bytes, bytes]] = []
     for event in events:
         record = parse_line(json.dumps(as_json(event)))
@@ -187,7 +187,7 @@ async def raw_consumer(bootstrap: str, topic: str, count: int) -> float:
     from aiokafka import AIOKafkaConsumer
     from aiokafka.structs import TopicPartition as ATP
 
-    codec = registry()
+    codec = avro_codec()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 max_partition_fetch_bytes=4 * 1024 * 1024)
     await consumer.start()
@@ -341,7 +341,7 @@ def latency(bootstrap: str, topic: str, changes: str) -> Latency:
                              enable_auto_commit=False)
     consumer.poll(timeout_ms=1000)  # join, position at the end
     producer = load_producer(bootstrap, linger_ms=1)
-    codec = registry()
+    codec = avro_codec()
     sent: dict[str, float] = {}
     warmup: set[str] = set()
     start = time.perf_counter()

@@ -45,7 +45,7 @@ from percentiles import percentile  # noqa: E402
 from run import PARTITIONS, LeadstageWorker, fresh_work, load_producer, wait_for  # noqa: E402
 
 from streams.tools import broker  # noqa: E402
-from streams.wire.avro import registry  # noqa: E402
+from streams.wire.avro import avro_codec  # noqa: E402
 
 SECONDS = int(os.environ.get("SOAK_SECONDS", "600"))
 WARMUP_SECONDS = int(os.environ.get("SOAK_WARMUP_SECONDS", "60"))
@@ -221,7 +221,7 @@ class Load:
 
     def __init__(self, producer: Any, topic: str, sent: dict[str, float]) -> None:
         self.producer, self.topic, self.sent = producer, topic, sent
-        self.codec = registry()
+        self.codec = avro_codec()
         self.rng = random.Random(5)
         self.recent: list[str] = []
         #: events produced so far

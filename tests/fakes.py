@@ -13,12 +13,12 @@ from typing import Any
 
 from aiokafka.partitioner import murmur2
 
-from streams.core.definitions.compiler import Compiled, compile_definitions
+from streams.core.definitions.compiler import CompiledDefinitions, compile_definitions
 from streams.core.definitions.loader import load_file
 from streams.core.lead_state import LeadState, dumps, loads
 from streams.core.stage_machine import StageMachine
-from streams.wire.avro import registry
-from streams.worker.commit import Outputs
+from streams.wire.avro import avro_codec
+from streams.worker.commit import OutputTopics
 from streams.worker.metrics import Metrics
 from streams.worker.pipeline import PART_RECORDS, LeadPipeline
 from tests.paths import REPO_ROOT
@@ -59,7 +59,7 @@ def partition_of(key: bytes, partitions: int) -> int:
 def message(record: dict[str, Any], offset: int = 0, partitions: int = 1,
             key: bytes | str | None = "lead") -> Message:
     """`record` encoded on the partition its lead_id maps to (or with another `key`)."""
-    value = registry().encode("LeadActivity", record)
+    value = avro_codec().encode("LeadActivity", record)
     k = record["lead_id"].encode() if key == "lead" else key
     partition = partition_of(record["lead_id"].encode(), partitions)
     return Message(k if not isinstance(k, str) else k.encode(), value, partition=partition,
@@ -165,14 +165,14 @@ class Sender:
         return [s for s in self.published if s.topic == topic]
 
     def decoded(self, topic: str) -> list[dict[str, Any]]:
-        return [registry().decode(s.value)[1] for s in self.on(topic) if s.value is not None]
+        return [avro_codec().decode(s.value)[1] for s in self.on(topic) if s.value is not None]
 
 
-OUTPUTS = Outputs("changes", "stages", "dlq")
+OUTPUTS = OutputTopics("changes", "stages", "dlq")
 
 
 @cache
-def default_definitions() -> Compiled:
+def default_definitions() -> CompiledDefinitions:
     """definitions/lead-stages.yaml, compiled once for every test that needs it."""
     return compile_definitions(load_file(REPO_ROOT / "definitions" / "lead-stages.yaml"))
 

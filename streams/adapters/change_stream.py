@@ -20,7 +20,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.adapters.settings import KafkaSecurity, Settings
-from streams.wire.avro import DecodeError, Registry, registry
+from streams.wire.avro import AvroCodec, DecodeError, avro_codec
 
 
 def aiokafka_security(security: KafkaSecurity) -> dict[str, Any]:
@@ -48,10 +48,10 @@ class FetchedChange:
 
 class ChangeStream:
     def __init__(self, group_id: str, topic: str, settings: Settings | None = None,
-                 codec: Registry | None = None, max_records: int = 500) -> None:
+                 codec: AvroCodec | None = None, max_records: int = 500) -> None:
         self.settings = settings or Settings.from_env()
         self.topic = topic
-        self.codec = codec or registry()
+        self.codec = codec or avro_codec()
         self.max_records = max_records
         security = aiokafka_security(self.settings.security)
         self.consumer = AIOKafkaConsumer(

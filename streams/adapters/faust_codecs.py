@@ -10,7 +10,7 @@ from typing import Any
 
 from faust.serializers import codecs
 
-from streams.wire.avro import registry
+from streams.wire.avro import avro_codec
 
 
 class AvroSingleObject(codecs.Codec):
@@ -19,10 +19,10 @@ class AvroSingleObject(codecs.Codec):
         self.record_type = record_type
 
     def _dumps(self, obj: Any) -> bytes:
-        return registry().encode(self.record_type, obj)
+        return avro_codec().encode(self.record_type, obj)
 
     def _loads(self, s: bytes) -> Any:
-        return registry().decode(s, expect=self.record_type)[1]
+        return avro_codec().decode(s, expect=self.record_type)[1]
 
 
 def codec_name(record_type: str) -> str:
@@ -30,5 +30,5 @@ def codec_name(record_type: str) -> str:
 
 
 def register() -> None:
-    for record_type in registry().current:
+    for record_type in avro_codec().current:
         codecs.register(codec_name(record_type), AvroSingleObject(record_type))

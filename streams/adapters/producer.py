@@ -24,7 +24,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from streams.adapters.settings import Settings
-from streams.wire.avro import Registry, registry
+from streams.wire.avro import AvroCodec, avro_codec
 from streams.wire.json_lines import normalize, to_kafka_record
 from streams.wire.validation import InvalidEvent
 
@@ -53,10 +53,10 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
 
 class LeadActivityProducer:
     def __init__(self, settings: Settings | None = None, topic: str | None = None,
-                 codec: Registry | None = None, **producer_overrides: Any) -> None:
+                 codec: AvroCodec | None = None, **producer_overrides: Any) -> None:
         self.settings = settings or Settings.from_env()
         self.topic = topic or self.settings.topic_activity
-        self.codec = codec or registry()
+        self.codec = codec or avro_codec()
         self._producer = KafkaProducer(**producer_config(self.settings, **producer_overrides))
 
     def encode(self, event: Mapping[str, Any]) -> tuple[bytes, bytes]:

@@ -17,7 +17,7 @@ Guarantees:
   a bounded memory of recent ids (`dedup_capacity`);
 - gaps reported: a change whose sequence is not the next one for its lead goes to `on_gap` and
   `leadstage_reader_gaps_total` (the change itself is still delivered);
-- any writer schema the registry knows is resolved to the current one.
+- any writer schema the AvroCodec knows is resolved to the current one.
 
 Settings (bootstrap servers, topics, security) come from the DESIGN §8 environment variables.
 kafka-python: a blocking iterator suits downstream services; nothing here is on the worker's
@@ -35,7 +35,7 @@ from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from prometheus_client import CollectorRegistry, Counter
 
 from streams.adapters.settings import Settings
-from streams.wire.avro import DecodeError, Registry, registry
+from streams.wire.avro import AvroCodec, DecodeError, avro_codec
 
 
 @dataclass(frozen=True)
@@ -91,14 +91,14 @@ class StageChangeReader:
                  on_gap: Callable[[Gap], Any] | None = None,
                  on_undecodable: Callable[[Any, Exception], Any] | None = None,
                  dedup_capacity: int = 100_000, metrics: CollectorRegistry | None = None,
-                 codec: Registry | None = None, poll_timeout_ms: int = 500,
+                 codec: AvroCodec | None = None, poll_timeout_ms: int = 500,
                  **consumer_overrides: Any) -> None:
         self.settings = settings or Settings.from_env()
         self.topics = list(topics or (self.settings.topic_stage_changes,
                                       self.settings.topic_stages))
         self.on_gap = on_gap
         self.on_undecodable = on_undecodable
-        self.codec = codec or registry()
+        self.codec = codec or avro_codec()
         self.poll_timeout_ms = poll_timeout_ms
         self._seen = _Bounded(dedup_capacity)  # event_id -> sequence
         self._last = _Bounded(dedup_capacity)  # lead_id -> last sequence delivered

@@ -93,7 +93,7 @@ class LeadState(msgspec.Struct, array_like=True, tag=FORMAT, dict=True):
             changes.append(self._unpack(latest))
         return changes
 
-    def remember(self, change: dict[str, Any]) -> None:
+    def add_to_outbox(self, change: dict[str, Any]) -> None:
         """Add a change to the outbox (and the recent ones)."""
         packed = msgspec.Raw(_pack(change))
         self.outbox.append(packed)

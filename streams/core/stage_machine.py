@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams.core.calendar import add_months_ms
-from streams.core.definitions.compiler import Compiled
+from streams.core.definitions.compiler import CompiledDefinitions
 from streams.core.definitions.model import Property
 from streams.core.definitions.review import next_review
 from streams.core.lead_history import LeadHistory, seen_key
@@ -49,7 +49,7 @@ EVENT = Cause.EVENT  # routing.py says why Enum members are read once
 
 
 class StageMachine:
-    def __init__(self, compiled: Compiled) -> None:
+    def __init__(self, compiled: CompiledDefinitions) -> None:
         self.compiled = compiled
         self.definitions = compiled.definitions
         self.version = self.definitions.version
@@ -216,7 +216,7 @@ class StageMachine:
         elif stage != self.handoff_stage:
             state.handoff_since = None
         state.stage, state.since = stage, now
-        state.remember(change)
+        state.add_to_outbox(change)
 
     def _deadline(self, since: int) -> int:
         assert self.follow_up is not None

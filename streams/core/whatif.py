@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.core.definitions.compiler import Compiled
+from streams.core.definitions.compiler import CompiledDefinitions
 from streams.core.lead_history import LeadHistory
 from streams.core.routing import Route, route
 from streams.core.stage_machine import StageMachine
@@ -67,7 +67,7 @@ def replay(events: Iterable[dict[str, Any]], machine: StageMachine | None = None
     return histories, count, latest
 
 
-def diff(old: Compiled, new: Compiled, events: Iterable[dict[str, Any]],
+def diff(old: CompiledDefinitions, new: CompiledDefinitions, events: Iterable[dict[str, Any]],
          at: int | None = None) -> Diff:
     if old.definitions.properties == new.definitions.properties:
         histories, count, latest = replay(events, StageMachine(old))

@@ -13,7 +13,7 @@ import click
 
 from streams.adapters.redaction import protect
 from streams.adapters.settings import Settings
-from streams.core.definitions.compiler import Compiled
+from streams.core.definitions.compiler import CompiledDefinitions
 from streams.tools import broker as local_broker
 from streams.tools.terminal import printable, shown
 
@@ -122,7 +122,7 @@ def definitions_check(file: str | None, fmt: str) -> None:
     sys.exit(0 if result is not None and result.valid else 1)
 
 
-def _checked_or_exit(path: Path) -> Compiled:
+def _checked_or_exit(path: Path) -> CompiledDefinitions:
     """Compiled definitions, or exit 1 with the checker's report."""
     from streams.core.definitions.checker import load_checked
     from streams.core.definitions.compiler import compile_definitions

@@ -23,7 +23,7 @@ from streams.core.calendar import (
     format_timestamp,
     parse_date,
 )
-from streams.core.definitions.compiler import Compiled
+from streams.core.definitions.compiler import CompiledDefinitions
 from streams.core.lead_state import LeadState
 from streams.core.stage_machine import StageMachine
 
@@ -47,7 +47,7 @@ def segment_of(employees: int) -> str:
 
 
 class Generator:
-    def __init__(self, compiled: Compiled, seed: int = 1) -> None:
+    def __init__(self, compiled: CompiledDefinitions, seed: int = 1) -> None:
         self.rng = random.Random(seed)
         self.machine = StageMachine(compiled)
         self.stage_names = list(compiled.definitions.stage_names)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from streams.wire import avro_codegen
-from streams.wire.avro import MAGIC, Registry
+from streams.wire.avro import MAGIC, AvroCodec
 from streams.wire.avro_decoder import compile_decoder
 from streams.wire.avro_encoder import compile_encoder
 
@@ -21,7 +21,7 @@ def render() -> str:
     earlier = dict(avro_codegen.generated)
     avro_codegen.generated.clear()
     try:
-        for schema in Registry().current.values():
+        for schema in AvroCodec().current.values():
             compile_decoder(schema.json)
             compile_encoder(schema.json, MAGIC + schema.fingerprint)
         return avro_codegen.prebuilt_module(dict(avro_codegen.generated))

@@ -73,7 +73,7 @@ class KnownSchema:
     parsed: Any  # fastavro parsed schema (logical types stripped)
 
 
-class Registry:
+class AvroCodec:
     """Every schema in a folder, by fingerprint and by name; encoders and decoders per record."""
 
     def __init__(self, folder: Path | None = None) -> None:
@@ -178,5 +178,5 @@ class Registry:
 
 
 @cache
-def registry() -> Registry:
-    return Registry()
+def avro_codec() -> AvroCodec:
+    return AvroCodec()

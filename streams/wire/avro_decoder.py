@@ -9,7 +9,7 @@ fastavro still decodes every body written with another schema (resolution to the
 The generated decoder is stricter than fastavro, never more lenient: a boolean byte other than 0
 or 1, a negative or out-of-range enum or union index, a negative length, a varint longer than 10
 bytes or beyond 64 bits, or a body shorter than its lengths raise AvroBodyError; a body that
-ends early raises IndexError and invalid UTF-8 UnicodeDecodeError (the registry turns each into a
+ends early raises IndexError and invalid UTF-8 UnicodeDecodeError (the AvroCodec turns each into a
 dead letter). tests/unit/wire/test_avro_decoder.py checks it against fastavro on generated and
 damaged bodies.
 """
@@ -64,7 +64,7 @@ def _encoded_index(data: bytes, pos: int, first: int) -> tuple[int, int]:
 _INDEX_LIMIT = 1 << 62
 
 
-#: The C types of a compiled decoder's locals (avro_codegen.py): a body is bytes (the registry
+#: The C types of a compiled decoder's locals (avro_codegen.py): a body is bytes (the AvroCodec
 #: passes it as such), positions are indexes, lengths and counts 64-bit, a byte an int.
 _LONG = "cython.longlong"
 _LOCALS = (("data", "bytes"), ("pos", "cython.Py_ssize_t"), ("end", "cython.Py_ssize_t"),

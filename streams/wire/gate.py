@@ -12,7 +12,7 @@ from enum import Enum
 from typing import Any
 
 from streams.core.routing import UNKNOWN, route
-from streams.wire.avro import DecodeError, Registry, registry
+from streams.wire.avro import AvroCodec, DecodeError, avro_codec
 from streams.wire.reasons import Reason
 from streams.wire.validation import MAX_MESSAGE_BYTES, InvalidEvent, check_size, validate
 
@@ -74,7 +74,7 @@ class DeadLetter:
 
 
 def admit(key: bytes | None, value: bytes | None, now_ms: int,
-          codec: Registry | None = None) -> tuple[Admission, Any]:
+          codec: AvroCodec | None = None) -> tuple[Admission, Any]:
     """(APPLY, record) | (IGNORE, record) for activities this reader does not know | (DEAD,
     DeadLetter)."""
     try:
@@ -83,7 +83,7 @@ def admit(key: bytes | None, value: bytes | None, now_ms: int,
         size = len(value) + (len(key) if key else 0)
         if size > MAX_MESSAGE_BYTES:
             check_size(size)  # raises
-        _, record = (codec or registry()).decode(value, expect="LeadActivity")
+        _, record = (codec or avro_codec()).decode(value, expect="LeadActivity")
         validate(record, now_ms)
         if key is None:
             raise InvalidEvent(Reason.MISSING_KEY, "the record has no key; key it by lead_id so "

@@ -11,7 +11,7 @@ from typing import Any
 
 from streams.core.calendar import day_number, timestamp_ms
 from streams.core.catalog import load_catalog
-from streams.wire.avro import Registry
+from streams.wire.avro import AvroCodec
 from streams.wire.reasons import Reason
 from streams.wire.validation import InvalidEvent, check_size, validate
 
@@ -110,7 +110,7 @@ def parse_line(line: str) -> dict[str, Any]:
     return normalize(event)
 
 
-def to_kafka_record(record: dict[str, Any], codec: Registry, now_ms: int) -> tuple[bytes, bytes]:
+def to_kafka_record(record: dict[str, Any], codec: AvroCodec, now_ms: int) -> tuple[bytes, bytes]:
     """(key, value) of the Kafka record for a normalised event, as every producer sends it:
     validated, Avro single-object encoded, keyed by lead_id; InvalidEvent if it breaks a rule."""
     validate(record, now_ms)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from streams.wire.avro import Registry
+from streams.wire.avro import AvroCodec
 
 
 def lead_stage(change: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -18,7 +18,7 @@ def lead_stage(change: Mapping[str, Any]) -> dict[str, Any] | None:
             "sequence": change["sequence"], "definitions_version": change["definitions_version"]}
 
 
-def encode_outbox(outbox: Sequence[dict[str, Any]], codec: Registry
+def encode_outbox(outbox: Sequence[dict[str, Any]], codec: AvroCodec
                   ) -> tuple[list[bytes], bytes | None]:
     """(LeadStageChanged values in order, the LeadStage value after the last or a tombstone)."""
     changes = []  # a loop, not a comprehension: no function call per lead

@@ -24,10 +24,10 @@ from streams.adapters.rocksdb_store import table_options
 from streams.adapters.settings import Settings
 from streams.adapters.topics import LEADS_TABLE, prepare_topics
 from streams.core.definitions.checker import load_checked
-from streams.core.definitions.compiler import Compiled, compile_definitions
+from streams.core.definitions.compiler import CompiledDefinitions, compile_definitions
 from streams.core.definitions.model import Definitions
 from streams.core.stage_machine import StageMachine
-from streams.worker.commit import Outputs
+from streams.worker.commit import OutputTopics
 from streams.worker.metrics import Metrics
 from streams.worker.pause_fence import PauseFence
 from streams.worker.pipeline import LeadPipeline
@@ -79,7 +79,7 @@ class WorkerAssembly:
 
     settings: Settings
     definitions: Definitions
-    compiled: Compiled
+    compiled: CompiledDefinitions
     app: LeadstageApp
     table: Any  # the Faust table of lead states
     metrics: Metrics
@@ -139,7 +139,7 @@ def build(settings: Settings) -> WorkerAssembly:
     fence = PauseFence(threshold_s=SESSION_TIMEOUT_S * 0.7)
     pipeline = LeadPipeline(
         machine, LeadStore(table),
-        Outputs(settings.topic_stage_changes, settings.topic_stages, settings.topic_dlq),
+        OutputTopics(settings.topic_stage_changes, settings.topic_stages, settings.topic_dlq),
         metrics,
         BatchSender.of_faust_app(app),
         fence,

@@ -41,7 +41,7 @@ from streams.adapters.lead_store import WATERMARK_KEY
 from streams.core.clock import wall_ms
 from streams.core.lead_state import MAX_STATE_BYTES, LeadState
 from streams.core.signals import Signal
-from streams.wire.avro import Registry, registry
+from streams.wire.avro import AvroCodec, avro_codec
 from streams.wire.outputs import encode_outbox
 from streams.worker.pause_fence import PauseFence
 
@@ -50,7 +50,7 @@ EXIT_KAFKA = 70
 
 
 @dataclass(frozen=True)
-class Outputs:
+class OutputTopics:
     """The topics a commit writes to, besides the table's changelog."""
 
     stage_changes: str
@@ -58,10 +58,10 @@ class Outputs:
     dlq: str
 
 
-# Update and Built are msgspec structs, not dataclasses: one of each is made for every lead an
-# input batch touches, and a dataclass's generated __init__ runs interpreted (544 against 197 ns
-# for an Update, `timeit`). Never part of a reference cycle, so not tracked by the collector.
-class Update(msgspec.Struct, gc=False):
+# LeadUpdate and LeadRecords are msgspec structs, not dataclasses: one of each is made for every
+# lead an input batch touches, and a dataclass's generated __init__ runs interpreted. Never part
+# of a reference cycle, so not tracked by the collector.
+class LeadUpdate(msgspec.Struct, gc=False):
     """A lead's state after a batch, sweep or scan worked on it."""
 
     partition: int
@@ -72,7 +72,7 @@ class Update(msgspec.Struct, gc=False):
     inputs: list[Any] = []
 
 
-class Built(msgspec.Struct, gc=False):
+class LeadRecords(msgspec.Struct, gc=False):
     """A lead's records for the open batch (step 0), and what the commit and its caller still
     need to know of the lead once its decoded state is let go."""
 
@@ -130,18 +130,18 @@ def exit_process(exc: BaseException) -> None:
 
 
 class CommitProtocol:
-    def __init__(self, store: LeadStore, sender: Sender, outputs: Outputs,
+    def __init__(self, store: LeadStore, sender: Sender, outputs: OutputTopics,
                  fence: PauseFence | None = None,
                  on_fatal: Callable[[BaseException], Any] = exit_process,
                  on_dead_letters_dropped: Callable[[int], Any] = lambda count: None,
-                 codec: Registry | None = None) -> None:
+                 codec: AvroCodec | None = None) -> None:
         self.store = store
         self.sender = sender
         self.outputs = outputs
         self.fence = fence or PauseFence(float("inf"))
         self.on_fatal = on_fatal
         self.on_dead_letters_dropped = on_dead_letters_dropped
-        self.codec = codec or registry()
+        self.codec = codec or avro_codec()
         #: partition -> the last batch whose outboxes are published (the watermark)
         self.confirmed: dict[int, int] = {}
         #: watermarks not yet on the changelog: they go with the next step 1
@@ -177,7 +177,7 @@ class CommitProtocol:
                 self._last_batch + 1, wall_ms(), *(c + 1 for c in self.confirmed.values()))
         return self._open_batch
 
-    def build(self, u: Update) -> Built:
+    def build(self, u: LeadUpdate) -> LeadRecords:
         """Step 0 for one lead: its records for the open batch. Raises if they cannot be built or
         the state would outgrow MAX_STATE_BYTES; the caller leaves the lead out."""
         batch = self.open((u.partition,))
@@ -195,10 +195,10 @@ class CommitProtocol:
             raise ValueError(f"its state would be {len(value)} bytes, over the "
                              f"{MAX_STATE_BYTES}-byte bound")
         lead_id = state.lead_id
-        return Built(u.partition, lead_id, lead_id.encode(), state.stage, u.old_stage,
+        return LeadRecords(u.partition, lead_id, lead_id.encode(), state.stage, u.old_stage,
                      state.next_review, u.signals, u.inputs, value, changes, current)
 
-    async def commit(self, built: list[Built]) -> None:
+    async def commit(self, built: list[LeadRecords]) -> None:
         """Make the open batch's records durable and published (steps 1 to 3), and close it. A
         failure of the protocol itself goes to `on_fatal`."""
         try:
@@ -212,7 +212,7 @@ class CommitProtocol:
     def _dropped(self, topic: str, partition: int, count: int, exc: BaseException) -> None:
         self.on_dead_letters_dropped(count)
 
-    async def _commit(self, built: list[Built]) -> None:
+    async def _commit(self, built: list[LeadRecords]) -> None:
         store, outputs, sender = self.store, self.outputs, self.sender
         changelog = store.changelog_topic
         tolerate = (outputs.dlq,)  # a refused dead letter is skipped, not fatal

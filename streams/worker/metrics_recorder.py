@@ -30,7 +30,7 @@ from streams.worker.metrics import Metrics
 _TEAMS = frozenset({"MARKETING", "SALES"})
 
 
-def record(metrics: Metrics, signals: Iterable[Signal]) -> None:
+def record_signals(metrics: Metrics, signals: Iterable[Signal]) -> None:
     """Counters are summed per label set first, and histogram values gathered per label set
     (one update per set and batch: labels() takes a lock and builds a key each time, and each
     observe() walks the buckets under a lock)."""

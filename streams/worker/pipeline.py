@@ -38,18 +38,18 @@ from streams.core.stage_machine import StageMachine
 from streams.wire.gate import DEAD, IGNORE, DeadLetter, admit
 from streams.wire.reasons import Reason
 from streams.worker.commit import (
-    Built,
     CommitProtocol,
+    LeadRecords,
     LeadStore,
-    Outputs,
+    LeadUpdate,
+    OutputTopics,
     Sender,
-    Update,
     exit_process,
 )
 from streams.worker.dead_letters import DeadLetterRouter
 from streams.worker.garbage import collection_paused
 from streams.worker.metrics import Metrics
-from streams.worker.metrics_recorder import record
+from streams.worker.metrics_recorder import record_signals
 from streams.worker.pause_fence import PauseFence
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class PipelineSender(Sender, Protocol):
 class LeadPipeline:
     """Input batches, sweeps and scans of the leads of this worker's partitions."""
 
-    def __init__(self, machine: StageMachine, store: PipelineStore, outputs: Outputs,
+    def __init__(self, machine: StageMachine, store: PipelineStore, outputs: OutputTopics,
                  metrics: Metrics, sender: PipelineSender, fence: PauseFence | None = None,
                  on_fatal: Callable[[BaseException], Any] = exit_process,
                  part_records: int = PART_RECORDS) -> None:
@@ -145,7 +145,7 @@ class LeadPipeline:
         # Counter.update per lead cost more than its counting in Python's wrapper around it
         applied: list[tuple[str, str, str]] = []
         occurred: list[int] = []  # the occurred_at of every applied event, for its lag
-        codec = self.commits.codec  # the worker's one registry, passed rather than looked up
+        codec = self.commits.codec  # the worker's one AvroCodec, passed rather than looked up
         for msg in records:
             outcome, payload = admit(msg.key, msg.value, now, codec)
             if outcome is DEAD:
@@ -163,7 +163,7 @@ class LeadPipeline:
         pending = groups
         while True:
             self.commits.open({partition for partition, _ in pending})
-            built: list[Built] = []
+            built: list[LeadRecords] = []
             rest: dict[tuple[int, str], list[Item]] = {}
             for key, items in pending.items():
                 partition, lead_id = key
@@ -216,7 +216,7 @@ class LeadPipeline:
         return stored
 
     def _apply(self, partition: int, lead_id: str, items: list[Item],
-               applied: list[tuple[str, str, str]], occurred: list[int], built: list[Built],
+               applied: list[tuple[str, str, str]], occurred: list[int], built: list[LeadRecords],
                read: bool = False, raw: bytes | None = None) -> list[Item]:
         """Fold a lead's events in and add its records to `built`; returns the events left
         for the next round. `raw` is the lead's encoded state if `read` with the batch (None:
@@ -232,7 +232,7 @@ class LeadPipeline:
             else:
                 state = self.store.decode(raw)
                 self.commits.settle(partition, state)
-            update = Update(partition, state, state.stage)
+            update = LeadUpdate(partition, state, state.stage)
             for i, (event, msg) in enumerate(items):
                 if len(state.outbox) >= OUTBOX_LIMIT:
                     left = items[i:]
@@ -288,7 +288,7 @@ class LeadPipeline:
             async with self.lock:
                 now_ms = now if now is not None else wall_ms()
                 due = self.due.pop_due(now_ms, SWEEP_CHUNK)
-                built: list[Built] = []
+                built: list[LeadRecords] = []
                 for partition, lead_id in due:
                     if partition not in self.partitions:
                         continue
@@ -296,7 +296,7 @@ class LeadPipeline:
                         state = self._load(partition, lead_id)
                         if state is None:
                             continue
-                        update = Update(partition, state, state.stage)
+                        update = LeadUpdate(partition, state, state.stage)
                         self.machine.advance(state, now_ms, update.signals)
                     except Exception as exc:  # the lead stays out of the due index
                         self._lead_failed("sweep", lead_id, exc)
@@ -318,14 +318,14 @@ class LeadPipeline:
             self.due.clear()
             self.stage_counts = {p: Counter() for p in partitions}
             self.commits.reset(partitions)
-            built: list[Built] = []
+            built: list[LeadRecords] = []
             for partition in sorted(partitions):
                 for key, raw in self.store.raw_items(partition):
                     lead_id = key.decode(errors="replace")
                     try:
                         state = self.store.decode(raw)
                         self.commits.settle(partition, state)
-                        update = Update(partition, state, state.stage)
+                        update = LeadUpdate(partition, state, state.stage)
                         self.machine.redefine(state, update.signals)
                     except Exception as exc:  # one unreadable lead must not stop the scan
                         self._lead_failed("scan", lead_id, exc)
@@ -345,7 +345,7 @@ class LeadPipeline:
 
     # --- after the commit protocol -------------------------------------------------------------
 
-    def _build(self, update: Update, built: list[Built]) -> None:
+    def _build(self, update: LeadUpdate, built: list[LeadRecords]) -> None:
         """Add the lead's records for the open batch to `built`, or dead-letter its events if
         they cannot be built."""
         try:
@@ -353,7 +353,7 @@ class LeadPipeline:
         except Exception as exc:
             self._lead_failed("encode", update.state.lead_id, exc, update.inputs)
 
-    async def _commit(self, built: list[Built]) -> None:
+    async def _commit(self, built: list[LeadRecords]) -> None:
         await self.commits.commit(built)
         quarantined = self.quarantined
         for b in built:
@@ -364,17 +364,17 @@ class LeadPipeline:
         if built:
             self._record_metrics(built)
 
-    def _record_metrics(self, committed: list[Built]) -> None:
+    def _record_metrics(self, committed: list[LeadRecords]) -> None:
         """After publishing: a metrics failure is logged and counted, never fatal."""
         try:
-            record(self.metrics, (s for u in committed for s in u.signals))
+            record_signals(self.metrics, (s for u in committed for s in u.signals))
             self._set_gauge()
             self.metrics.quarantined.set(len(self.quarantined))
         except Exception as exc:
             log.exception("recording metrics failed: %s", exc)
             self.metrics.lead_failures.labels("metrics").inc()
 
-    def _count(self, u: Built) -> None:
+    def _count(self, u: LeadRecords) -> None:
         stage = u.stage
         if stage == u.old_stage:
             return  # most updates: no stage moved

@@ -10,12 +10,12 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.core.calendar import format_timestamp
-from streams.core.definitions.compiler import Compiled
+from streams.core.definitions.compiler import CompiledDefinitions
 from streams.core.lead_state import LeadState
 from streams.worker.pipeline import LeadPipeline
 
 
-def lead_document(compiled: Compiled, state: LeadState) -> dict[str, Any]:
+def lead_document(compiled: CompiledDefinitions, state: LeadState) -> dict[str, Any]:
     """What a lookup shows: current stage, since when, why, facts, recent changes."""
     facts = compiled.compute_facts(state.history, state.evaluated_at)
     return {
@@ -34,7 +34,7 @@ def lead_document(compiled: Compiled, state: LeadState) -> dict[str, Any]:
     }
 
 
-def describe(compiled: Compiled, pipeline: LeadPipeline, lead_id: str
+def describe(compiled: CompiledDefinitions, pipeline: LeadPipeline, lead_id: str
              ) -> tuple[int, dict[str, Any]]:
     """(HTTP status, document) for a lead; one lead's failure is a `problem`, never a 500."""
     problem = pipeline.quarantined.get(lead_id)
@@ -64,8 +64,8 @@ def authorised(token: str | None, header: str) -> bool:
     return hmac.compare_digest(given, f"Bearer {token}".encode())
 
 
-def register_pages(app: faust.App, table: Any, compiled: Compiled, pipeline: LeadPipeline,
-                   api_token: str | None) -> None:
+def register_pages(app: faust.App, table: Any, compiled: CompiledDefinitions,
+                   pipeline: LeadPipeline, api_token: str | None) -> None:
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
         if pipeline.ready:

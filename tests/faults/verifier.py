@@ -17,10 +17,10 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from streams.core.definitions.compiler import Compiled
+from streams.core.definitions.compiler import CompiledDefinitions
 from streams.core.lead_state import LeadState
 from streams.core.stage_machine import DUPLICATE, StageMachine
-from streams.wire.avro import registry
+from streams.wire.avro import avro_codec
 from streams.wire.gate import APPLY, DEAD, IGNORE, admit
 
 
@@ -72,7 +72,8 @@ class Report:
                 f"{len(self.conflicts)}")
 
 
-def verify(bootstrap: str, topics: dict[str, str], compiled: Compiled, now_ms: int) -> Report:
+def verify(bootstrap: str, topics: dict[str, str], compiled: CompiledDefinitions,
+           now_ms: int) -> Report:
     """`topics`: activity, changes, dlq names. `now_ms`: the gate's clock for validation."""
     report = Report()
     machine = StageMachine(compiled)
@@ -104,7 +105,7 @@ def verify(bootstrap: str, topics: dict[str, str], compiled: Compiled, now_ms: i
 
     by_seq: dict[tuple[str, int], dict[str, Any]] = {}
     for r in read_all(bootstrap, topics["changes"]):
-        change = registry().decode(r.value)[1]
+        change = avro_codec().decode(r.value)[1]
         key = (change["lead_id"], change["sequence"])
         report.changes += 1
         if key in by_seq:

@@ -6,7 +6,7 @@ import random
 import time
 from typing import Any
 
-from streams.wire.avro import registry
+from streams.wire.avro import avro_codec
 
 KINDS = ["CONTACTED", "PAGE_VIEWED", "PRICING_VIEWED", "DEMO_REQUESTED", "EMAIL_CLICKED",
          "DECISION_TIMELINE_PROVIDED", "STAGE_ASSESSED", "SALES_ACCEPTED", "UNKNOWN"]
@@ -17,7 +17,7 @@ MS_PER_DAY = 86_400_000
 def record(event: dict[str, Any]) -> tuple[bytes, bytes]:
     full = {"source": "WEB", "decision_by": None, "amount": None, "currency": None,
             "team": None, "assessed_stage": None, "reason": None, "attributes": {}, **event}
-    return event["lead_id"].encode(), registry().encode("LeadActivity", full)
+    return event["lead_id"].encode(), avro_codec().encode("LeadActivity", full)
 
 
 def poison(rng: random.Random, good: tuple[bytes, bytes]) -> tuple[bytes, bytes]:

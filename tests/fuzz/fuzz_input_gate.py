@@ -23,7 +23,7 @@ with atheris.instrument_imports():
     from streams.core.definitions.loader import load_file
     from streams.core.lead_state import MAX_STATE_BYTES, LeadState, dumps
     from streams.core.stage_machine import StageMachine
-    from streams.wire.avro import registry
+    from streams.wire.avro import avro_codec
     from streams.wire.gate import APPLY, DEAD, DLQ_RECORD_LIMIT, IGNORE, admit
     from streams.wire.json_lines import parse_line
     from streams.wire.validation import InvalidEvent
@@ -61,7 +61,7 @@ def fuzz(data: bytes) -> None:
         else:
             MACHINE.apply(state, payload, signals)
         for change in state.unpublished():
-            registry().encode("LeadStageChanged", change)
+            avro_codec().encode("LeadStageChanged", change)
         assert len(dumps(state)) <= MAX_STATE_BYTES
 
 
@@ -74,7 +74,7 @@ def seed_corpus(folder: Path) -> None:
             "attributes": {"utm": "x"}}
     for i, activity in enumerate(["CONTACTED", "DECISION_TIMELINE_PROVIDED", "STAGE_ASSESSED"]):
         record = {**base, "activity": activity, "team": "SALES", "assessed_stage": "hot"}
-        value = registry().encode("LeadActivity", record)
+        value = avro_codec().encode("LeadActivity", record)
         (folder / f"avro-{i}").write_bytes(b"\x00" + value)
         (folder / f"keyed-{i}").write_bytes(b"\x01\x02L1" + value)
     (folder / "json-0").write_bytes(

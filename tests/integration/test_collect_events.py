@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from streams.wire.avro import registry
+from streams.wire.avro import avro_codec
 from tests.integration.collector_harness import CollectorProcess
 from tests.integration.kafka_helpers import create_topics, read_to_end
 
@@ -55,7 +55,7 @@ def test_accepted_events_are_on_the_topic_once_keyed_by_lead_and_retries_count_o
     assert status == 202 and body["accepted"] == 50
     records = read_to_end(bootstrap, collector.topic)  # a 202 means all of it is there
     assert len(records) == before + 50
-    mine = {registry().decode(r.value)[1]["event_id"]: r for r in records}
+    mine = {avro_codec().decode(r.value)[1]["event_id"]: r for r in records}
     for sent in batch:
         record = mine[sent["event_id"]]
         assert record.key == sent["lead_id"].encode()

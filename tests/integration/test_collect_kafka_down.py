@@ -12,7 +12,7 @@ import uuid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.wire.avro import registry
+from streams.wire.avro import avro_codec
 from tests.integration.collector_harness import CollectorProcess
 from tests.integration.kafka_helpers import create_topics, read_to_end
 
@@ -66,7 +66,7 @@ def test_kafka_stopped_mid_test_gives_503_and_every_202_is_on_the_topic_once(tmp
         for _ in range(5):
             assert send() == 202
         records = read_to_end(address, "collect-down")
-        ids = [registry().decode(r.value)[1]["event_id"] for r in records]
+        ids = [avro_codec().decode(r.value)[1]["event_id"] for r in records]
         missing = set(acknowledged) - set(ids)
         assert not missing, f"{len(missing)} events answered 202 are not on the topic"
         twice = {i for i in ids if ids.count(i) > 1}

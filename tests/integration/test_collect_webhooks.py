@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from streams.wire.avro import registry
+from streams.wire.avro import avro_codec
 from tests.integration.collector_harness import CollectorProcess
 from tests.integration.kafka_helpers import create_topics, read_to_end
 
@@ -41,7 +41,7 @@ def collector(kafka_bootstrap, tmp_path_factory):
 def topic_events(collector) -> list[dict]:
     """Everything on the topic now: a 202 means Kafka acknowledged, so it is all there."""
     records = read_to_end(collector.env["KAFKA_BOOTSTRAP_SERVERS"], collector.topic)
-    return [registry().decode(r.value)[1] for r in records]
+    return [avro_codec().decode(r.value)[1] for r in records]
 
 
 def hubspot_signature(method: str, uri: str, body: bytes, timestamp: str) -> str:

@@ -6,7 +6,7 @@ import time
 
 from kafka import KafkaProducer
 
-from streams.wire.avro import registry
+from streams.wire.avro import avro_codec
 from streams.wire.gate import APPLY, DEAD, admit
 from streams.worker.dead_letters import DeadLetterRouter
 from streams.worker.metrics import Metrics
@@ -17,7 +17,7 @@ def test_poison_records_reach_the_dlq_with_headers_and_are_counted(kafka_bootstr
     source, dlq = unique_name("activity"), unique_name("dlq")
     create_topics(kafka_bootstrap, [source, dlq])
     now = int(time.time() * 1000)
-    good = registry().encode("LeadActivity", {
+    good = avro_codec().encode("LeadActivity", {
         "event_id": "e1", "lead_id": "L1", "occurred_at": now, "source": "WEB",
         "activity": "CONTACTED", "decision_by": None, "amount": None, "currency": None,
         "team": None, "assessed_stage": None, "reason": None, "attributes": {}})

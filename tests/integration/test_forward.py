@@ -17,7 +17,7 @@ from streams.adapters.reader import CurrentStage, Gap, StageChange, StageChangeR
 from streams.adapters.settings import Settings
 from streams.core.calendar import MS_PER_DAY
 from streams.tools.processes import stop_process
-from streams.wire.avro import registry
+from streams.wire.avro import avro_codec
 from tests.integration.kafka_helpers import create_topics, read_topic
 from tests.integration.webhook_receiver import Receiver
 from tests.integration.worker_harness import activity, changes, produce_raw
@@ -112,7 +112,7 @@ def test_every_change_reaches_a_flaky_webhook_in_order(kafka_bootstrap, worker_f
     assert len(dead) == 3  # F-13's three changes, each refused
     headers = [dict(d.headers) for d in dead]
     assert {h["leadstage.forward.status"] for h in headers} == {b"400"}
-    assert {registry().decode(d.value)[1]["lead_id"] for d in dead} == {"F-13"}
+    assert {avro_codec().decode(d.value)[1]["lead_id"] for d in dead} == {"F-13"}
     assert all(h["leadstage.original.topic"] == f"{name}-changes".encode() for h in headers)
 
 
@@ -143,7 +143,7 @@ def test_the_reader_delivers_each_change_once_reports_gaps_and_commits_after_the
         kafka_bootstrap, unique_name):
     changes_topic, stages_topic = unique_name("changes"), unique_name("stages")
     create_topics(kafka_bootstrap, [changes_topic, stages_topic], partitions=1)
-    codec = registry()
+    codec = avro_codec()
 
     def change(seq: int, stage: str) -> bytes:
         return codec.encode("LeadStageChanged", {

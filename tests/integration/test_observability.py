@@ -119,7 +119,7 @@ def test_every_dashboard_query_returns_data(kafka_bootstrap, unique_name, tmp_pa
                     tmp_path / "worker.log").start()
     try:
         worker.wait_ready()
-        from streams.wire.avro import registry
+        from streams.wire.avro import avro_codec
         from streams.wire.json_lines import parse_line
 
         now = int(time.time() * 1000)
@@ -127,7 +127,7 @@ def test_every_dashboard_query_returns_data(kafka_bootstrap, unique_name, tmp_pa
         random.Random(2).shuffle(events)
         chunks = [events[i::4] for i in range(4)]
         for chunk in chunks:  # spread over time so rates have something to see
-            records = [(e["lead_id"].encode(), registry().encode("LeadActivity", e))
+            records = [(e["lead_id"].encode(), avro_codec().encode("LeadActivity", e))
                        for e in chunk]
             records.append((b"X-poison", b"garbage " + format_timestamp(now).encode()))
             produce_raw(kafka_bootstrap, f"{name}-activity", records)

@@ -17,7 +17,7 @@ from streams.core.definitions.loader import load_file
 from streams.core.resources import default_definitions
 from streams.core.whatif import replay
 from streams.tools.generator import Generator, as_json
-from streams.wire.avro import registry
+from streams.wire.avro import avro_codec
 from streams.wire.json_lines import parse_line
 from tests.integration.kafka_helpers import create_topics, read_to_end
 from tests.paths import REPO_ROOT
@@ -37,7 +37,7 @@ def workload(kafka_bootstrap):
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    codec = registry()
+    codec = avro_codec()
     for event in events:
         producer.send(topic, key=event["lead_id"].encode(),
                       value=codec.encode("LeadActivity", event))

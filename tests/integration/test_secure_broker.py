@@ -200,11 +200,11 @@ def test_topics_and_the_forwarder_work_as_their_principals(secured, tmp_path):
     assert cli(["topics"], env["admin"])[0].returncode == 0
 
     # crm-sync forwards a change (and dead-letters the seed record, which is not one)
-    from streams.wire.avro import registry
+    from streams.wire.avro import avro_codec
     from tests.integration.webhook_receiver import Receiver
 
     producer = KafkaProducer(acks="all", **kwargs(env["leadstage-worker"]))
-    producer.send("lead-stage-changes", key=b"F-1", value=registry().encode(
+    producer.send("lead-stage-changes", key=b"F-1", value=avro_codec().encode(
         "LeadStageChanged", {"event_id": "F-1:1", "lead_id": "F-1", "sequence": 1,
                              "previous_stage": None, "stage": "cold",
                              "changed_at": 1_795_000_000_000, "cause": "EVENT",

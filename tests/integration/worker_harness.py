@@ -16,7 +16,7 @@ from typing import Any
 from kafka import KafkaProducer
 
 from streams.tools.processes import NotReady, stop_process, wait_healthy
-from streams.wire.avro import registry
+from streams.wire.avro import avro_codec
 from tests.fakes import activity_record
 from tests.integration.kafka_helpers import read_topic
 from tests.paths import REPO_ROOT
@@ -103,11 +103,12 @@ def produce_raw(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) 
 
 
 def activity(event_id: str, lead_id: str, at: int, kind: str, **extra: Any) -> bytes:
-    return registry().encode("LeadActivity", activity_record(event_id, lead_id, at, kind, **extra))
+    return avro_codec().encode("LeadActivity",
+                               activity_record(event_id, lead_id, at, kind, **extra))
 
 
 def changes(bootstrap: str, topic: str, want: int, timeout_s: float = 60) -> list[dict]:
-    return [registry().decode(r.value)[1] for r in read_topic(bootstrap, topic, want, timeout_s)]
+    return [avro_codec().decode(r.value)[1] for r in read_topic(bootstrap, topic, want, timeout_s)]
 
 
 def by_lead(records: list[dict]) -> dict[str, list[dict]]:

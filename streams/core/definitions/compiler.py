@@ -317,7 +317,7 @@ _ReasonPlan = tuple[str, tuple[str, ...], tuple[str, ...], bool]
 
 
 @dataclass(frozen=True)
-class Compiled:
+class CompiledDefinitions:
     definitions: Definitions
     source: str
     compute_facts: Callable[[LeadHistory, int], tuple[Any, ...]]
@@ -465,12 +465,12 @@ def _formatter(kind: Type) -> Callable[[Any], str]:
     return str
 
 
-def compile_definitions(definitions: Definitions) -> Compiled:
+def compile_definitions(definitions: Definitions) -> CompiledDefinitions:
     gen = _Codegen(definitions)
     source = gen.source()
     namespace: dict[str, Any] = dict(_RUNTIME)
     exec(compile(source, f"<definitions v{definitions.version}>", "exec"), namespace)
     pairs = tuple(TimePair(namespace[f"_pair{i}"], today_only, monotone, reads)
                   for i, (_, today_only, monotone, reads) in enumerate(gen.time_pairs()))
-    return Compiled(definitions, source, namespace["compute_facts"], namespace["stage_of"],
-                    namespace["all_stages"], pairs)
+    return CompiledDefinitions(definitions, source, namespace["compute_facts"],
+                               namespace["stage_of"], namespace["all_stages"], pairs)

@@ -16,13 +16,13 @@ from functools import partial
 from typing import Any
 
 from streams.core.calendar import MAX_DAY, MIN_DAY, MS_PER_DAY, MS_PER_HOUR, add_months_ms
-from streams.core.definitions.compiler import Compiled, TimePair
+from streams.core.definitions.compiler import CompiledDefinitions, TimePair
 from streams.core.definitions.model import Duration
 from streams.core.lead_history import LeadHistory
 
 HORIZON_DAYS = 20 * 366  # decision dates and windows further out than this are not tracked
-#: Switch days remembered per Compiled: a `today` comparison reads a few values (a decision
-#: date), so leads share them and its binary search runs once per value.
+#: Switch days remembered per CompiledDefinitions: a `today` comparison reads a few values (a
+#: decision date), so leads share them and its binary search runs once per value.
 SWITCH_DAYS_KEPT = 50_000
 #: The days a switch day is searched in: every day `today` can be (the clock and occurred_at
 #: are within 1970..2199), and the horizon after the last.
@@ -59,7 +59,7 @@ def _flips_at(pair: TimePair, facts: tuple[Any, ...], before: bool, t: int) -> b
     return pair.holds(facts, t) != before
 
 
-def window_exits(compiled: Compiled, history: LeadHistory, now: int) -> int | None:
+def window_exits(compiled: CompiledDefinitions, history: LeadHistory, now: int) -> int | None:
     """The first instant after `now` at which an event leaves a windowed count."""
     best: int | None = None
     summaries = history.activities
@@ -92,7 +92,8 @@ def window_exits(compiled: Compiled, history: LeadHistory, now: int) -> int | No
     return best
 
 
-def _switch_day(compiled: Compiled, i: int, pair: TimePair, facts: tuple[Any, ...]) -> int | None:
+def _switch_day(compiled: CompiledDefinitions, i: int, pair: TimePair,
+                facts: tuple[Any, ...]) -> int | None:
     """The day on which a monotone `today` comparison changes its truth (at most once, so one
     day for all time), or None if it does not between _FIRST_DAY and _LAST_DAY. It depends only
     on the values the comparison reads, so leads share it: memoised by those."""
@@ -110,7 +111,7 @@ def _switch_day(compiled: Compiled, i: int, pair: TimePair, facts: tuple[Any, ..
     return day
 
 
-def next_review(compiled: Compiled, history: LeadHistory, now: int,
+def next_review(compiled: CompiledDefinitions, history: LeadHistory, now: int,
                 facts: tuple[Any, ...] | None = None) -> int | None:
     """The earliest instant after `now` at which the lead's stage may change without events."""
     if facts is None:

@@ -14,7 +14,7 @@ from streams.adapters.http_server import GuardedRunner, no_banner
 from streams.adapters.settings import CollectorSettings, Settings
 from streams.tools.collector.keys import WatchedKeys
 from streams.tools.collector.service import Collector
-from streams.wire.avro import registry
+from streams.wire.avro import avro_codec
 from streams.wire.connectors import load_connectors
 
 log = logging.getLogger("leadstage.collect")
@@ -26,7 +26,7 @@ def build(settings: Settings, collect: CollectorSettings) -> Collector:
     connectors = load_connectors(collect.connectors_dir)
     producer = AckedProducer(settings, settings.topic_activity,
                              delivery_timeout_ms=collect.kafka_timeout_ms)
-    return Collector(collect, keys, connectors, producer, registry())
+    return Collector(collect, keys, connectors, producer, avro_codec())
 
 
 async def serve(collector: Collector, stop: asyncio.Event) -> None:

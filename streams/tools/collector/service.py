@@ -28,7 +28,7 @@ from streams.adapters.acked_producer import AckedProducer, KafkaUnavailable
 from streams.adapters.settings import CollectorSettings
 from streams.tools.collector.keys import CollectKey, WatchedKeys
 from streams.tools.collector.metrics import CollectorMetrics
-from streams.wire.avro import Registry
+from streams.wire.avro import AvroCodec
 from streams.wire.connectors import MAX_ITEMS, Connector, Unverified
 from streams.wire.json_lines import normalize, to_kafka_record
 from streams.wire.validation import InvalidEvent
@@ -71,7 +71,7 @@ class Prepared:
 class Collector:
     def __init__(self, settings: CollectorSettings, keys: WatchedKeys,
                  connectors: Mapping[str, Connector], producer: AckedProducer,
-                 codec: Registry, env: Mapping[str, str] | None = None) -> None:
+                 codec: AvroCodec, env: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self.keys = keys
         self.connectors = dict(connectors)

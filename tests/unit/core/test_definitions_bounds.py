@@ -14,7 +14,7 @@ from streams.core.definitions.loader import DefinitionsError, load_text
 from streams.core.definitions.review import next_review
 from streams.core.lead_state import MAX_STATE_BYTES, LeadState, dumps
 from streams.core.stage_machine import StageMachine
-from streams.wire.avro import registry
+from streams.wire.avro import avro_codec
 from tests.unit.core.definitions_helpers import definitions_yaml
 
 FACTS = """\
@@ -160,6 +160,6 @@ def test_random_accepted_definitions_never_make_evaluation_raise(rule, follow_up
     compiled.reason(state.stage, facts, state.evaluated_at)
     next_review(compiled, state.history, state.evaluated_at, facts)
     for change in state.unpublished():  # every change can be published
-        registry().encode("LeadStageChanged", change)
+        avro_codec().encode("LeadStageChanged", change)
     state.outbox = state.outbox[-8:]
     assert len(dumps(state)) <= MAX_STATE_BYTES

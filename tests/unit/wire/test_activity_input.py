@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.core.calendar import parse_date
-from streams.wire.avro import registry
+from streams.wire.avro import avro_codec
 from streams.wire.gate import APPLY, DEAD, IGNORE, admit
 from streams.wire.json_lines import normalize, parse_line
 from streams.wire.validation import MAX_MESSAGE_BYTES, InvalidEvent, validate
@@ -119,7 +119,7 @@ def test_json_lines_errors_say_what_is_wrong(line, words):
 
 
 def encoded(**changes: object) -> bytes:
-    return registry().encode("LeadActivity", record(**changes))
+    return avro_codec().encode("LeadActivity", record(**changes))
 
 
 def test_gate_applies_valid_records():
@@ -160,7 +160,7 @@ def test_gate_dead_letters(key, value, reason):
         value = good.replace(b"\x04ab", b"\x04\xff\xfe", 1)
         assert value != good
     elif value == "stagechange":
-        value = registry().encode("LeadStage", {"lead_id": "L1", "stage": "hot", "since": 1,
+        value = avro_codec().encode("LeadStage", {"lead_id": "L1", "stage": "hot", "since": 1,
                                                 "sequence": 1, "definitions_version": 1})
     outcome, dead = admit(key, value, NOW)
     assert outcome == DEAD and dead.reason == reason, dead

@@ -13,7 +13,7 @@ import fastavro
 import pytest
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
-from streams.wire.avro import DecodeError, Registry, registry
+from streams.wire.avro import AvroCodec, DecodeError, avro_codec
 from tests.paths import SCHEMA_DIR
 from tests.unit.wire.avro_spec import crc64_avro, header_for, read_with_avro_package
 
@@ -43,13 +43,13 @@ def test_crc64_avro_matches_the_specification_test_vector():
 @pytest.mark.parametrize(("name", "record"), [("LeadActivity", ACTIVITY),
                                               ("LeadStageChanged", CHANGED), ("LeadStage", STAGE)])
 def test_round_trip_and_exact_header(name, record):
-    data = registry().encode(name, record)
+    data = avro_codec().encode(name, record)
     assert data[:10] == header_for(SCHEMA_DIR / f"{name}.avsc")
-    assert registry().decode(data) == (name, record)
+    assert avro_codec().decode(data) == (name, record)
 
 
 def test_a_spec_only_consumer_reads_what_we_write():
-    data = registry().encode("LeadActivity", ACTIVITY)
+    data = avro_codec().encode("LeadActivity", ACTIVITY)
     decoded = read_with_avro_package(SCHEMA_DIR / "LeadActivity.avsc", data)
     assert decoded["occurred_at"] == OCCURRED
     assert decoded["decision_by"] == dt.date(2027, 3, 1)
@@ -64,7 +64,7 @@ def test_we_read_what_an_independent_writer_wrote():
         **ACTIVITY, "occurred_at": OCCURRED,
         "decision_by": dt.date(2027, 3, 1)})
     data = header_for(SCHEMA_DIR / "LeadActivity.avsc") + body.getvalue()
-    assert registry().decode(data) == ("LeadActivity", ACTIVITY)
+    assert avro_codec().decode(data) == ("LeadActivity", ACTIVITY)
 
 
 @pytest.mark.parametrize(("data", "reason"), [
@@ -74,16 +74,16 @@ def test_we_read_what_an_independent_writer_wrote():
 ])
 def test_bad_bytes(data, reason):
     with pytest.raises(DecodeError) as caught:
-        registry().decode(data)
+        avro_codec().decode(data)
     assert caught.value.reason == reason
 
 
 def test_truncated_body_and_trailing_bytes_are_rejected():
-    data = registry().encode("LeadActivity", ACTIVITY)
+    data = avro_codec().encode("LeadActivity", ACTIVITY)
     with pytest.raises(DecodeError, match="corrupt"):
-        registry().decode(data[:-5])
+        avro_codec().decode(data[:-5])
     with pytest.raises(DecodeError, match="trailing"):
-        registry().decode(data + b"\x00")
+        avro_codec().decode(data + b"\x00")
 
 
 def _evolve(tmp_path: Path, mutate) -> Path:
@@ -105,14 +105,14 @@ def _add_field_and_symbol(doc: dict) -> None:
 
 
 def test_older_writer_is_resolved_to_the_newer_reader(tmp_path):
-    old_bytes = registry().encode("LeadActivity", ACTIVITY)
-    newer = Registry(_evolve(tmp_path, _add_field_and_symbol))
+    old_bytes = avro_codec().encode("LeadActivity", ACTIVITY)
+    newer = AvroCodec(_evolve(tmp_path, _add_field_and_symbol))
     _, record = newer.decode(old_bytes)
     assert record == {**ACTIVITY, "campaign": None}
 
 
 def test_newer_writer_is_resolved_to_the_older_reader(tmp_path):
-    newer = Registry(_evolve(tmp_path, _add_field_and_symbol))
+    newer = AvroCodec(_evolve(tmp_path, _add_field_and_symbol))
     data = newer.encode("LeadActivity", {**ACTIVITY, "activity": "TRIAL_STARTED",
                                          "campaign": "spring"})
     # The current reader knows v2 only once it is in schemas/history; simulate a deployed reader
@@ -121,7 +121,7 @@ def test_newer_writer_is_resolved_to_the_older_reader(tmp_path):
     shutil.copytree(SCHEMA_DIR, folder)
     shutil.copy(tmp_path / "schemas" / "history" / "LeadActivity" / "v2.avsc",
                 folder / "history" / "LeadActivity" / "v2.avsc")
-    _, record = Registry(folder).decode(data)
+    _, record = AvroCodec(folder).decode(data)
     assert record["activity"] == "UNKNOWN"  # the enum default of a symbol this reader lacks
     assert "campaign" not in record
 

@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.core.resources import schema_dir
-from streams.wire.avro import HEADER_SIZE, DecodeError, registry
+from streams.wire.avro import HEADER_SIZE, DecodeError, avro_codec
 from streams.wire.avro_decoder import AvroBodyError, compile_decoder
 
 ACTIVITY = json.loads((schema_dir() / "LeadActivity.avsc").read_text())
-PARSED = registry().current["LeadActivity"].parsed  # logical types stripped, as the worker reads
+PARSED = avro_codec().current["LeadActivity"].parsed  # logical types stripped, as the worker reads
 DECODE = compile_decoder(ACTIVITY)
 FIELDS = {f["name"]: f for f in ACTIVITY["fields"]}
 
@@ -130,7 +130,7 @@ def test_what_fastavro_would_let_through_is_refused_with_a_reason(body: bytes, w
 
 
 def test_the_registry_uses_it_and_names_a_corrupt_body() -> None:
-    codec = registry()
+    codec = avro_codec()
     record = {"event_id": "e-1", "lead_id": "L-1", "occurred_at": 1_700_000_000_000,
               "source": "WEB", "activity": "PAGE_VIEWED", "attributes": {"page": "/pricing"}}
     encoded = codec.encode("LeadActivity", record)

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.wire.avro import registry
+from streams.wire.avro import avro_codec
 from streams.wire.avro_encoder import compile_encoder
 from tests.unit.wire.avro_records import records
 
-CODEC = registry()
+CODEC = avro_codec()
 def fastavro_bytes(name: str, record: dict[str, Any]) -> bytes:
     out = io.BytesIO()
     fastavro.schemaless_writer(out, CODEC.current[name].parsed, record)

@@ -18,12 +18,12 @@ from hypothesis import strategies as st
 import streams
 from streams.tools import prebuilt_codecs
 from streams.wire import avro_codegen, avro_prebuilt
-from streams.wire.avro import HEADER_SIZE, MAGIC, registry
+from streams.wire.avro import HEADER_SIZE, MAGIC, avro_codec
 from streams.wire.avro_decoder import compile_decoder
 from streams.wire.avro_encoder import _long, compile_encoder
 from tests.unit.wire.avro_records import records
 
-CODEC = registry()
+CODEC = avro_codec()
 ROOT = Path(__file__).resolve().parents[3]
 NAMES = sorted(CODEC.current)
 
@@ -135,8 +135,8 @@ def test_interpreted_without_cython_installed_the_codecs_are_made_by_exec() -> N
     interpreted and has no Cython installed makes every codec from its source instead."""
     script = (
         "import sys; sys.modules['cython'] = None\n"
-        "from streams.wire.avro import registry\n"
-        "codec = registry()\n"
+        "from streams.wire.avro import avro_codec\n"
+        "codec = avro_codec()\n"
         "value = codec.encode('LeadStage', {'lead_id': 'L', 'stage': 'hot', 'since': 1, "
         "'sequence': 2, 'definitions_version': 3})\n"
         "print(codec.decode(value)[1]['stage'], codec._writers['LeadStage'].__module__)\n")

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from streams.core.lead_state import LeadState
-from streams.worker.commit import CommitProtocol, Update
+from streams.worker.commit import CommitProtocol, LeadUpdate
 from streams.worker.pipeline import LeadPipeline
 from tests.fakes import (
     OUTPUTS,
@@ -146,5 +146,5 @@ def test_a_lead_of_a_partition_the_open_batch_is_not_past_is_refused_not_built()
     commits.open((0,))
     state = LeadState("L", outbox=[msgspec.Raw(msgspec.msgpack.encode({"sequence": 1}))])
     with pytest.raises(RuntimeError, match="watermark"):
-        commits.build(Update(1, state, None))
-    assert commits.build(Update(0, LeadState("M"), None)).lead_id == "M"
+        commits.build(LeadUpdate(1, state, None))
+    assert commits.build(LeadUpdate(0, LeadState("M"), None)).lead_id == "M"

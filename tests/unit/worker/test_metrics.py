@@ -17,7 +17,7 @@ from streams.core.signals import (
     TimeInStage,
 )
 from streams.worker.metrics import Metrics
-from streams.worker.metrics_recorder import record
+from streams.worker.metrics_recorder import record_signals
 from tests.fakes import Sender, activity_record, lead_pipeline, message
 
 DESIGN = {
@@ -96,11 +96,13 @@ def test_every_design_metric_is_exposed_with_exactly_its_labels():
 
 def test_signals_of_a_batch_become_the_right_series():
     m = staged()
-    record(m, [StageChanged(None, "cold", Cause.EVENT), StageChanged(None, "cold", Cause.EVENT),
-               StageChanged("cold", "warm", Cause.TIME), TimeInStage("cold", 30.0),
-               Assessment("MARKETING", "hot", "warm", "overrated"),
-               SalesDecision("hot", "accepted"), SlaBreach("hot"), HandoffResponse("hot", 120.0),
-               Deal("hot", "won", 5000.0), Deal("hot", "won", 2500.0), Deal(None, "lost", 0.0)])
+    record_signals(m, [StageChanged(None, "cold", Cause.EVENT),
+                       StageChanged(None, "cold", Cause.EVENT),
+                       StageChanged("cold", "warm", Cause.TIME), TimeInStage("cold", 30.0),
+                       Assessment("MARKETING", "hot", "warm", "overrated"),
+                       SalesDecision("hot", "accepted"), SlaBreach("hot"),
+                       HandoffResponse("hot", 120.0), Deal("hot", "won", 5000.0),
+                       Deal("hot", "won", 2500.0), Deal(None, "lost", 0.0)])
     value = m.registry.get_sample_value
     assert value("leadstage_stage_changes_total",
                  {"from_stage": "none", "to_stage": "cold", "cause": "EVENT"}) == 2
@@ -120,8 +122,8 @@ def test_signals_of_a_batch_become_the_right_series():
 
 def test_label_values_come_from_closed_sets_whatever_producers_write():
     m = staged()
-    record(m, [Assessment("SALES", f"stage-{i}", "warm", "underrated") for i in range(500)])
-    record(m, [StageChanged("cold", "no-such-stage", Cause.EVENT)])
+    record_signals(m, [Assessment("SALES", f"stage-{i}", "warm", "underrated") for i in range(500)])
+    record_signals(m, [StageChanged("cold", "no-such-stage", Cause.EVENT)])
     value = m.registry.get_sample_value
     assert value("leadstage_assessments_total", {"team": "SALES", "assessed_stage": "other",
                                                  "objective_stage": "warm",
@@ -135,8 +137,8 @@ def test_label_values_come_from_closed_sets_whatever_producers_write():
 
 def test_amounts_prometheus_would_refuse_are_not_passed_on():
     m = staged()
-    record(m, [Deal("hot", "won", amount)
-               for amount in (-1.0, float("-inf"), float("inf"), float("nan"), 250.0)])
+    record_signals(m, [Deal("hot", "won", amount)
+                       for amount in (-1.0, float("-inf"), float("inf"), float("nan"), 250.0)])
     value = m.registry.get_sample_value
     assert value("leadstage_deal_amount_total", {"stage": "hot"}) == 250.0
     assert value("leadstage_deals_closed_total", {"stage": "hot", "outcome": "won"}) == 5
@@ -145,8 +147,8 @@ def test_amounts_prometheus_would_refuse_are_not_passed_on():
 def test_rejected_property_values_are_counted_per_declared_property():
     m = Metrics()
     m.initialise(("cold", "hot"), None, verdict, ("industry", "employees"))
-    record(m, [PropertyRejected("industry"), PropertyRejected("industry"),
-               PropertyRejected("not-declared")])
+    record_signals(m, [PropertyRejected("industry"), PropertyRejected("industry"),
+                       PropertyRejected("not-declared")])
     value = m.registry.get_sample_value
     assert value("leadstage_property_values_rejected_total", {"property": "industry"}) == 2
     assert value("leadstage_property_values_rejected_total", {"property": "employees"}) == 0
@@ -158,8 +160,8 @@ def test_a_batch_of_durations_fills_the_buckets_as_one_observation_each_would():
     observe() per value, a negative duration counted as 0 as before."""
     m, reference = staged(), staged()
     seconds = [-5.0, 0.0, 0.4, 30.0, 30.0, 3_600.0, 86_400.0 * 40, float("inf")]
-    record(m, [TimeInStage("warm", s) for s in seconds]
-           + [HandoffResponse("hot", s) for s in seconds[:4]])
+    record_signals(m, [TimeInStage("warm", s) for s in seconds]
+                   + [HandoffResponse("hot", s) for s in seconds[:4]])
     for s in seconds:
         reference.time_in_stage.labels("warm").observe(max(0.0, s))
     for s in seconds[:4]:

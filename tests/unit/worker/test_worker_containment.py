@@ -201,7 +201,7 @@ def test_a_metrics_failure_after_publishing_is_counted_not_fatal(monkeypatch):
     def broken(*args: Any) -> None:
         raise RuntimeError("label lock poisoned")
 
-    monkeypatch.setattr("streams.worker.pipeline.record", broken)
+    monkeypatch.setattr("streams.worker.pipeline.record_signals", broken)
     run(pipeline.process_batch([message(activity_record("e1", "L1", NOW - 1000))]))
     assert [c["stage"] for c in sender.decoded("changes")] == ["cold"]
     assert value(pipeline, "leadstage_lead_failures_total", where="metrics") == 1
