@@ -142,17 +142,17 @@ class CommitProtocol:
         self.on_fatal = on_fatal
         self.on_dead_letters_dropped = on_dead_letters_dropped
         self.codec = codec or avro_codec()
-        #: partition -> the last batch whose outboxes are published (the watermark)
-        self.confirmed: dict[int, int] = {}
+        #: partition -> its watermark: the last batch whose outboxes are published
+        self.watermarks: dict[int, int] = {}
         #: watermarks not yet on the changelog: they go with the next step 1
-        self._pending_marks: dict[int, bytes] = {}
+        self._unsent_watermarks: dict[int, bytes] = {}
         self._last_batch = 0
         #: the batch that records are being built for (0: none open)
         self._open_batch = 0
 
     def reset(self, partitions: Iterable[int]) -> None:
         """After a rebalance: the watermarks of the partitions now held, from the store."""
-        self.confirmed = {p: self.store.watermark(p) for p in partitions}
+        self.watermarks = {p: self.store.watermark(p) for p in partitions}
         self._open_batch = 0
 
     def settle(self, partition: int, state: LeadState) -> None:
@@ -161,10 +161,10 @@ class CommitProtocol:
             state.published()
 
     def _watermark(self, partition: int) -> int:
-        confirmed = self.confirmed.get(partition)
-        if confirmed is None:
-            confirmed = self.confirmed[partition] = self.store.watermark(partition)
-        return confirmed
+        watermark = self.watermarks.get(partition)
+        if watermark is None:
+            watermark = self.watermarks[partition] = self.store.watermark(partition)
+        return watermark
 
     def open(self, partitions: Iterable[int] = ()) -> int:
         """The batch the next records are built for, opened if none is: its id grows with the
@@ -174,7 +174,7 @@ class CommitProtocol:
             for partition in partitions:
                 self._watermark(partition)
             self._open_batch = self._last_batch = max(
-                self._last_batch + 1, wall_ms(), *(c + 1 for c in self.confirmed.values()))
+                self._last_batch + 1, wall_ms(), *(w + 1 for w in self.watermarks.values()))
         return self._open_batch
 
     def build(self, u: LeadUpdate) -> LeadRecords:
@@ -221,9 +221,9 @@ class CommitProtocol:
         await sender.prepare([outputs.stage_changes, outputs.stages, outputs.dlq])
 
         # Step 1: the states (with their outboxes) are durable before anything is published.
-        marks, self._pending_marks = self._pending_marks, {}
-        for partition, mark in marks.items():
-            sender.add(changelog, WATERMARK_KEY, mark, partition=partition)
+        unsent, self._unsent_watermarks = self._unsent_watermarks, {}
+        for partition, watermark in unsent.items():
+            sender.add(changelog, WATERMARK_KEY, watermark, partition=partition)
         for b in built:
             sender.add(changelog, b.key, b.value, partition=b.partition)
         written = await sender.flush(tolerate, self._dropped)
@@ -243,8 +243,8 @@ class CommitProtocol:
         await sender.flush(tolerate, self._dropped)
 
         # Step 3: confirm, one watermark per partition (locally now, on the changelog next).
-        mark = str(batch).encode()
+        watermark = str(batch).encode()
         for partition in published:
-            self.confirmed[partition] = batch
-            store.put_watermark_local(partition, mark)
-            self._pending_marks[partition] = mark
+            self.watermarks[partition] = batch
+            store.put_watermark_local(partition, watermark)
+            self._unsent_watermarks[partition] = watermark
