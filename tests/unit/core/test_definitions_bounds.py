@@ -135,6 +135,10 @@ def extreme_events(draw: st.DrawFn) -> list[dict]:
     return out
 
 
+#: seconds of proving per random definitions file (the checker's own budget is 20 s)
+PROOF_BUDGET_S = 2.0
+
+
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(conditions(), DURATIONS, st.integers(1, 336).map(lambda n: f"{n} days"),
@@ -149,7 +153,10 @@ def test_random_accepted_definitions_never_make_evaluation_raise(rule, follow_up
     except DefinitionsError:
         assume(False)
         raise
-    assume(check(definitions).valid)
+    # What is under test is evaluation, not the prover: a rule whose proofs take the solver
+    # more than PROOF_BUDGET_S (some calendar rules take 10 s and more) is left out here, as a
+    # definitions file the checker cannot prove in time is refused (test_fit_properties.py).
+    assume(check(definitions, budget_s=PROOF_BUDGET_S).valid)
     compiled = compile_definitions(definitions)
     machine = StageMachine(compiled)
     state, signals = LeadState("L"), []
