@@ -196,7 +196,7 @@ class CommitProtocol:
                              f"{MAX_STATE_BYTES}-byte bound")
         lead_id = state.lead_id
         return LeadRecords(u.partition, lead_id, lead_id.encode(), state.stage, u.old_stage,
-                     state.next_review, u.signals, u.inputs, value, changes, current)
+                           state.next_review, u.signals, u.inputs, value, changes, current)
 
     async def commit(self, built: list[LeadRecords]) -> None:
         """Make the open batch's records durable and published (steps 1 to 3), and close it. A

@@ -161,7 +161,7 @@ def test_gate_dead_letters(key, value, reason):
         assert value != good
     elif value == "stagechange":
         value = avro_codec().encode("LeadStage", {"lead_id": "L1", "stage": "hot", "since": 1,
-                                                "sequence": 1, "definitions_version": 1})
+                                                  "sequence": 1, "definitions_version": 1})
     outcome, dead = admit(key, value, NOW)
     assert outcome == DEAD and dead.reason == reason, dead
     assert dead.key == key and dead.value == value  # the original bytes, untouched
