@@ -55,7 +55,7 @@ from run import (  # noqa: E402
 )
 from soak import Load, default_rate, process_cpu_s, thread_times  # noqa: E402
 
-from streams.adapters.batch_sender import murmur2  # noqa: E402
+from tests.fakes import partition_of  # noqa: E402
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 #: run lengths (records of one partition handled together) for leads_touched_per_event
@@ -93,7 +93,7 @@ def leads_touched_per_event(keys: list[bytes], partitions: int, run: int) -> flo
     are handled `run` at a time: each run touches each of its leads once."""
     by_partition: dict[int, list[bytes]] = {}
     for key in keys:
-        by_partition.setdefault((murmur2(key) & 0x7FFFFFFF) % partitions, []).append(key)
+        by_partition.setdefault(partition_of(key, partitions), []).append(key)
     touched = 0
     for partition_keys in by_partition.values():
         for start in range(0, len(partition_keys), run):

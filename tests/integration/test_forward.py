@@ -80,16 +80,17 @@ def test_every_change_reaches_a_flaky_webhook_in_order(kafka_bootstrap, worker_f
             return 400, 0.0, {}
         if failures[change["event_id"]] >= 3:
             return 200, 0.0, {}
-        failures[change["event_id"]] += 1  # undone below for a plain 200
         roll = rng.random()
         if roll < 0.30:
-            return 500, 0.0, {}
-        if roll < 0.35:
-            return 429, 0.0, {"Retry-After": "1"}
-        if roll < 0.40:
-            return 200, 1.5, {}  # past the forwarder's 1 s timeout: retried
-        failures[change["event_id"]] -= 1
-        return 200, 0.0, {}
+            failed = 500, 0.0, {}
+        elif roll < 0.35:
+            failed = 429, 0.0, {"Retry-After": "1"}
+        elif roll < 0.40:
+            failed = 200, 1.5, {}  # past the forwarder's 1 s timeout: retried
+        else:
+            return 200, 0.0, {}
+        failures[change["event_id"]] += 1
+        return failed
 
     with Receiver(SECRET, behaviour) as receiver:
         proc = forwarder(kafka_bootstrap, name, receiver.url, 16391, tmp_path / "fwd.log",

@@ -14,6 +14,8 @@ from types import ModuleType
 
 import pytest
 
+from tests.fakes import partition_of
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -103,7 +105,7 @@ def test_runs_are_of_one_partition_records() -> None:
     offline = bench_script("soak_offline")
     x = b"x"
     y = next(k for k in (b"y%d" % i for i in range(100))
-             if (offline.murmur2(k) & 0x7FFFFFFF) % 2 != (offline.murmur2(x) & 0x7FFFFFFF) % 2)
+             if partition_of(k, 2) != partition_of(x, 2))
     keys = [x, y, x, y]
     assert offline.leads_touched_per_event(keys, 1, 2) == 1.0  # [x, y], [x, y]
     assert offline.leads_touched_per_event(keys, 2, 2) == 0.5  # [x, x] and [y, y]
