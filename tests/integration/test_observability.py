@@ -45,10 +45,13 @@ def prometheus_query(expr: str) -> list:
     return doc["data"]["result"]
 
 
-def workload(now: int) -> list[dict]:
-    """A realistic history plus leads that make sure every panel has something to show."""
+def workload(now: int) -> tuple[list[dict], list[dict]]:
+    """A realistic history, and leads that make sure every panel has something to show. The
+    second list must arrive in its order: a follow-up that arrives before the lead became hot
+    (in arrival order) is no handoff response, and a deal that arrives first moves the lead's
+    evaluation time past its follow-up."""
     compiled = compile_definitions(load_file("definitions/lead-stages.yaml"))
-    events = list(Generator(compiled, seed=11).history(300, 120, now))
+    history = list(Generator(compiled, seed=11).history(300, 120, now))
     day = now // MS_PER_DAY
 
     def ev(i: str, lead: str, at: int, kind: str, **extra: object) -> dict:
@@ -56,7 +59,7 @@ def workload(now: int) -> list[dict]:
                 "activity": kind, **extra}
 
     t = now - 5 * MS_PER_DAY
-    events += [
+    panels = [
         # hot five days ago and never followed up: an SLA breach
         ev("b1", "X-breach", t, "CONTACTED"),
         ev("b2", "X-breach", t, "DECISION_TIMELINE_PROVIDED", decision_by=format_date(day + 30)),
@@ -73,7 +76,7 @@ def workload(now: int) -> list[dict]:
         ev("l3", "X-lost", t + 1000, "SALES_REJECTED", reason="no fit"),
         ev("l4", "X-lost", t + 2000, "DEAL_LOST", reason="price"),
     ]
-    return events
+    return history, panels
 
 
 @pytest.fixture
@@ -123,9 +126,12 @@ def test_every_dashboard_query_returns_data(kafka_bootstrap, unique_name, tmp_pa
         from streams.wire.json_lines import parse_line
 
         now = int(time.time() * 1000)
-        events = [parse_line(json.dumps(as_json(e))) for e in workload(now)]
-        random.Random(2).shuffle(events)
-        chunks = [events[i::4] for i in range(4)]
+        history, panels = ([parse_line(json.dumps(as_json(e))) for e in part]
+                           for part in workload(now))
+        random.Random(2).shuffle(history)
+        # the panel leads' events in their order, a quarter per chunk
+        chunks = [history[i::4] + panels[i * len(panels) // 4:(i + 1) * len(panels) // 4]
+                  for i in range(4)]
         for chunk in chunks:  # spread over time so rates have something to see
             records = [(e["lead_id"].encode(), avro_codec().encode("LeadActivity", e))
                        for e in chunk]
