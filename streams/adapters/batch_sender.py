@@ -107,6 +107,8 @@ class BatchSender:
             self._full.append((tp, self._batches.pop(tp), count))
             builder = self._new_builder(tp)
             count = 0
+            # aiokafka's builder takes any record into an empty batch, as Kafka's producers
+            # do (the broker's size limit decides); this guards a builder that would not
             if builder.append(0, None, key=key, value=value,
                               headers=headers or _NO_HEADERS) is None:
                 raise ValueError(f"a record for {topic} is larger than a whole batch")
