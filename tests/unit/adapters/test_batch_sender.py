@@ -99,7 +99,7 @@ def test_batches_hold_what_aiokafkas_append_puts_in_them(recs: list[Record]):
         built = records_of(batch)
         assert batch.record_count() == len(built) > 0  # what the producer reads of it
         got.setdefault(partition, []).append(built)
-    assert got == {p: batches for p, batches in expected.items()}
+    assert got == expected
     assert last == {("t", p): producer.ends[("t", p)] - 1 for p in got}
 
 
