@@ -19,6 +19,7 @@ from streams.adapters.batch_sender import BatchSender
 from streams.adapters.faust_codecs import register as register_codecs
 from streams.adapters.faust_settings import faust_app_kwargs, static_member_id
 from streams.adapters.faust_web import MAX_BODY_BYTES, QuietWeb, quiet_web
+from streams.adapters.faust_worker import PromptExitWorker
 from streams.adapters.lead_store import LeadStore
 from streams.adapters.rocksdb_store import table_options
 from streams.adapters.settings import Settings
@@ -64,7 +65,7 @@ class LeadstageApp(faust.App):
         await super().on_first_start()
 
 
-class LeadstageWorker(faust.Worker):
+class LeadstageWorker(PromptExitWorker):
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         # Faust's terminal spinner sets the root logger to DEBUG so that it spins on every
         # record, and every aiokafka debug record is then built and dropped. No spinner; the

@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 from kafka import KafkaAdminClient
@@ -196,6 +197,22 @@ def test_definitions_that_fail_the_checker_stop_the_worker(kafka_bootstrap, work
     assert worker.proc.wait(timeout=60) == 2
     log = worker.tail()
     assert "refusing to start" in log and "gap" in log and "overlap" in log
+
+
+def test_a_stopped_worker_exits_without_waiting_out_a_fixed_second(worker_factory):
+    # mode's Worker sleeps a second once every service has stopped (adapters/faust_worker.py)
+    worker = worker_factory(16085).start()
+    worker.wait_ready()
+    worker.stop()
+    assert worker.proc is not None and worker.proc.returncode == 0, worker.tail()
+    logged: dict[str, datetime] = {}
+    for line in worker.log_path.read_text().splitlines():
+        for mark in ("Gathering all futures", "Closing event loop"):
+            if mark in line:  # "[2026-12-06 16:21:00,923] [pid] [INFO] ..."
+                logged[mark] = datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f")
+    assert len(logged) == 2, worker.tail()
+    last_steps = logged["Closing event loop"] - logged["Gathering all futures"]
+    assert last_steps.total_seconds() < 0.5, worker.tail()
 
 
 def offline_stages(events: list[tuple[str, dict]]) -> dict[str, list[tuple]]:
