@@ -56,9 +56,8 @@ class BatchSender:
         self._get_producer = producer  # returns the started aiokafka.AIOKafkaProducer
         self._producer: Any = None
         self._partitioner = DefaultPartitioner()
-        #: the open batch of each (topic, partition), and its C record builder (`add` says why)
+        #: the open batch of each (topic, partition)
         self._batches: dict[tuple[str, int], Any] = {}
-        self._open: dict[tuple[str, int], Any] = {}
         #: closed batches: ((topic, partition), batch, records)
         self._full: list[tuple[tuple[str, int], Any, int]] = []
         self._counts: dict[tuple[str, int], int] = {}
@@ -94,9 +93,8 @@ class BatchSender:
             else:
                 partition = self.partition_for(topic, key)
         tp = (topic, partition)
-        builder = self._open.get(tp)
-        if builder is None:
-            builder = self._new_builder(tp)
+        batch = self._batches.get(tp)
+        builder = self._new_builder(tp) if batch is None else batch._builder
         count = self._counts[tp]
         # straight to the batch's C builder, our count as its offset delta: aiokafka's
         # BatchBuilder.append wraps it in Python that serializes with no serializer set and
@@ -121,8 +119,7 @@ class BatchSender:
                                "no key or value serializer")
         self._batches[tp] = batch
         self._counts[tp] = 0
-        builder = self._open[tp] = batch._builder
-        return builder
+        return batch._builder
 
     async def flush(self, tolerate: Collection[str] = (), dropped: Dropped | None = None
                     ) -> dict[tuple[str, int], int]:
@@ -131,7 +128,7 @@ class BatchSender:
         reported to `dropped` (and logged CRITICAL); any other refusal raises KafkaWriteError
         once every batch has an answer."""
         batches = self._full + [(tp, b, self._counts[tp]) for tp, b in self._batches.items()]
-        self._full, self._batches, self._open, self._counts = [], {}, {}, {}
+        self._full, self._batches, self._counts = [], {}, {}
         if len(self._hashes) > HASH_CACHE_SIZE:
             self._hashes = {}
         if not batches:

@@ -126,8 +126,11 @@ def test_every_dashboard_query_returns_data(kafka_bootstrap, unique_name, tmp_pa
         from streams.wire.json_lines import parse_line
 
         now = int(time.time() * 1000)
-        history, panels = ([parse_line(json.dumps(as_json(e))) for e in part]
-                           for part in workload(now))
+        def as_read(events: list[dict]) -> list[dict]:
+            return [parse_line(json.dumps(as_json(e))) for e in events]
+
+        generated, fixed = workload(now)
+        history, panels = as_read(generated), as_read(fixed)
         random.Random(2).shuffle(history)
         # the panel leads' events in their order, a quarter per chunk
         chunks = [history[i::4] + panels[i * len(panels) // 4:(i + 1) * len(panels) // 4]
