@@ -23,6 +23,7 @@ from streams.adapters.faust_worker import PromptExitWorker
 from streams.adapters.lead_store import LeadStore
 from streams.adapters.rocksdb_store import table_options
 from streams.adapters.settings import Settings
+from streams.adapters.table_manager import PromptTableManager
 from streams.adapters.topics import LEADS_TABLE, prepare_topics
 from streams.core.definitions.checker import load_checked
 from streams.core.definitions.compiler import CompiledDefinitions, compile_definitions
@@ -104,6 +105,7 @@ def build(settings: Settings) -> WorkerAssembly:
             web_application_options={"client_max_size": MAX_BODY_BYTES},
             web_ssl_context=settings.web_tls_context(),
             Worker=LeadstageWorker,
+            TableManager=PromptTableManager,
             stream_buffer_maxsize=8000,  # only records outside the batch paths use it
             broker_max_poll_records=settings.max_poll_records,
             consumer_max_fetch_size=4 * 1024 * 1024,
