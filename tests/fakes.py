@@ -20,6 +20,7 @@ from streams.core.stage_machine import StageMachine
 from streams.wire.avro import avro_codec
 from streams.worker.commit import OutputTopics
 from streams.worker.metrics import Metrics
+from streams.worker.pause_fence import PauseFence
 from streams.worker.pipeline import PART_RECORDS, LeadPipeline
 from tests.paths import REPO_ROOT
 
@@ -188,13 +189,14 @@ def raise_fatal(exc: BaseException) -> None:
 def lead_pipeline(store: MemoryStore | None = None, sender: Sender | None = None, *,
                   machine: StageMachine | None = None,
                   on_fatal: Callable[[BaseException], Any] = raise_fatal,
-                  part_records: int = PART_RECORDS) -> LeadPipeline:
+                  part_records: int = PART_RECORDS,
+                  fence: PauseFence | None = None) -> LeadPipeline:
     """The worker's pipeline on the fakes (default definitions unless `machine`), with its
     metrics initialised as the worker's assembly does; a fatal failure raises Fatal instead of
     ending the test process."""
     machine = machine or StageMachine(default_definitions())
     pipeline = LeadPipeline(machine, store if store is not None else MemoryStore(), OUTPUTS,
-                            Metrics(), sender if sender is not None else Sender(),
+                            Metrics(), sender if sender is not None else Sender(), fence,
                             on_fatal=on_fatal, part_records=part_records)
     pipeline.metrics.initialise(machine.definitions.stage_names, machine.handoff_stage,
                                 machine.verdict, tuple(machine.definitions.properties))

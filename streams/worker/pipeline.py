@@ -54,6 +54,11 @@ from streams.worker.pause_fence import PauseFence
 
 log = logging.getLogger(__name__)
 SWEEP_CHUNK = 2000
+#: A rescan hands the event loop back after this many leads (about 10 ms of scanning): the scan
+#: of a partition that holds a million leads takes seconds, and the loop must keep running its
+#: timers meanwhile. The pause fence among them reads a loop away for longer than it allows as a
+#: worker frozen past its session, and ends the process.
+SCAN_YIELD_EVERY = 1000
 #: Records of a fetch decoded and committed together (process_batch says why).
 PART_RECORDS = 5000
 #: Leads whose last failure is remembered for lookups; past this the oldest are forgotten.
@@ -319,8 +324,12 @@ class LeadPipeline:
             self.stage_counts = {p: Counter() for p in partitions}
             self.commits.reset(partitions)
             built: list[LeadRecords] = []
+            scanned = 0
             for partition in sorted(partitions):
                 for key, raw in self.store.raw_items(partition):
+                    scanned += 1
+                    if scanned % SCAN_YIELD_EVERY == 0:
+                        await asyncio.sleep(0)
                     lead_id = key.decode(errors="replace")
                     try:
                         state = self.store.decode(raw)
