@@ -42,7 +42,14 @@ sys.path.insert(0, str(ROOT))
 
 from local_kafka import bench_kafka, create_topics  # noqa: E402
 from percentiles import percentile  # noqa: E402
-from run import PARTITIONS, LeadstageWorker, fresh_work, load_producer, wait_for  # noqa: E402
+from run import (  # noqa: E402
+    PARTITIONS,
+    WORK,
+    LeadstageWorker,
+    fresh_work,
+    load_producer,
+    wait_for,
+)
 
 from streams.tools import broker  # noqa: E402
 from streams.wire.avro import avro_codec  # noqa: E402
@@ -103,6 +110,16 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
                     process_cpu_s(broker_pid) if broker_pid else 0.0, mine.user + mine.system)
 
         handled.append(sample())
+        #: (time.time(), exit status) once the worker's process has ended: a dead worker's
+        #: metrics read as zero, which are no figures for its minutes
+        exited: list[tuple[float, int]] = []
+
+        def alive() -> bool:
+            assert worker is not None and worker.proc is not None
+            status = worker.proc.poll()
+            if status is not None and not exited:
+                exited.append((time.time(), status))
+            return status is None
 
         def read() -> None:
             while not stop.is_set():
@@ -115,7 +132,7 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
                         seen.append((at / 1000, r.timestamp()[1] - at))
 
         def count() -> None:
-            while not stop.wait(10):
+            while not stop.wait(10) and alive():
                 handled.append(sample())
 
         reader = threading.Thread(target=read, daemon=True)
@@ -132,8 +149,8 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
                 load.run(rate, WARMUP_SECONDS)
                 warmup_end = time.time()
                 warmup_drained = time.perf_counter()
-                drained_s = wait_for(lambda: worker.events_done() >= load.n, 300,
-                                     0.5) - warmup_drained
+                drained_s = wait_for(lambda: worker.events_done() >= load.n or not alive(),
+                                     300, 0.5) - warmup_drained
             warmup = {"events": load.n, "seconds": warmup_end - warmup_start,
                       "caught_up_after_s": drained_s,
                       **latencies([ms for at, ms in list(seen) if at < warmup_end]),
@@ -146,9 +163,11 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
         load.close()
         produced_end = time.perf_counter()
         try:
-            lag_s: float | None = wait_for(lambda: worker.events_done() >= load.n, 300,
-                                           0.5) - produced_end
+            lag_s: float | None = wait_for(
+                lambda: worker.events_done() >= load.n or not alive(), 300, 0.5) - produced_end
         except TimeoutError:
+            lag_s = None
+        if exited:
             lag_s = None
         time.sleep(2)
         stop.set()
@@ -186,8 +205,17 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
         console.print(f"warm-up: {warmup['events']:,} events in {warmup['seconds']:.0f} s, all "
                       f"handled {warmup['caught_up_after_s']:.1f} s after the last was "
                       "produced; the measured minutes began then")
+    died = None
+    if exited:
+        at, status = exited[0]
+        died = {"status": status, "after_measured_start_s": round(at - start, 1)}
+        console.print(f"[red]the worker EXITED with status {status} "
+                      f"{at - start:.0f} s into the measured minutes[/] (its log: "
+                      f"{WORK / 'worker.log'}); the minutes after that have no worker figures")
     first, last = rows[0]["p99_ms"], rows[-1]["p99_ms"]
     flat, kept_up = verdict([row["p99_ms"] for row in rows])
+    if died:  # the changes it made before it died say nothing about the rest of the run
+        flat = kept_up = False
     slowest = max(row["p99_ms"] for row in rows)
     console.print(f"p99 first minute {first:.0f} ms, last minute {last:.0f} ms: "
                   f"{'flat (within 20% either way)' if flat else 'NOT flat'}; every minute's "
@@ -195,10 +223,12 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
                   f"{'kept up' if kept_up else 'did NOT keep up'} (the bound is "
                   f"{KEPT_UP_P99_MS:,} ms); " + (
                       f"the worker had every event {lag_s:.1f} s after the last was produced"
-                      if lag_s is not None else "the worker did NOT catch up within 300 s"))
+                      if lag_s is not None else "the worker did NOT catch up" + (
+                          "" if died else " within 300 s")))
     (ROOT / "bench" / "soak.json").write_text(json.dumps(
         {"rate": rate, "seconds": SECONDS, "events": n, "warmup": warmup, "minutes": rows,
-         "flat_within_20_percent": flat, "kept_up": kept_up, "caught_up_after_s": lag_s},
+         "flat_within_20_percent": flat, "kept_up": kept_up, "caught_up_after_s": lag_s,
+         "worker_exited": died},
         indent=2) + "\n")
     return 0
 
