@@ -207,18 +207,16 @@ def test_a_worker_starts_and_exits_without_waiting_out_fixed_seconds(worker_fact
     worker.wait_ready()
     worker.stop()
     assert worker.proc is not None and worker.proc.returncode == 0, worker.tail()
-    marks = ("TableManager]: Starting", "[^---Recovery]: Starting", "Gathering all futures",
-             "Closing event loop")
+    tables, recovery = "TableManager]: Starting", "[^---Recovery]: Starting"
+    gathering, closing = "Gathering all futures", "Closing event loop"
     logged: dict[str, datetime] = {}
     for line in worker.log_path.read_text().splitlines():
-        for mark in marks:
+        for mark in (tables, recovery, gathering, closing):
             if mark in line and mark not in logged:  # "[2026-12-06 16:21:00,923] [pid] ..."
                 logged[mark] = datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f")
-    assert len(logged) == len(marks), worker.tail()
-    tables_registered = logged[marks[1]] - logged[marks[0]]
-    assert tables_registered.total_seconds() < 0.5, worker.tail()
-    last_steps = logged[marks[3]] - logged[marks[2]]
-    assert last_steps.total_seconds() < 0.5, worker.tail()
+    assert len(logged) == 4, worker.tail()
+    assert (logged[recovery] - logged[tables]).total_seconds() < 0.5, worker.tail()
+    assert (logged[closing] - logged[gathering]).total_seconds() < 0.5, worker.tail()
 
 
 def offline_stages(events: list[tuple[str, dict]]) -> dict[str, list[tuple]]:
