@@ -17,13 +17,12 @@ import faust
 from streams.adapters.batch_consumer import BatchInput, BatchTransport
 from streams.adapters.batch_sender import BatchSender
 from streams.adapters.faust_codecs import register as register_codecs
+from streams.adapters.faust_lifecycle import PromptExitWorker, PromptTableManager
 from streams.adapters.faust_settings import faust_app_kwargs, static_member_id
 from streams.adapters.faust_web import MAX_BODY_BYTES, QuietWeb, quiet_web
-from streams.adapters.faust_worker import PromptExitWorker
 from streams.adapters.lead_store import LeadStore
 from streams.adapters.rocksdb_store import table_options
 from streams.adapters.settings import Settings
-from streams.adapters.table_manager import PromptTableManager
 from streams.adapters.topics import LEADS_TABLE, prepare_topics
 from streams.core.definitions.checker import load_checked
 from streams.core.definitions.compiler import CompiledDefinitions, compile_definitions

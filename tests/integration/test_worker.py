@@ -200,9 +200,9 @@ def test_definitions_that_fail_the_checker_stop_the_worker(kafka_bootstrap, work
 
 
 def test_a_worker_starts_and_exits_without_waiting_out_fixed_seconds(worker_factory):
-    # Faust's table manager sleeps a second before it registers the tables
-    # (adapters/table_manager.py), mode's Worker a second once every service has stopped
-    # (adapters/faust_worker.py); each gap is read from the worker's own log
+    # Faust's table manager sleeps a second before it registers the tables, mode's Worker a
+    # second once every service has stopped (adapters/faust_lifecycle.py); each gap is read
+    # from the worker's own log
     worker = worker_factory(16085).start()
     worker.wait_ready()
     worker.stop()
