@@ -8,18 +8,17 @@ consumer lets hundreds of deliveries wait concurrently without threads.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.adapters.settings import KafkaSecurity, Settings
+from streams.adapters.topics import ensure_topic
 from streams.wire.avro import AvroCodec, DecodeError, avro_codec
 
 
@@ -71,15 +70,10 @@ class ChangeStream:
         await self.consumer.start()
 
     async def _ensure_topic(self, name: str) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap_list,
-                                    **aiokafka_security(self.settings.security))
-        await admin.start()
-        try:
-            if name not in set(await admin.list_topics()):
-                with contextlib.suppress(TopicAlreadyExistsError):  # another one was quicker
-                    await admin.create_topics([NewTopic(name, self.settings.partitions, 1)])
-        finally:
-            await admin.close()
+        # kafka-python's admin, as for the worker's topics: aiokafka's NewTopic refuses the
+        # replication factor -1 (the broker's default), and reports a refused topic only in
+        # its response
+        await asyncio.to_thread(ensure_topic, self.settings, name)
 
     async def stop(self) -> None:
         try:

@@ -43,7 +43,10 @@ def faust_app_kwargs(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "store": STORE_URL,
         "datadir": str(settings.data_dir),
         "topic_partitions": settings.partitions,
-        "topic_replication_factor": 1,
+        # Faust creates a topic only if it is missing, and prepare_topics creates them all
+        # first with the settings' factor, or the broker's default, which Faust cannot ask
+        # for (it takes no -1): this is only what Faust would use should one go missing
+        "topic_replication_factor": settings.replication_factor or 1,
         # web_host is the name other workers use to reach this one (lead lookups are routed to
         # the owner); web_bind is what the socket binds to. Faust's default bind is 0.0.0.0.
         "web_host": settings.web_host,

@@ -32,6 +32,9 @@ def _int(env: Mapping[str, str], name: str, default: int, maximum: int | None = 
     return value
 
 
+#: Kafka's replication factor is an int16 on the wire.
+MAX_REPLICATION_FACTOR = 2**15 - 1
+
 #: A fetch must come back well within the consumer's request timeout (Faust's is 90 s).
 MAX_FETCH_WAIT_MS = 10_000
 
@@ -120,6 +123,13 @@ class Settings:
     topic_stages: str = "lead-stages"
     topic_dlq: str = "lead-activity-dlq"
     partitions: int = 8
+    #: replicas of each topic the app creates; None asks the broker for its
+    #: default.replication.factor (CreateTopics' -1), as Kafka Streams does by default
+    replication_factor: int | None = None
+    #: min.insync.replicas written on each topic the app creates; None leaves the broker's. With
+    #: acks=all (every leadstage producer) a write is acknowledged once this many replicas have
+    #: it, so 2 of 3 survives the loss of any one broker without refusing writes
+    min_insync_replicas: int | None = None
     definitions: Path = field(default_factory=default_definitions)
     data_dir: Path = field(default_factory=lambda: local_root() / ".cache" / "worker-data")
     web_host: str = "127.0.0.1"
@@ -189,6 +199,7 @@ class Settings:
             topic_stages=get("LEADSTAGE_TOPIC_STAGES", d.topic_stages),
             topic_dlq=get("LEADSTAGE_TOPIC_DLQ", d.topic_dlq),
             partitions=_int(env, "LEADSTAGE_PARTITIONS", d.partitions),
+            **_replication(env),
             definitions=definitions,
             data_dir=Path(get("LEADSTAGE_DATA_DIR", str(d.data_dir))),
             web_host=get("LEADSTAGE_WEB_HOST", d.web_host),
@@ -219,6 +230,22 @@ class Settings:
                 ssl_cafile=env.get("KAFKA_SSL_CAFILE") or None,
             ),
         )
+
+
+def _replication(env: Mapping[str, str]) -> dict[str, int | None]:
+    replicas = _int(env, "LEADSTAGE_REPLICATION_FACTOR", 0, MAX_REPLICATION_FACTOR) or None
+    in_sync = _int(env, "LEADSTAGE_MIN_INSYNC_REPLICAS", 0, MAX_REPLICATION_FACTOR) or None
+    if in_sync is not None:
+        # The broker accepts a topic whose min.insync.replicas exceeds its replicas; every
+        # acks=all write to it is then refused as NOT_ENOUGH_REPLICAS, forever.
+        if replicas is None:
+            raise ValueError("LEADSTAGE_MIN_INSYNC_REPLICAS needs LEADSTAGE_REPLICATION_FACTOR "
+                             "(at least as many replicas)")
+        if in_sync > replicas:
+            raise ValueError(f"LEADSTAGE_MIN_INSYNC_REPLICAS={in_sync} is more than "
+                             f"LEADSTAGE_REPLICATION_FACTOR={replicas}: every write with "
+                             "acks=all would be refused")
+    return {"replication_factor": replicas, "min_insync_replicas": in_sync}
 
 
 def _origin(raw: str, name: str) -> str:

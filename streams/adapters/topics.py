@@ -6,21 +6,77 @@ import contextlib
 
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError, TopicAuthorizationFailedError
+from kafka.errors import (
+    InvalidReplicationFactorError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+)
 
 from streams.adapters.settings import Settings
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
+    """Every topic the app uses, the worker's internal ones included: created before Faust's
+    consumer first asks for metadata, so its first subscription finds them all (a changelog
+    Faust creates itself can be missing from that metadata, and then joins the subscription
+    only at the next metadata refresh, minutes later, by a rebalance)."""
     n = settings.partitions
+    replicas, durable = replication(settings)
+
+    def topic(name: str, configs: dict[str, str] | None = None, partitions: int = n) -> NewTopic:
+        return NewTopic(name, partitions, replicas, topic_configs={**durable, **(configs or {})})
+
     return [
-        NewTopic(settings.topic_activity, n, 1),
-        NewTopic(settings.topic_stage_changes, n, 1),
-        NewTopic(settings.topic_stages, n, 1,
-                 topic_configs={"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1",
-                                "delete.retention.ms": "86400000"}),
-        NewTopic(settings.topic_dlq, n, 1),
+        topic(settings.topic_activity),
+        topic(settings.topic_stage_changes),
+        topic(settings.topic_stages, {"cleanup.policy": "compact",
+                                      "min.cleanable.dirty.ratio": "0.1",
+                                      "delete.retention.ms": "86400000"}),
+        topic(settings.topic_dlq),
+        topic(changelog_topic(settings), changelog_configs(settings)),
+        # Faust's leader election: one partition, never written, held by the group's leader
+        topic(leader_topic(settings), partitions=1),
     ]
+
+
+def replication(settings: Settings) -> tuple[int, dict[str, str]]:
+    """The replication factor and topic configs every topic the app creates gets: -1 is the
+    broker's default.replication.factor (CreateTopics v4+, Kafka 2.4+)."""
+    durable = ({} if settings.min_insync_replicas is None
+               else {"min.insync.replicas": str(settings.min_insync_replicas)})
+    return settings.replication_factor or -1, durable
+
+
+#: The worker's Faust table of lead states; Faust names its changelog after it.
+LEADS_TABLE = "leads"
+
+
+def changelog_topic(settings: Settings) -> str:
+    """The leads table's changelog topic, as Faust names it."""
+    return f"{settings.app_id}-{LEADS_TABLE}-changelog"
+
+
+def changelog_configs(settings: Settings) -> dict[str, str]:
+    """The leads changelog's topic configs: what Faust gives a table's changelog (compacted),
+    and its segment size."""
+    return {"cleanup.policy": "compact", "segment.bytes": str(settings.changelog_segment_bytes)}
+
+
+def leader_topic(settings: Settings) -> str:
+    """Faust's leader-assignor topic (faust.assignor.LeaderAssignor)."""
+    return f"{settings.app_id}-__assignor-__leader"
+
+
+def _too_few_brokers(admin: KafkaAdminClient, settings: Settings) -> str:
+    try:
+        brokers = f"{len(admin.describe_cluster()['brokers'])} broker(s)"
+    except KafkaError:
+        brokers = "fewer brokers"
+    wanted = (f"LEADSTAGE_REPLICATION_FACTOR={settings.replication_factor}"
+              if settings.replication_factor else "the broker's default.replication.factor")
+    return (f"cannot create the topics with {wanted}: the cluster at "
+            f"{settings.bootstrap_servers} has {brokers} (INVALID_REPLICATION_FACTOR)")
 
 
 #: Kafka's error code for a topic the principal may not see or use.
@@ -57,9 +113,22 @@ def prepare_topics(settings: Settings) -> tuple[list[str], str | None]:
         admin.close()
 
 
-def _create_missing(admin: KafkaAdminClient, settings: Settings) -> list[str]:
+def ensure_topic(settings: Settings, name: str) -> bool:
+    """Create one more topic of the app's (the forwarder's dead-letter topic) as topic_specs
+    makes the others, if it is missing; True if it was created. KafkaRefused as ensure_topics."""
+    replicas, durable = replication(settings)
+    admin = _admin(settings)
+    try:
+        return bool(_create_missing(admin, settings, [
+            NewTopic(name, settings.partitions, replicas, topic_configs=durable)]))
+    finally:
+        admin.close()
+
+
+def _create_missing(admin: KafkaAdminClient, settings: Settings,
+                    specs: list[NewTopic] | None = None) -> list[str]:
     existing = set(admin.list_topics())
-    missing = [t for t in topic_specs(settings) if t.name not in existing]
+    missing = [t for t in specs or topic_specs(settings) if t.name not in existing]
     if missing:
         with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
             try:
@@ -69,25 +138,18 @@ def _create_missing(admin: KafkaAdminClient, settings: Settings) -> list[str]:
                     f"not authorized: principal {_who(settings)} may not create topic(s) "
                     f"{', '.join(t.name for t in missing)} (TOPIC_AUTHORIZATION_FAILED at "
                     f"{settings.bootstrap_servers})") from None
+            except InvalidReplicationFactorError:
+                raise KafkaRefused(_too_few_brokers(admin, settings)) from None
     return [t.name for t in missing]
-
-
-#: The worker's Faust table of lead states; Faust names its changelog after it.
-LEADS_TABLE = "leads"
-
-
-def changelog_topic(settings: Settings) -> str:
-    """The leads table's changelog topic, as Faust names it."""
-    return f"{settings.app_id}-{LEADS_TABLE}-changelog"
 
 
 def _segment_drift(admin: KafkaAdminClient, settings: Settings) -> str | None:
     """A warning when the leads changelog exists with a segment.bytes other than the settings'.
-    Faust sets it only when it creates the topic and never alters one that exists, so a worker
+    It is set only when the topic is created, never altered on one that exists, so a worker
     upgraded onto an older changelog keeps that topic's segments, and its restores, until an
-    operator changes them. None when they match, or the topic is not known to the broker (yet)
-    or may not be described (the worker runs either way): kafka-python answers those with no
-    configs rather than the broker's error."""
+    operator changes them. None when they match, or the topic may not be described (the
+    worker runs either way): kafka-python answers that with no configs rather than the
+    broker's error."""
     topic = changelog_topic(settings)
     wanted = settings.changelog_segment_bytes
     try:

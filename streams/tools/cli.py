@@ -286,7 +286,6 @@ def topics() -> None:
         click.echo(f"error: {problem}", err=True)
         sys.exit(2)
     try:
-        # the changelog is the worker's (Faust's) to create; one that exists is checked
         created, drift = prepare_topics(settings)
     except KafkaRefused as exc:
         click.echo(f"error: {exc}", err=True)
@@ -358,6 +357,7 @@ def forward(url: str, stages: tuple[str, ...], causes: tuple[str, ...], template
     import signal
 
     from streams.adapters.change_stream import ChangeStream
+    from streams.adapters.topics import KafkaRefused
     from streams.tools.forwarder import ForwardConfig, serve
 
     secret = os.environ.get("LEADSTAGE_FORWARD_SECRET", "")
@@ -383,7 +383,11 @@ def forward(url: str, stages: tuple[str, ...], causes: tuple[str, ...], template
                    f"http://{host}:{port}/metrics", err=True)
         return await serve(config, stream, host, port, stop)
 
-    failure = asyncio.run(run())
+    try:
+        failure = asyncio.run(run())
+    except KafkaRefused as exc:  # its dead-letter topic could not be created
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     sys.exit(1 if failure is not None else 0)
 
 

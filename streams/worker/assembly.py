@@ -9,6 +9,7 @@ the checker's message), before anything connects to Kafka.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,12 @@ from streams.adapters.faust_web import MAX_BODY_BYTES, QuietWeb, quiet_web
 from streams.adapters.lead_store import LeadStore
 from streams.adapters.rocksdb_store import table_options
 from streams.adapters.settings import Settings
-from streams.adapters.topics import LEADS_TABLE, prepare_topics
+from streams.adapters.topics import (
+    LEADS_TABLE,
+    KafkaRefused,
+    changelog_configs,
+    prepare_topics,
+)
 from streams.core.definitions.checker import load_checked
 from streams.core.definitions.compiler import CompiledDefinitions, compile_definitions
 from streams.core.definitions.model import Definitions
@@ -58,8 +64,15 @@ class LeadstageApp(faust.App):
         return quiet_web(self, settings.web_max_connections, settings.web_first_request_s)
 
     async def on_first_start(self) -> None:
-        # The input topic must exist before the consumer subscribes, or Faust ignores it.
-        _, drift = prepare_topics(self.leadstage_settings)
+        # Every topic must exist before the consumer subscribes: Faust ignores a missing input
+        # topic, and one it creates itself may join the subscription only minutes later.
+        try:
+            _, drift = prepare_topics(self.leadstage_settings)
+        except KafkaRefused as exc:
+            # nothing has started yet: a refusal, not a traceback (SystemExit passes through
+            # mode's worker, which then stops the app as on a signal)
+            print(f"leadstage worker: refusing to start.\n{exc}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
         if drift is not None:
             log.warning(drift)
         await super().on_first_start()
@@ -129,8 +142,7 @@ def build(settings: Settings) -> WorkerAssembly:
     table = app.Table(LEADS_TABLE, partitions=settings.partitions, key_type=bytes,
                       value_type=bytes,
                       options=table_options(settings.state_compression),
-                      extra_topic_configs={
-                          "segment.bytes": str(settings.changelog_segment_bytes)},
+                      extra_topic_configs=changelog_configs(settings),
                       recovery_buffer_size=10_000)
     metrics = Metrics()
     metrics.definitions_info.labels(str(definitions.version)).set(1)

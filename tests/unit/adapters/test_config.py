@@ -133,3 +133,29 @@ def test_the_changelog_segment_size_stays_within_what_kafka_takes():
     with pytest.raises(ValueError, match="LEADSTAGE_CHANGELOG_SEGMENT_BYTES must be at most "
                                          "2147483647"):
         Settings.from_env({"LEADSTAGE_CHANGELOG_SEGMENT_BYTES": "2147483648"})
+
+
+def test_replication_is_the_broker_s_unless_set():
+    s = Settings.from_env({})
+    assert (s.replication_factor, s.min_insync_replicas) == (None, None)
+    s = Settings.from_env({"LEADSTAGE_REPLICATION_FACTOR": "3",
+                           "LEADSTAGE_MIN_INSYNC_REPLICAS": "2"})
+    assert (s.replication_factor, s.min_insync_replicas) == (3, 2)
+
+
+@pytest.mark.parametrize(("env", "words"), [
+    ({"LEADSTAGE_REPLICATION_FACTOR": "0"}, "LEADSTAGE_REPLICATION_FACTOR must be positive"),
+    ({"LEADSTAGE_REPLICATION_FACTOR": "-1"}, "LEADSTAGE_REPLICATION_FACTOR must be positive"),
+    ({"LEADSTAGE_REPLICATION_FACTOR": "three"}, "LEADSTAGE_REPLICATION_FACTOR must be a whole"),
+    ({"LEADSTAGE_REPLICATION_FACTOR": "32768"},  # an int16 on the wire
+     "LEADSTAGE_REPLICATION_FACTOR must be at most 32767"),
+    ({"LEADSTAGE_MIN_INSYNC_REPLICAS": "2"},
+     "LEADSTAGE_MIN_INSYNC_REPLICAS needs LEADSTAGE_REPLICATION_FACTOR"),
+    # the broker takes this topic, and then refuses every acks=all write to it
+    ({"LEADSTAGE_REPLICATION_FACTOR": "2", "LEADSTAGE_MIN_INSYNC_REPLICAS": "3"},
+     "LEADSTAGE_MIN_INSYNC_REPLICAS=3 is more than LEADSTAGE_REPLICATION_FACTOR=2"),
+])
+def test_replication_that_kafka_would_refuse_or_that_would_refuse_every_write_is_refused(
+        env, words):
+    with pytest.raises(ValueError, match=words):
+        Settings.from_env(env)
