@@ -1,4 +1,5 @@
-"""A single-node KRaft Apache Kafka broker built from Maven Central jars (DESIGN §7).
+"""A single-node KRaft Apache Kafka broker built from Maven Central jars (DESIGN §7), or a small
+cluster of them on one machine (cluster_configs).
 
 The jars are resolved once by Maven from `deploy/kafka/pom.xml` into `.cache/kafka/<version>/libs`;
 the broker's config, data, log and pid live in a broker folder (default `.cache/broker`). Both are
@@ -48,6 +49,15 @@ class BrokerConfig:
     heap: str = "512m"
     #: SASL_SSL (SCRAM-SHA-512) with ACLs instead of PLAINTEXT (DESIGN §8, README "Security")
     secure: bool = False
+    #: this node's KRaft id; node 1 is the controller (and a broker), the others brokers only
+    node_id: int = 1
+    #: the brokers of the cluster this node is in: the replication of Kafka's own topics and
+    #: the default of topics created without a factor
+    cluster_size: int = 1
+    #: node 1's controller port, which the other nodes of a cluster name as the quorum
+    quorum_port: int | None = None
+    #: what every node of a cluster is formatted with; a single node makes up its own
+    cluster_id: str | None = None
 
     @classmethod
     def from_env(cls, secure: bool = False) -> BrokerConfig:
@@ -135,27 +145,32 @@ def _server_properties(cfg: BrokerConfig,
     # files of deleted topics go after 1 s rather than a minute (log.segment.delete.delay.ms,
     # the broker's name for file.delete.delay.ms), and the broker's file tasks start 1 s after
     # it does, not 30 (log.initial.task.delay.ms, internal since Kafka 3.8, KAFKA-16552).
+    controller = cfg.node_id == 1
+    controller_listener = f",CONTROLLER://{HOST}:{cfg.controller_port}" if controller else ""
     listeners = broker_security.server_properties(cfg.port, cfg.controller_port, credentials) \
         if credentials is not None else f"""\
-listeners=PLAINTEXT://{HOST}:{cfg.port},CONTROLLER://{HOST}:{cfg.controller_port}
+listeners=PLAINTEXT://{HOST}:{cfg.port}{controller_listener}
 advertised.listeners=PLAINTEXT://{HOST}:{cfg.port}
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 """
+    # In a cluster Kafka's own topics (the group offsets above all) have a replica on every
+    # node, so losing one node loses none of them.
+    replicas = cfg.cluster_size
     return f"""\
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@{HOST}:{cfg.controller_port}
+process.roles={"broker,controller" if controller else "broker"}
+node.id={cfg.node_id}
+controller.quorum.voters=1@{HOST}:{cfg.quorum_port or cfg.controller_port}
 controller.listener.names=CONTROLLER
 {listeners}log.dirs={cfg.data_dir}
 num.partitions=1
-default.replication.factor=1
+default.replication.factor={replicas}
 min.insync.replicas=1
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor={replicas}
 offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
+transaction.state.log.replication.factor={replicas}
 transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.replication.factor={replicas}
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
@@ -362,7 +377,7 @@ def _format_storage(cfg: BrokerConfig, libs: Path,
         return False
     users = broker_security.scram_arguments(credentials) if credentials is not None else []
     cmd = _java_cmd(cfg, libs, "kafka.tools.StorageTool", "format",
-                    f"--cluster-id={new_cluster_id()}",
+                    f"--cluster-id={cfg.cluster_id or new_cluster_id()}",
                     f"--config={cfg.directory / 'server.properties'}", *users)  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -385,7 +400,7 @@ def start(
             _wait_ready(cfg, pid, timeout_s)
             return cfg.bootstrap, False
         _require_tools()
-        for port in (cfg.port, cfg.controller_port):
+        for port in (cfg.port, cfg.controller_port) if cfg.node_id == 1 else (cfg.port,):
             if _port_in_use(port):
                 raise BrokerError(
                     f"Port {port} on {HOST} is taken by another process. Stop it, or choose other "
@@ -422,6 +437,39 @@ def start(
                 raise
             raise BrokerError(str(exc)) from None
         return cfg.bootstrap, True
+
+
+def cluster_configs(directory: Path, port: int, size: int = 3) -> list[BrokerConfig]:
+    """A cluster of `size` nodes on 127.0.0.1, each in its own folder under `directory`: node
+    i (from 1) takes client port `port + 2 (i - 1)`; node 1 is also the controller, on
+    `port + 1`. For trying replication on one machine (the fault suite kills one of three)."""
+    cluster_id = new_cluster_id()
+    return [BrokerConfig(port=port + 2 * i, controller_port=port + 2 * i + 1,
+                         directory=directory / f"node-{i + 1}", heap="384m", node_id=i + 1,
+                         cluster_size=size, quorum_port=port + 1, cluster_id=cluster_id)
+            for i in range(size)]
+
+
+def start_cluster(configs: list[BrokerConfig], timeout_s: float = 90.0,
+                  echo: Callable[[str], None] = print) -> str:
+    """Start the nodes of cluster_configs, the controller first; the bootstrap list of all.
+    A node that fails to start stops the ones started before it."""
+    started: list[BrokerConfig] = []
+    try:
+        for cfg in configs:
+            start(cfg, timeout_s, echo)
+            started.append(cfg)
+    except BaseException:
+        stop_cluster(started)
+        raise
+    return ",".join(cfg.bootstrap for cfg in configs)
+
+
+def stop_cluster(configs: list[BrokerConfig], grace_s: float = 30.0) -> None:
+    """Stop the nodes, the controller last: a broker's controlled shutdown asks it to move
+    the broker's leaderships first."""
+    for cfg in sorted(configs, key=lambda c: -c.node_id):
+        stop(cfg, grace_s)
 
 
 def _credentials(cfg: BrokerConfig) -> broker_security.Credentials:

@@ -233,3 +233,66 @@ def end_offsets(bootstrap: str, topic: str) -> list[int]:
         return list(consumer.end_offsets(tps).values())
     finally:
         consumer.close()
+
+
+@pytest.fixture
+def three_brokers(tmp_path):
+    """A cluster of three brokers of its own (node 1 also the controller), stopped by pid."""
+    from streams.tools import broker
+
+    nodes = broker.cluster_configs(tmp_path / "kafka", port=19400, size=3)
+    bootstrap = broker.start_cluster(nodes)
+    try:
+        yield bootstrap, nodes
+    finally:
+        broker.stop_cluster(nodes, grace_s=10)
+
+
+@pytest.mark.full_faults
+def test_a_broker_dies_and_three_replicas_lose_nothing(three_brokers, unique_name, tmp_path,
+                                                       scale):
+    import os
+    import signal
+
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    from streams.tools import broker
+
+    bootstrap, nodes = three_brokers
+    cluster = Cluster(bootstrap, unique_name("replicas"), tmp_path, 16400)
+    cluster.env.update(LEADSTAGE_REPLICATION_FACTOR="3", LEADSTAGE_MIN_INSYNC_REPLICAS="2")
+    records = workload(int(15_000 * scale), int(1_500 * scale), int(1_000 * scale), seed=55)
+    half = len(records) // 2
+    try:
+        a, b = cluster.two_workers()
+        # every topic the workers made: three replicas of each partition, two in sync to write
+        app = cluster.env["LEADSTAGE_APP_ID"]
+        made = [cluster.env[f"LEADSTAGE_TOPIC_{kind}"]
+                for kind in ("ACTIVITY", "STAGE_CHANGES", "STAGES", "DLQ")] + [
+            f"{app}-leads-changelog", f"{app}-__assignor-__leader"]
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            for topic in admin.describe_topics(made):
+                assert {len(p["replica_nodes"]) for p in topic["partitions"]} == {3}, topic
+            configs = admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, t, ["min.insync.replicas"])
+                 for t in made], config_filter="all")["topic"]
+            assert {configs[t]["min.insync.replicas"]["value"] for t in made} == {"2"}
+        finally:
+            admin.close()
+
+        cluster.produce(records[:half])
+        time.sleep(1)
+        victim = broker.running_pid(nodes[2])
+        assert victim is not None
+        os.kill(victim, signal.SIGKILL)  # a broker lost mid-stream, with its leaderships
+        started = time.monotonic()
+        cluster.produce(records[half:])
+        cluster.wait_caught_up()
+        print(f"\n[one of three brokers killed] caught up {time.monotonic() - started:.1f} s "
+              "after the kill")
+        for w in (a, b):  # two replicas in sync still take every write: no worker gives up
+            assert w.proc is not None and w.proc.poll() is None, w.tail(30)
+        cluster.check()
+    finally:
+        cluster.stop()

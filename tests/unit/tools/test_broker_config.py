@@ -22,6 +22,24 @@ def test_server_properties_are_single_node_kraft_on_loopback(tmp_path):
     assert props["log.dirs"] == str(tmp_path / "data")
 
 
+def test_a_cluster_is_one_controller_and_brokers_that_name_it_with_kafka_s_topics_on_each(
+        tmp_path):
+    nodes = broker.cluster_configs(tmp_path, port=19400, size=3)
+    props = [dict(line.split("=", 1) for line in broker._server_properties(cfg).splitlines()
+                  if line) for cfg in nodes]
+    assert [p["node.id"] for p in props] == ["1", "2", "3"]
+    assert [p["process.roles"] for p in props] == ["broker,controller", "broker", "broker"]
+    assert [p["listeners"] for p in props] == [
+        "PLAINTEXT://127.0.0.1:19400,CONTROLLER://127.0.0.1:19401",
+        "PLAINTEXT://127.0.0.1:19402", "PLAINTEXT://127.0.0.1:19404"]
+    assert {p["controller.quorum.voters"] for p in props} == {"1@127.0.0.1:19401"}
+    # a lost node loses none of the group offsets; topics made with -1 get three replicas
+    assert {p["offsets.topic.replication.factor"] for p in props} == {"3"}
+    assert {p["default.replication.factor"] for p in props} == {"3"}
+    assert len({cfg.cluster_id for cfg in nodes}) == 1 and nodes[0].cluster_id
+    assert len({p["log.dirs"] for p in props}) == 3
+
+
 def test_kafka_version_is_pinned_4x():
     assert broker.kafka_version().startswith("4.")
 
