@@ -103,14 +103,55 @@ def ensure_topics(settings: Settings) -> list[str]:
     return prepare_topics(settings)[0]
 
 
-def prepare_topics(settings: Settings) -> tuple[list[str], str | None]:
-    """ensure_topics, and _segment_drift's warning, over one admin connection: what the worker
-    and `leadstage topics` do before anything else."""
+def prepare_topics(settings: Settings) -> tuple[list[str], list[str]]:
+    """ensure_topics, and the warnings about topics that exist with less than the settings ask
+    for (_segment_drift, _replication_drift), over one admin connection: what the worker and
+    `leadstage topics` do before anything else. Topics are never altered: their data moves."""
     admin = _admin(settings)
     try:
-        return _create_missing(admin, settings), _segment_drift(admin, settings)
+        created = _create_missing(admin, settings)
+        warnings = [_segment_drift(admin, settings), *_replication_drift(admin, settings)]
+        return created, [w for w in warnings if w is not None]
     finally:
         admin.close()
+
+
+def _replication_drift(admin: KafkaAdminClient, settings: Settings) -> list[str]:
+    """A warning per topic of topic_specs that has fewer replicas, or a lower
+    min.insync.replicas, than the settings ask for: made before they were set (an upgrade, or
+    another tool). Nothing when the settings leave both to the broker, or the topics may not
+    be described (the worker runs either way)."""
+    wanted, in_sync = settings.replication_factor, settings.min_insync_replicas
+    if wanted is None:
+        return []
+    names = [t.name for t in topic_specs(settings)]
+    where = settings.bootstrap_servers
+    warnings = []
+    try:
+        described = admin.describe_topics(names)
+        configs = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, n, ["min.insync.replicas"]) for n in names],
+            config_filter="all").get("topic", {}) if in_sync is not None else {}
+    except KafkaError:
+        return []
+    for topic in described:
+        replicas = min((len(p["replica_nodes"]) for p in topic.get("partitions") or ()),
+                       default=wanted)
+        if replicas < wanted:
+            warnings.append(
+                f"topic {topic['name']} has {replicas} replica(s) per partition at least, not "
+                f"LEADSTAGE_REPLICATION_FACTOR={wanted}: a broker lost can lose its data. Kafka "
+                "adds replicas by reassignment: kafka-reassign-partitions.sh --bootstrap-server "
+                f"{where} --reassignment-json-file <plan> --execute")
+    for name in names:
+        value = configs.get(name, {}).get("min.insync.replicas", {}).get("value")
+        if in_sync is not None and value is not None and int(value) < in_sync:
+            warnings.append(
+                f"topic {name} has min.insync.replicas={value}, not "
+                f"LEADSTAGE_MIN_INSYNC_REPLICAS={in_sync}: kafka-configs.sh --bootstrap-server "
+                f"{where} --alter --entity-type topics --entity-name {name} --add-config "
+                f"min.insync.replicas={in_sync}")
+    return warnings
 
 
 def ensure_topic(settings: Settings, name: str) -> bool:

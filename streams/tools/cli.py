@@ -286,13 +286,13 @@ def topics() -> None:
         click.echo(f"error: {problem}", err=True)
         sys.exit(2)
     try:
-        created, drift = prepare_topics(settings)
+        created, warnings = prepare_topics(settings)
     except KafkaRefused as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     click.echo(f"created: {', '.join(created)}" if created else "all topics exist")
-    if drift is not None:
-        click.echo(f"warning: {drift}", err=True)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @main.command()

@@ -67,14 +67,14 @@ class LeadstageApp(faust.App):
         # Every topic must exist before the consumer subscribes: Faust ignores a missing input
         # topic, and one it creates itself may join the subscription only minutes later.
         try:
-            _, drift = prepare_topics(self.leadstage_settings)
+            _, warnings = prepare_topics(self.leadstage_settings)
         except KafkaRefused as exc:
             # nothing has started yet: a refusal, not a traceback (SystemExit passes through
             # mode's worker, which then stops the app as on a signal)
             print(f"leadstage worker: refusing to start.\n{exc}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
-        if drift is not None:
-            log.warning(drift)
+        for warning in warnings:
+            log.warning(warning)
         await super().on_first_start()
 
 

@@ -28,7 +28,8 @@ def settings_for(bootstrap: str, app_id: str, **env: str) -> Settings:
 
 
 def segment_drift(settings: Settings) -> str | None:
-    return prepare_topics(settings)[1]
+    warnings = prepare_topics(settings)[1]
+    return "\n".join(warnings) if warnings else None
 
 
 def topic_configs(bootstrap: str, topic: str, *names: str) -> dict[str, str]:
@@ -48,8 +49,8 @@ def test_the_worker_s_internal_topics_exist_before_faust_asks_for_metadata(
     # it then joins the subscription at the next refresh, minutes later, by a rebalance.
     app = unique_name("internal")
     settings = settings_for(kafka_bootstrap, app, LEADSTAGE_CHANGELOG_SEGMENT_BYTES="2097152")
-    created, drift = prepare_topics(settings)
-    assert drift is None
+    created, warnings = prepare_topics(settings)
+    assert warnings == []
     assert {f"{app}-leads-changelog", f"{app}-__assignor-__leader"} <= set(created)
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     try:
@@ -62,7 +63,7 @@ def test_the_worker_s_internal_topics_exist_before_faust_asks_for_metadata(
     assert topic_configs(kafka_bootstrap, f"{app}-leads-changelog", "cleanup.policy",
                          "segment.bytes") == {"cleanup.policy": "compact",
                                               "segment.bytes": "2097152"}
-    assert prepare_topics(settings) == ([], None)  # a second worker creates nothing
+    assert prepare_topics(settings) == ([], [])  # a second worker creates nothing
 
 
 def test_a_changelog_made_with_other_segments_is_reported_with_the_command_that_changes_it(

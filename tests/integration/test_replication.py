@@ -66,3 +66,32 @@ def test_the_worker_and_the_forwarder_refuse_it_at_start(kafka_bootstrap, unique
     assert WORDS.format(bootstrap=kafka_bootstrap) in forward.stderr
     assert "Traceback" not in forward.stderr
     assert listed(kafka_bootstrap, name) == []
+
+
+def test_topics_made_with_fewer_replicas_are_reported_not_altered(kafka_bootstrap, unique_name):
+    # as an upgrade finds them: made before LEADSTAGE_REPLICATION_FACTOR was set (the broker's
+    # default, 1 here); the worker and `leadstage topics` start, and say what to do
+    name = unique_name("replicas")
+    env = worker_env(kafka_bootstrap, name)
+    assert run(["topics"], env)[0].returncode == 0
+    done, _ = run(["topics"], {**env, "LEADSTAGE_REPLICATION_FACTOR": "2",
+                               "LEADSTAGE_MIN_INSYNC_REPLICAS": "2"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "all topics exist"
+    app = env["LEADSTAGE_APP_ID"]
+    topics = [env[f"LEADSTAGE_TOPIC_{kind}"] for kind in
+              ("ACTIVITY", "STAGE_CHANGES", "STAGES", "DLQ")] + [
+        f"{app}-leads-changelog", f"{app}-__assignor-__leader"]
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning: ")]
+    for topic in topics:
+        assert (f"warning: topic {topic} has 1 replica(s) per partition at least, not "
+                "LEADSTAGE_REPLICATION_FACTOR=2: a broker lost can lose its data.") in \
+            done.stderr
+        assert (f"warning: topic {topic} has min.insync.replicas=1, not "
+                f"LEADSTAGE_MIN_INSYNC_REPLICAS=2: kafka-configs.sh --bootstrap-server "
+                f"{kafka_bootstrap} --alter --entity-type topics --entity-name {topic} "
+                "--add-config min.insync.replicas=2") in warnings
+    assert len(warnings) == 2 * len(topics)
+    # as many replicas as asked for: no warning
+    done, _ = run(["topics"], {**env, "LEADSTAGE_REPLICATION_FACTOR": "1"})
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
