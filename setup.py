@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from pathlib import Path
 from types import ModuleType
 
 from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
 
@@ -51,5 +53,15 @@ def extensions() -> list[Extension]:
     )
 
 
-setup(ext_modules=extensions(),
+class FreshBuildPy(build_py):
+    """Copies the package into an emptied build folder: setuptools keeps build/lib from one
+    build to the next, so a module renamed or removed in the checkout would still ship in the
+    next wheel. build_ext then links the hot modules again from its kept objects."""
+
+    def run(self) -> None:
+        shutil.rmtree(Path(self.build_lib) / "streams", ignore_errors=True)
+        super().run()
+
+
+setup(ext_modules=extensions(), cmdclass={"build_py": FreshBuildPy},
       options={"build_ext": {"parallel": os.cpu_count() or 1}})
