@@ -53,7 +53,7 @@ def test_topics_refuses_more_replicas_than_brokers_and_creates_none(kafka_bootst
 def test_the_worker_and_the_forwarder_refuse_it_at_start(kafka_bootstrap, unique_name, tmp_path):
     name = unique_name("replicas")
     env = worker_env(kafka_bootstrap, name, LEADSTAGE_REPLICATION_FACTOR="2",
-                     LEADSTAGE_DATA_DIR=str(tmp_path / "data"), LEADSTAGE_WEB_PORT="16593")
+                     LEADSTAGE_DATA_DIR=str(tmp_path / "data"), LEADSTAGE_WEB_PORT="16595")
     worker, took = run(["worker", "-l", "info"], env)
     assert worker.returncode == 2 and took < 30, worker.stderr
     assert "leadstage worker: refusing to start.\n" in worker.stderr
@@ -61,7 +61,7 @@ def test_the_worker_and_the_forwarder_refuse_it_at_start(kafka_bootstrap, unique
     assert "Traceback" not in worker.stderr
 
     forward, took = run(["forward", "--url", "http://127.0.0.1:9/x", "--dlq", f"{name}-fdlq"],
-                        {**env, "LEADSTAGE_FORWARD_SECRET": "s", "LEADSTAGE_FORWARD_PORT": "16594"})
+                        {**env, "LEADSTAGE_FORWARD_SECRET": "s", "LEADSTAGE_FORWARD_PORT": "16596"})
     assert forward.returncode == 2 and took < 30, forward.stderr
     assert WORDS.format(bootstrap=kafka_bootstrap) in forward.stderr
     assert "Traceback" not in forward.stderr
