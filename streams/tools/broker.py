@@ -33,6 +33,7 @@ from streams.tools import broker_security
 POM = local_root() / "deploy" / "kafka" / "pom.xml"
 DEFAULT_DIR = local_root() / ".cache" / "broker"
 SECURE_DIR = local_root() / ".cache" / "broker-secure"
+CLUSTER_DIR = local_root() / ".cache" / "broker-cluster"
 JAR_CACHE = local_root() / ".cache" / "kafka"
 HOST = "127.0.0.1"
 
@@ -60,10 +61,14 @@ class BrokerConfig:
     cluster_id: str | None = None
 
     @classmethod
-    def from_env(cls, secure: bool = False) -> BrokerConfig:
-        """The same variables for both kinds; a secured broker defaults to other ports and its
-        own folder, so the two run side by side."""
-        default_port, default_dir = (9192, SECURE_DIR) if secure else (9092, DEFAULT_DIR)
+    def from_env(cls, secure: bool = False, nodes: int = 1) -> BrokerConfig:
+        """The same variables for every kind; a secured broker and a cluster (`nodes` > 1, the
+        first node's settings: cluster_configs makes the others) default to other ports and
+        folders of their own, so they run side by side."""
+        if nodes > 1 and secure:
+            raise BrokerError("a local cluster is plaintext only: --secure takes one node")
+        default_port, default_dir = (9192, SECURE_DIR) if secure else (
+            (9292, CLUSTER_DIR) if nodes > 1 else (9092, DEFAULT_DIR))
         port = int(os.environ.get("LEADSTAGE_BROKER_PORT", default_port))
         return cls(
             port=port,
@@ -465,11 +470,10 @@ def start_cluster(configs: list[BrokerConfig], timeout_s: float = 90.0,
     return ",".join(cfg.bootstrap for cfg in configs)
 
 
-def stop_cluster(configs: list[BrokerConfig], grace_s: float = 30.0) -> None:
+def stop_cluster(configs: list[BrokerConfig], grace_s: float = 30.0) -> int:
     """Stop the nodes, the controller last: a broker's controlled shutdown asks it to move
-    the broker's leaderships first."""
-    for cfg in sorted(configs, key=lambda c: -c.node_id):
-        stop(cfg, grace_s)
+    the broker's leaderships first. How many were running."""
+    return sum(stop(cfg, grace_s) for cfg in sorted(configs, key=lambda c: -c.node_id))
 
 
 def _credentials(cfg: BrokerConfig) -> broker_security.Credentials:

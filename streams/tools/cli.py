@@ -37,7 +37,24 @@ def main(ctx: click.Context) -> None:
 
 @main.group()
 def broker() -> None:
-    """The local single-node KRaft Apache Kafka broker (jars from Maven Central)."""
+    """The local KRaft Apache Kafka broker (jars from Maven Central), or a small cluster."""
+
+
+NODES = click.option("--nodes", default=1, show_default=True, type=click.IntRange(1, 9),
+                     help="A local cluster of this many brokers (default port 9292, folder "
+                          ".cache/broker-cluster; node i on port + 2(i - 1), node 1 also the "
+                          "controller), to try LEADSTAGE_REPLICATION_FACTOR and a lost broker.")
+
+
+def _broker_configs(secure: bool, nodes: int) -> list[local_broker.BrokerConfig]:
+    try:
+        cfg = local_broker.BrokerConfig.from_env(secure=secure, nodes=nodes)
+    except local_broker.BrokerError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    if nodes == 1:
+        return [cfg]
+    return local_broker.cluster_configs(cfg.directory, cfg.port, nodes)
 
 
 @broker.command("start")
@@ -45,13 +62,16 @@ def broker() -> None:
 @click.option("--secure", is_flag=True,
               help="SASL_SSL with SCRAM-SHA-512, TLS and ACLs (default port 9192); each "
                    "principal's settings go to <broker dir>/clients/<principal>.env.")
-def broker_start(timeout: float, secure: bool) -> None:
+@NODES
+def broker_start(timeout: float, secure: bool, nodes: int) -> None:
     """Start the broker (or find it running) and print its bootstrap address last."""
-    cfg = local_broker.BrokerConfig.from_env(secure=secure)
+    configs = _broker_configs(secure, nodes)
+    echo = lambda m: click.echo(m, err=True)  # noqa: E731
     try:
-        address, started = local_broker.start(
-            cfg, timeout_s=timeout, echo=lambda m: click.echo(m, err=True)
-        )
+        if nodes > 1:
+            address, started = local_broker.start_cluster(configs, timeout, echo), True
+        else:
+            address, started = local_broker.start(configs[0], timeout_s=timeout, echo=echo)
     except local_broker.BrokerError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -62,25 +82,31 @@ def broker_start(timeout: float, secure: bool) -> None:
 
 @broker.command("stop")
 @click.option("--secure", is_flag=True, help="The secured broker.")
-def broker_stop(secure: bool) -> None:
-    """Stop the broker started from this checkout, by its process id."""
-    if local_broker.stop(local_broker.BrokerConfig.from_env(secure=secure)):
-        click.echo("Broker stopped.")
+@NODES
+def broker_stop(secure: bool, nodes: int) -> None:
+    """Stop the broker (or cluster) started from this checkout, by its process ids."""
+    if local_broker.stop_cluster(_broker_configs(secure, nodes)):
+        click.echo("Broker stopped." if nodes == 1 else "Cluster stopped.")
     else:
         click.echo("No broker of ours was running.")
 
 
 @broker.command("status")
 @click.option("--secure", is_flag=True, help="The secured broker.")
-def broker_status(secure: bool) -> None:
-    """Say whether the broker runs and accepts clients (exit 0 only if it does)."""
-    cfg = local_broker.BrokerConfig.from_env(secure=secure)
-    pid, ready = local_broker.status(cfg)
-    if pid is None:
-        click.echo("stopped")
-        sys.exit(1)
-    click.echo(f"{'running' if ready else 'starting'} (pid {pid}) on {cfg.bootstrap}")
-    sys.exit(0 if ready else 1)
+@NODES
+def broker_status(secure: bool, nodes: int) -> None:
+    """Say whether the broker (every node) runs and accepts clients (exit 0 only if so)."""
+    all_ready = True
+    for cfg in _broker_configs(secure, nodes):
+        pid, ready = local_broker.status(cfg)
+        node = f"node {cfg.node_id}: " if nodes > 1 else ""
+        if pid is None:
+            click.echo(f"{node}stopped")
+            all_ready = False
+            continue
+        click.echo(f"{node}{'running' if ready else 'starting'} (pid {pid}) on {cfg.bootstrap}")
+        all_ready = all_ready and ready
+    sys.exit(0 if all_ready else 1)
 
 
 @main.group()

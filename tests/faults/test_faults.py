@@ -237,15 +237,33 @@ def end_offsets(bootstrap: str, topic: str) -> list[int]:
 
 @pytest.fixture
 def three_brokers(tmp_path):
-    """A cluster of three brokers of its own (node 1 also the controller), stopped by pid."""
+    """A cluster of three brokers of its own (node 1 also the controller), started and stopped
+    as a user would, `leadstage broker start/stop --nodes 3` (by their pids)."""
+    import os
+    import subprocess
+
     from streams.tools import broker
+    from tests.integration.worker_harness import LEADSTAGE
+
+    env = {**os.environ, "LEADSTAGE_BROKER_DIR": str(tmp_path / "kafka"),
+           "LEADSTAGE_BROKER_PORT": "19400"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([LEADSTAGE, "broker", *args, "--nodes", "3"], env=env,
+                              capture_output=True, text=True, timeout=180)
 
     nodes = broker.cluster_configs(tmp_path / "kafka", port=19400, size=3)
-    bootstrap = broker.start_cluster(nodes)
     try:
+        started = cli("start")
+        assert started.returncode == 0, started.stderr
+        bootstrap = started.stdout.strip().splitlines()[-1]
+        assert bootstrap == "127.0.0.1:19400,127.0.0.1:19402,127.0.0.1:19404"
+        status = cli("status")
+        assert status.returncode == 0 and status.stdout.count("running (pid") == 3, status.stdout
         yield bootstrap, nodes
     finally:
-        broker.stop_cluster(nodes, grace_s=10)
+        assert cli("stop").returncode == 0
+        assert all(broker.running_pid(node) is None for node in nodes)
 
 
 @pytest.mark.full_faults

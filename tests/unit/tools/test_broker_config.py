@@ -95,3 +95,20 @@ def test_a_probe_of_an_address_taking_no_connections_answers_at_once():
     assert not broker.accepts_clients(f"127.0.0.1:{port}", timeout_s=3)
     assert not broker.accepts_clients(f"127.0.0.1:{port},127.0.0.1:{port}", timeout_s=3)
     assert time.monotonic() - started < 10
+
+
+def test_the_cli_names_a_cluster_s_nodes_and_refuses_a_secured_one(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from streams.tools.cli import main
+
+    monkeypatch.setenv("LEADSTAGE_BROKER_DIR", str(tmp_path))
+    monkeypatch.setenv("LEADSTAGE_BROKER_PORT", "19500")
+    status = CliRunner().invoke(main, ["broker", "status", "--nodes", "3"])
+    assert status.exit_code == 1
+    assert status.output.splitlines() == ["node 1: stopped", "node 2: stopped",
+                                          "node 3: stopped"]
+    refused = CliRunner().invoke(main, ["broker", "start", "--secure", "--nodes", "3"])
+    assert refused.exit_code == 2
+    assert "a local cluster is plaintext only" in refused.output
+    assert not any(tmp_path.iterdir())  # nothing formatted or started
