@@ -456,18 +456,19 @@ def cluster_configs(directory: Path, port: int, size: int = 3) -> list[BrokerCon
 
 
 def start_cluster(configs: list[BrokerConfig], timeout_s: float = 90.0,
-                  echo: Callable[[str], None] = print) -> str:
-    """Start the nodes of cluster_configs, the controller first; the bootstrap list of all.
-    A node that fails to start stops the ones started before it."""
+                  echo: Callable[[str], None] = print) -> tuple[str, bool]:
+    """Start the nodes of cluster_configs (or find them running), the controller first; the
+    bootstrap list of all, and whether any node was started. A node that fails to start stops
+    the ones this call started before it."""
     started: list[BrokerConfig] = []
     try:
         for cfg in configs:
-            start(cfg, timeout_s, echo)
-            started.append(cfg)
+            if start(cfg, timeout_s, echo)[1]:
+                started.append(cfg)
     except BaseException:
         stop_cluster(started)
         raise
-    return ",".join(cfg.bootstrap for cfg in configs)
+    return ",".join(cfg.bootstrap for cfg in configs), bool(started)
 
 
 def stop_cluster(configs: list[BrokerConfig], grace_s: float = 30.0) -> int:

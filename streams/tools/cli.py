@@ -66,17 +66,21 @@ def _broker_configs(secure: bool, nodes: int) -> list[local_broker.BrokerConfig]
 def broker_start(timeout: float, secure: bool, nodes: int) -> None:
     """Start the broker (or find it running) and print its bootstrap address last."""
     configs = _broker_configs(secure, nodes)
-    echo = lambda m: click.echo(m, err=True)  # noqa: E731
+
+    def echo(message: str) -> None:
+        click.echo(message, err=True)
+
     try:
         if nodes > 1:
-            address, started = local_broker.start_cluster(configs, timeout, echo), True
+            address, started = local_broker.start_cluster(configs, timeout, echo)
         else:
             address, started = local_broker.start(configs[0], timeout_s=timeout, echo=echo)
     except local_broker.BrokerError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     if not started:
-        click.echo("The broker is already running.", err=True)
+        click.echo("The broker is already running." if nodes == 1 else
+                   "The cluster is already running.", err=True)
     click.echo(address)
 
 

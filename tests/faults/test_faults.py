@@ -260,6 +260,9 @@ def three_brokers(tmp_path):
         assert bootstrap == "127.0.0.1:19400,127.0.0.1:19402,127.0.0.1:19404"
         status = cli("status")
         assert status.returncode == 0 and status.stdout.count("running (pid") == 3, status.stdout
+        again = cli("start")  # finds it running: starts nothing, prints the same address
+        assert again.returncode == 0 and "already running" in again.stderr
+        assert again.stdout.strip().splitlines()[-1] == bootstrap
         yield bootstrap, nodes
     finally:
         assert cli("stop").returncode == 0
