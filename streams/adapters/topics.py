@@ -21,31 +21,28 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     consumer first asks for metadata, so its first subscription finds them all (a changelog
     Faust creates itself can be missing from that metadata, and then joins the subscription
     only at the next metadata refresh, minutes later, by a rebalance)."""
-    n = settings.partitions
-    replicas, durable = replication(settings)
-
-    def topic(name: str, configs: dict[str, str] | None = None, partitions: int = n) -> NewTopic:
-        return NewTopic(name, partitions, replicas, topic_configs={**durable, **(configs or {})})
-
     return [
-        topic(settings.topic_activity),
-        topic(settings.topic_stage_changes),
-        topic(settings.topic_stages, {"cleanup.policy": "compact",
-                                      "min.cleanable.dirty.ratio": "0.1",
-                                      "delete.retention.ms": "86400000"}),
-        topic(settings.topic_dlq),
-        topic(changelog_topic(settings), changelog_configs(settings)),
+        new_topic(settings, settings.topic_activity),
+        new_topic(settings, settings.topic_stage_changes),
+        new_topic(settings, settings.topic_stages, {"cleanup.policy": "compact",
+                                                    "min.cleanable.dirty.ratio": "0.1",
+                                                    "delete.retention.ms": "86400000"}),
+        new_topic(settings, settings.topic_dlq),
+        new_topic(settings, changelog_topic(settings), changelog_configs(settings)),
         # Faust's leader election: one partition, never written, held by the group's leader
-        topic(leader_topic(settings), partitions=1),
+        new_topic(settings, leader_topic(settings), partitions=1),
     ]
 
 
-def replication(settings: Settings) -> tuple[int, dict[str, str]]:
-    """The replication factor and topic configs every topic the app creates gets: -1 is the
-    broker's default.replication.factor (CreateTopics v4+, Kafka 2.4+)."""
+def new_topic(settings: Settings, name: str, configs: dict[str, str] | None = None,
+              partitions: int | None = None) -> NewTopic:
+    """A topic of the app's as it is created: the settings' partitions and replication (-1 is
+    the broker's default.replication.factor, CreateTopics v4+, Kafka 2.4+), their
+    min.insync.replicas if set, and `configs`."""
     durable = ({} if settings.min_insync_replicas is None
                else {"min.insync.replicas": str(settings.min_insync_replicas)})
-    return settings.replication_factor or -1, durable
+    return NewTopic(name, partitions or settings.partitions, settings.replication_factor or -1,
+                    topic_configs={**durable, **(configs or {})})
 
 
 #: The worker's Faust table of lead states; Faust names its changelog after it.
@@ -157,11 +154,9 @@ def _replication_drift(admin: KafkaAdminClient, settings: Settings) -> list[str]
 def ensure_topic(settings: Settings, name: str) -> bool:
     """Create one more topic of the app's (the forwarder's dead-letter topic) as topic_specs
     makes the others, if it is missing; True if it was created. KafkaRefused as ensure_topics."""
-    replicas, durable = replication(settings)
     admin = _admin(settings)
     try:
-        return bool(_create_missing(admin, settings, [
-            NewTopic(name, settings.partitions, replicas, topic_configs=durable)]))
+        return bool(_create_missing(admin, settings, [new_topic(settings, name)]))
     finally:
         admin.close()
 

@@ -78,6 +78,11 @@ class BrokerConfig:
         )
 
     @property
+    def controller(self) -> bool:
+        """Node 1 is the KRaft controller (of a single node and of a cluster)."""
+        return self.node_id == 1
+
+    @property
     def clients_dir(self) -> Path:
         """Per principal, `<name>.env`: the DESIGN §8 variables to reach a secured broker."""
         return self.directory / "clients"
@@ -150,8 +155,8 @@ def _server_properties(cfg: BrokerConfig,
     # files of deleted topics go after 1 s rather than a minute (log.segment.delete.delay.ms,
     # the broker's name for file.delete.delay.ms), and the broker's file tasks start 1 s after
     # it does, not 30 (log.initial.task.delay.ms, internal since Kafka 3.8, KAFKA-16552).
-    controller = cfg.node_id == 1
-    controller_listener = f",CONTROLLER://{HOST}:{cfg.controller_port}" if controller else ""
+    controller_listener = (f",CONTROLLER://{HOST}:{cfg.controller_port}" if cfg.controller
+                           else "")
     listeners = broker_security.server_properties(cfg.port, cfg.controller_port, credentials) \
         if credentials is not None else f"""\
 listeners=PLAINTEXT://{HOST}:{cfg.port}{controller_listener}
@@ -163,7 +168,7 @@ listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
     # node, so losing one node loses none of them.
     replicas = cfg.cluster_size
     return f"""\
-process.roles={"broker,controller" if controller else "broker"}
+process.roles={"broker,controller" if cfg.controller else "broker"}
 node.id={cfg.node_id}
 controller.quorum.voters=1@{HOST}:{cfg.quorum_port or cfg.controller_port}
 controller.listener.names=CONTROLLER
@@ -405,7 +410,7 @@ def start(
             _wait_ready(cfg, pid, timeout_s)
             return cfg.bootstrap, False
         _require_tools()
-        for port in (cfg.port, cfg.controller_port) if cfg.node_id == 1 else (cfg.port,):
+        for port in (cfg.port, cfg.controller_port) if cfg.controller else (cfg.port,):
             if _port_in_use(port):
                 raise BrokerError(
                     f"Port {port} on {HOST} is taken by another process. Stop it, or choose other "
