@@ -15,7 +15,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent
 
-from streams.core.calendar import MAX_DAY, MAX_OFFSET_YEARS, MIN_DAY, day_number
+from streams.core.calendar import MAX_DAY, MAX_OFFSET_YEARS, MIN_DAY, MS_PER_DAY, day_number
 from streams.core.catalog import (
     ENVELOPE_FIELDS,
     SUBJECTIVE_ACTIVITIES,
@@ -46,7 +46,10 @@ SOURCES = ("WEB", "CRM", "OTHER")
 MAX_PROPERTIES = 50
 MAX_PROPERTY_VALUES = 50
 #: The worker keeps a lead's activity timestamps this long, so windows cannot be longer.
+#: The longest `within`: a calendar year (at most 372 days as Duration.max_days counts months)
+#: or its longest length in days, both inside the history's RETENTION_MS.
 MAX_WINDOW = Duration(1, "years")
+MAX_WINDOW_DAYS = 366
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 _DURATION = re.compile(r"^\s*(\d{1,9})\s+(hour|day|week|month|year)s?\s*$")
@@ -444,10 +447,13 @@ class _Loader:
                              f"fact `{name}`: `within` must be a duration such as `90 days`, "
                              f"not {body['within']!r}")
                 return None
-            if within.max_days > MAX_WINDOW.min_days + 1:
+            too_long = within.months > MAX_WINDOW.months \
+                or within.millis > MAX_WINDOW_DAYS * MS_PER_DAY
+            if too_long:
                 self.problem(self.key_line(body, "within"),
-                             f"fact `{name}`: `within` can be at most {MAX_WINDOW}, because the "
-                             "worker keeps one year of activity times per lead")
+                             f"fact `{name}`: `within` can be at most {MAX_WINDOW} (12 months, "
+                             f"52 weeks or {MAX_WINDOW_DAYS} days), because the worker keeps a "
+                             "year of activity times per lead")
                 return None
         value_line = self.key_line(body, kind, line)
         if kind in ("latest", "sum", "max"):

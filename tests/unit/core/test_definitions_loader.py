@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from streams.core.calendar import MS_PER_DAY
 from streams.core.definitions.loader import DefinitionsError, load_file, load_text
 from streams.core.definitions.model import Type
+from streams.core.lead_history import RETENTION_MS
 from tests.unit.core.definitions_helpers import DEFAULT_FACTS, HEADER, definitions_yaml
 
 GOOD_STAGES = [("cold", "interest_signals == 0"), ("warm", "interest_signals >= 1")]
@@ -125,10 +127,22 @@ def test_condition_cycles_are_reported():
         "condition `b` depends on itself through other conditions"}
 
 
-def test_window_longer_than_retention_is_rejected():
-    text = definitions_yaml(GOOD_STAGES).replace("within: 90 days", "within: 2 years")
+@pytest.mark.parametrize("window", ["2 years", "13 months", "53 weeks", "367 days", "8785 hours"])
+def test_window_longer_than_retention_is_rejected(window):
+    text = definitions_yaml(GOOD_STAGES).replace("within: 90 days", f"within: {window}")
     [(_, message)] = problems_of(text)
-    assert "at most 1 year" in message
+    assert "at most 1 year (12 months, 52 weeks or 366 days)" in message
+
+
+@pytest.mark.parametrize("window", ["1 year", "12 months", "11 months", "52 weeks", "365 days",
+                                    "366 days", "8784 hours"])
+def test_a_window_of_up_to_a_year_is_accepted(window):
+    """What the refusal above promises: a year, however it is spelled, is accepted."""
+    definitions = load_text(definitions_yaml(GOOD_STAGES).replace("within: 90 days",
+                                                                  f"within: {window}"))
+    (within,) = [f.within for f in definitions.facts.values() if f.within is not None]
+    # a window never reaches past the activity times a lead's history keeps
+    assert within.max_days * MS_PER_DAY < RETENTION_MS
 
 
 def test_all_problems_are_reported_at_once_in_line_order():
