@@ -301,6 +301,18 @@ def _no_values(facts: tuple[Any, ...]) -> tuple[()]:
     return ()
 
 
+class SwitchGroup(NamedTuple):
+    """The monotone `today` comparisons that read the same values (`today <= decision_date` and
+    `decision_date <= today + 6 months` both read the decision date): their switch days depend
+    on those values alone, so review.next_review looks them up once for the group, not once per
+    comparison."""
+
+    #: facts -> the values they read: the memo key
+    read_values: Callable[[tuple[Any, ...]], Any]
+    #: indexes into CompiledDefinitions.time_pairs
+    members: tuple[int, ...]
+
+
 class Window(NamedTuple):
     """A windowed fact: its window, and the series whose times leave it."""
 
@@ -327,9 +339,14 @@ class CompiledDefinitions:
     #: stage -> what `reason` shows, filled on first use
     _plans: dict[str | None, _ReasonPlan] = field(default_factory=dict, compare=False,
                                                   repr=False)
-    #: (pair, the values it reads) -> the day its truth switches (review.next_review)
-    switch_days: dict[tuple[Any, ...], int | None] = field(default_factory=dict, compare=False,
-                                                          repr=False)
+    #: the monotone `today` comparisons, grouped by the values they read
+    switch_groups: tuple[SwitchGroup, ...] = field(init=False, compare=False, repr=False)
+    #: the other comparisons, searched at every review (review.next_review)
+    searched_pairs: tuple[TimePair, ...] = field(init=False, compare=False, repr=False)
+    #: per switch group: the values its members read -> the days their truths switch, sorted
+    #: (review.next_review)
+    switch_days: tuple[dict[Any, tuple[int, ...]], ...] = field(init=False, compare=False,
+                                                                repr=False)
     #: (name, its type's formatter) of every fact and property in value order: a change
     #: formats them all, and picking the formatter per value read four Enum members (about
     #: 90 ns each on Python 3.11)
@@ -348,6 +365,21 @@ class CompiledDefinitions:
             Window(f.within, f.within.months, f.within.millis,
                    f.values_key if f.kind in ("sum", "max") else None, tuple(f.activities))
             for f in d.facts.values() if f.within is not None))
+        by_reads: dict[tuple[int, ...], list[int]] = {}
+        for i, pair in enumerate(self.time_pairs):
+            if pair.monotone and pair.today_only:
+                by_reads.setdefault(pair.reads, []).append(i)
+        object.__setattr__(self, "switch_groups", tuple(
+            SwitchGroup(self.time_pairs[members[0]].read_values, tuple(members))
+            for members in by_reads.values()))
+        object.__setattr__(self, "searched_pairs", tuple(
+            pair for pair in self.time_pairs if not (pair.monotone and pair.today_only)))
+        object.__setattr__(self, "switch_days", tuple({} for _ in by_reads))
+
+    def forget_switch_days(self) -> None:
+        """Empty the switch days' memo (review.next_review fills it again as it goes)."""
+        for days in self.switch_days:
+            days.clear()
 
     def evaluate(self, history: LeadHistory, now: int) -> tuple[str | None, tuple[Any, ...]]:
         """(stage name or None when outside the population, fact values) at `now` (ms)."""

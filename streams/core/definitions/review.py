@@ -16,13 +16,13 @@ from functools import partial
 from typing import Any
 
 from streams.core.calendar import MAX_DAY, MIN_DAY, MS_PER_DAY, MS_PER_HOUR, add_months_ms
-from streams.core.definitions.compiler import CompiledDefinitions, TimePair
+from streams.core.definitions.compiler import CompiledDefinitions, SwitchGroup, TimePair
 from streams.core.definitions.model import Duration
 from streams.core.lead_history import LeadHistory
 
 HORIZON_DAYS = 20 * 366  # decision dates and windows further out than this are not tracked
-#: Switch days remembered per CompiledDefinitions: a `today` comparison reads a few values (a
-#: decision date), so leads share them and its binary search runs once per value.
+#: Switch days remembered per switch group (compiler.SwitchGroup): `today` comparisons read a few
+#: values (a decision date), so leads share them and the binary searches run once per value.
 SWITCH_DAYS_KEPT = 50_000
 #: The days a switch day is searched in: every day `today` can be (the clock and occurred_at
 #: are within 1970..2199), and the horizon after the last.
@@ -59,6 +59,16 @@ def _flips_at(pair: TimePair, facts: tuple[Any, ...], before: bool, t: int) -> b
     return pair.holds(facts, t) != before
 
 
+def _oldest_inside(times: list[int] | None, start: int, now: int) -> int | None:
+    """The first of sorted `times` inside the window (start, now], or None."""
+    if not times:
+        return None
+    i = bisect_right(times, start)
+    if i == len(times) or times[i] > now:
+        return None
+    return times[i]
+
+
 def window_exits(compiled: CompiledDefinitions, history: LeadHistory, now: int) -> int | None:
     """The first instant after `now` at which an event leaves a windowed count."""
     best: int | None = None
@@ -67,48 +77,55 @@ def window_exits(compiled: CompiledDefinitions, history: LeadHistory, now: int) 
         start = _window_start(now, months, millis)
         # a windowed sum or maximum changes when one of its values leaves, as a count does
         if values_key is not None:
-            series = [history.value_times.get(values_key)]
+            oldest = _oldest_inside(history.value_times.get(values_key), start, now)
         else:
-            series = []  # a loop, not a comprehension: no function call per evaluation
+            oldest = None
             for activity in activities:
                 summary = summaries.get(activity)
                 if summary is not None:
-                    series.append(summary.recent)
-        for times in series:
-            if not times:
-                continue
-            i = bisect_right(times, start)  # first event inside (start, now]
-            if i == len(times) or times[i] > now:
-                continue
-            oldest = times[i]
-            if not months:
-                exit_at: int | None = oldest + millis
-            else:
-                span = (within.max_days + 1) * MS_PER_DAY
-                exit_at = _first_true(partial(_window_passed, within, oldest),
-                                      now, int(now + span))
-            if exit_at is not None and (best is None or exit_at < best):
-                best = exit_at
+                    at = _oldest_inside(summary.recent, start, now)
+                    if at is not None and (oldest is None or at < oldest):
+                        oldest = at
+        if oldest is None:
+            continue
+        # the window's start grows with time, so the oldest event inside leaves it first
+        if not months:
+            exit_at: int | None = oldest + millis
+        else:
+            span = (within.max_days + 1) * MS_PER_DAY
+            exit_at = _first_true(partial(_window_passed, within, oldest), now, int(now + span))
+        if exit_at is not None and (best is None or exit_at < best):
+            best = exit_at
     return best
 
 
-def _switch_day(compiled: CompiledDefinitions, i: int, pair: TimePair,
-                facts: tuple[Any, ...]) -> int | None:
+def _switch_day(pair: TimePair, facts: tuple[Any, ...]) -> int | None:
     """The day on which a monotone `today` comparison changes its truth (at most once, so one
-    day for all time), or None if it does not between _FIRST_DAY and _LAST_DAY. It depends only
-    on the values the comparison reads, so leads share it: memoised by those."""
-    key = (i, pair.read_values(facts))
-    days = compiled.switch_days
-    try:
-        return days[key]
-    except KeyError:
-        pass
+    day for all time), or None if it does not between _FIRST_DAY and _LAST_DAY."""
     first = pair.holds(facts, _FIRST_DAY * MS_PER_DAY)
-    day = _first_true(partial(_flips_on_day, pair, facts, first), _FIRST_DAY, _LAST_DAY)
+    return _first_true(partial(_flips_on_day, pair, facts, first), _FIRST_DAY, _LAST_DAY)
+
+
+def _switch_days(compiled: CompiledDefinitions, g: int, group: SwitchGroup,
+                 facts: tuple[Any, ...]) -> tuple[int, ...]:
+    """The days on which a switch group's comparisons change their truth, sorted. They depend
+    only on the values the group reads, so leads share them: memoised by those."""
+    key = group.read_values(facts)
+    days = compiled.switch_days[g]
+    found = days.get(key)
+    if found is not None:
+        return found
+    pairs = compiled.time_pairs
+    switches = []  # a loop, not a comprehension: no function call (compiled with Cython)
+    for i in group.members:
+        day = _switch_day(pairs[i], facts)
+        if day is not None:
+            switches.append(day)
+    found = tuple(sorted(switches))
     if len(days) >= SWITCH_DAYS_KEPT:
         days.clear()  # values spread wider than this: start again
-    days[key] = day
-    return day
+    days[key] = found
+    return found
 
 
 def next_review(compiled: CompiledDefinitions, history: LeadHistory, now: int,
@@ -116,29 +133,37 @@ def next_review(compiled: CompiledDefinitions, history: LeadHistory, now: int,
     """The earliest instant after `now` at which the lead's stage may change without events."""
     if facts is None:
         facts = compiled.compute_facts(history, now)
-    candidates = []
-    exit_at = window_exits(compiled, history, now)
-    if exit_at is not None:
-        candidates.append(exit_at)
+    best = window_exits(compiled, history, now)
     today = now // MS_PER_DAY
-    for i, pair in enumerate(compiled.time_pairs):
+    if _FIRST_DAY < today <= MAX_DAY:
+        for g, group in enumerate(compiled.switch_groups):
+            for day in _switch_days(compiled, g, group, facts):
+                if day > today:  # the group's first switch after today is its only candidate
+                    if day <= today + HORIZON_DAYS:
+                        at = day * MS_PER_DAY
+                        if best is None or at < best:
+                            best = at
+                    break
+        searched = compiled.searched_pairs
+    else:
+        searched = compiled.time_pairs  # a clock outside 1970..2199: no day is remembered
+    for pair in searched:
         if not pair.monotone:
-            candidates.append((today + 1) * MS_PER_DAY if pair.today_only else now + MS_PER_HOUR)
-            continue
-        if pair.today_only and _FIRST_DAY < today <= MAX_DAY:
-            day = _switch_day(compiled, i, pair, facts)
-            if day is not None and today < day <= today + HORIZON_DAYS:
-                candidates.append(day * MS_PER_DAY)
-            continue
-        before = pair.holds(facts, now)
-        if pair.today_only:  # a clock outside 1970..2199: searched from today
+            at = (today + 1) * MS_PER_DAY if pair.today_only else now + MS_PER_HOUR
+        elif pair.today_only:  # searched from today
+            before = pair.holds(facts, now)
             day = _first_true(partial(_flips_on_day, pair, facts, before), today,
                               today + HORIZON_DAYS)
-            if day is not None:
-                candidates.append(day * MS_PER_DAY)
+            if day is None:
+                continue
+            at = day * MS_PER_DAY
         else:
-            at = _first_true(partial(_flips_at, pair, facts, before),
-                             now, now + HORIZON_DAYS * MS_PER_DAY)
-            if at is not None:
-                candidates.append(at)
-    return min(candidates) if candidates else None
+            before = pair.holds(facts, now)
+            found = _first_true(partial(_flips_at, pair, facts, before),
+                                now, now + HORIZON_DAYS * MS_PER_DAY)
+            if found is None:
+                continue
+            at = found
+        if best is None or at < best:
+            best = at
+    return best

@@ -273,20 +273,24 @@ def searched_from_today(h, now: int) -> int | None:
 def test_a_remembered_switch_day_gives_the_review_a_search_from_today_gives(evs, after):
     h, now = replayed(evs, after)
     assert next_review(COMPILED, h, now) == searched_from_today(h, now)  # memo maybe warm
-    COMPILED.switch_days.clear()
+    COMPILED.forget_switch_days()
     assert next_review(COMPILED, h, now) == searched_from_today(h, now)
 
 
 def test_switch_days_are_shared_by_leads_with_the_same_decision_date():
     decided = {"decision_by": parse_date("2027-01-15")}
-    COMPILED.switch_days.clear()
+    COMPILED.forget_switch_days()
     one, _, _ = run(ev(1, "CONTACTED", T0), ev(2, "DECISION_TIMELINE_PROVIDED", T0, **decided))
-    remembered = dict(COMPILED.switch_days)
-    assert remembered  # `today <= decision_date <= today + 6 months`: two pairs, one date
+    # `today <= decision_date <= today + 6 months`: two comparisons, one group, one date
+    assert len(COMPILED.switch_groups) == 1
+    (days,) = COMPILED.switch_days
+    remembered = dict(days)
+    assert remembered[parse_date("2027-01-15")] == (
+        parse_date("2026-07-15"), parse_date("2027-01-16"))  # six months before; the day after
     other, _, _ = run(ev(1, "CONTACTED", T0), ev(2, "CONTACTED", T0),
                       ev(3, "DEMO_REQUESTED", T0), ev(4, "DECISION_TIMELINE_PROVIDED", T0,
                                                       **decided))
-    assert COMPILED.switch_days.keys() == remembered.keys()  # other counts, same entries
+    assert days == remembered  # other counts, same entries
     assert one.next_review == other.next_review == T0 + 2 * DAY  # the handoff deadline
 
 
