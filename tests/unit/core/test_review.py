@@ -107,7 +107,8 @@ def exits_per_series(compiled: CompiledDefinitions, h: LeadHistory, now: int) ->
 
 
 def searched(compiled: CompiledDefinitions, h: LeadHistory, now: int) -> int | None:
-    """next_review with no memo: each comparison that reads time searched from now."""
+    """next_review as first written, with no memo: every series' own exit, each comparison
+    that reads time searched from now (a `today` comparison from today)."""
     facts = compiled.compute_facts(h, now)
     candidates = [t for t in [exits_per_series(compiled, h, now)] if t is not None]
     today = now // MS_PER_DAY

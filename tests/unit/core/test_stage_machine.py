@@ -15,6 +15,7 @@ from streams.core.signals import Assessment, HandoffResponse, SalesDecision, Sla
 from streams.core.stage_machine import APPLIED, DUPLICATE, StageMachine
 from tests.unit.core.state_formats import format_6, format_7, written_as
 from tests.unit.core.test_properties import events, replayed
+from tests.unit.core.test_review import searched
 
 COMPILED = compile_definitions(load_file("definitions/lead-stages.yaml"))
 T0 = parse_date("2026-11-26") * MS_PER_DAY + 12 * 3_600_000
@@ -240,41 +241,13 @@ def test_the_next_review_is_never_late(evs, after, fraction):
     assert COMPILED.evaluate(h, probe)[0] == stage_now
 
 
-def searched_from_today(h, now: int) -> int | None:
-    """next_review as first written: every `today` comparison searched from this day on."""
-    from functools import partial
-
-    from streams.core.definitions.review import (
-        HORIZON_DAYS,
-        _first_true,
-        _flips_at,
-        _flips_on_day,
-        window_exits,
-    )
-
-    facts = COMPILED.compute_facts(h, now)
-    candidates = [t for t in [window_exits(COMPILED, h, now)] if t is not None]
-    today = now // MS_PER_DAY
-    for pair in COMPILED.time_pairs:
-        before = pair.holds(facts, now)
-        if pair.today_only:
-            day = _first_true(partial(_flips_on_day, pair, facts, before), today,
-                              today + HORIZON_DAYS)
-            candidates += [day * MS_PER_DAY] if day is not None else []
-        else:
-            at = _first_true(partial(_flips_at, pair, facts, before), now,
-                             now + HORIZON_DAYS * MS_PER_DAY)
-            candidates += [at] if at is not None else []
-    return min(candidates) if candidates else None
-
-
 @settings(max_examples=300, deadline=None)
 @given(events(), st.integers(0, 400 * MS_PER_DAY))
 def test_a_remembered_switch_day_gives_the_review_a_search_from_today_gives(evs, after):
     h, now = replayed(evs, after)
-    assert next_review(COMPILED, h, now) == searched_from_today(h, now)  # memo maybe warm
+    assert next_review(COMPILED, h, now) == searched(COMPILED, h, now)  # memo maybe warm
     COMPILED.forget_switch_days()
-    assert next_review(COMPILED, h, now) == searched_from_today(h, now)
+    assert next_review(COMPILED, h, now) == searched(COMPILED, h, now)
 
 
 def test_switch_days_are_shared_by_leads_with_the_same_decision_date():
