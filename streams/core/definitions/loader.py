@@ -45,9 +45,9 @@ PROPERTY_KEYS = ("description", "type", "from", "attribute", "values", "min", "m
 SOURCES = ("WEB", "CRM", "OTHER")
 MAX_PROPERTIES = 50
 MAX_PROPERTY_VALUES = 50
-#: The worker keeps a lead's activity timestamps this long, so windows cannot be longer.
-#: The longest `within`: a calendar year (at most 372 days as Duration.max_days counts months)
-#: or its longest length in days, both inside the history's RETENTION_MS.
+#: The longest `within`: a calendar year, or its longest length in days. A lead's history keeps
+#: activity times for RETENTION_MS (400 days), longer than either (372 days at most as
+#: Duration.max_days counts 12 months).
 MAX_WINDOW = Duration(1, "years")
 MAX_WINDOW_DAYS = 366
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
