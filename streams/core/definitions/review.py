@@ -152,11 +152,11 @@ def next_review(compiled: CompiledDefinitions, history: LeadHistory, now: int,
             at = (today + 1) * MS_PER_DAY if pair.today_only else now + MS_PER_HOUR
         elif pair.today_only:  # searched from today
             before = pair.holds(facts, now)
-            day = _first_true(partial(_flips_on_day, pair, facts, before), today,
-                              today + HORIZON_DAYS)
-            if day is None:
+            flip = _first_true(partial(_flips_on_day, pair, facts, before), today,
+                               today + HORIZON_DAYS)
+            if flip is None:
                 continue
-            at = day * MS_PER_DAY
+            at = flip * MS_PER_DAY
         else:
             before = pair.holds(facts, now)
             found = _first_true(partial(_flips_at, pair, facts, before),
