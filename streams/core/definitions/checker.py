@@ -102,13 +102,17 @@ class _Calendar:
     def __init__(self, hard: list[Any]) -> None:
         self.hard = hard
         self.cache: dict[tuple[str, int], z3.ArithRef] = {}
+        self.civil_days: dict[str, tuple[z3.ArithRef, z3.ArithRef, z3.ArithRef]] = {}
 
     def civil(self, day: z3.ArithRef) -> tuple[z3.ArithRef, z3.ArithRef, z3.ArithRef]:
-        i = len(self.hard)
-        y, m, d = z3.Int(f"_y{i}"), z3.Int(f"_m{i}"), z3.Int(f"_d{i}")
-        self.hard += [y >= 1970, y <= 2099, m >= 1, m <= 12, d >= 1, d <= _days_in_month(y, m),
-                      day == _days_from_civil(y, m, d)]
-        return y, m, d
+        key = day.sexpr()
+        if key not in self.civil_days:
+            i = len(self.hard)
+            y, m, d = z3.Int(f"_y{i}"), z3.Int(f"_m{i}"), z3.Int(f"_d{i}")
+            self.hard += [y >= 1970, y <= 2099, m >= 1, m <= 12, d >= 1,
+                          d <= _days_in_month(y, m), day == _days_from_civil(y, m, d)]
+            self.civil_days[key] = y, m, d
+        return self.civil_days[key]
 
     def add_months(self, day: z3.ArithRef, months: int) -> z3.ArithRef:
         key = (day.sexpr(), months)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import z3
+from z3.z3util import get_vars
 
 from streams.core.calendar import MS_PER_DAY, add_months, parse_date
-from streams.core.definitions.checker import Counterexample, _Calendar, check
+from streams.core.definitions.checker import Counterexample, _Calendar, _Encoder, check
 from streams.core.definitions.compiler import compile_definitions
 from streams.core.definitions.loader import load_file, load_text
 from streams.core.definitions.model import Definitions, Type
@@ -171,6 +173,39 @@ def test_z3_calendar_agrees_with_python_on_month_ends_and_leap_days():
         s.add(*hard, result == expr)
         assert s.check() == z3.sat
         assert s.model()[result].as_long() == add_months(parse_date(text), months), text
+
+
+def test_one_day_is_taken_apart_into_year_month_and_day_once():
+    """A month window (`now - 3 months`) and a `today + 6 months` comparison both add months
+    to today. Two decompositions of that one day left the solver to find that they are equal:
+    the default definitions with `within: 1 year` took 14.7 s of the 20 s budget, 0.6 s with
+    one."""
+    text = DEFAULT_TEXT.replace("within: 90 days", "within: 3 months")
+    enc = _Encoder(load_text(text))
+    names = {str(v) for v in get_vars(z3.And(*enc.hard))}
+    # a day taken apart is named _y<i>, _m<i>, _d<i>; months added to it, _y2_<i> and _m2_<i>
+    assert len({n for n in names if re.fullmatch(r"_y\d+", n)}) == 1
+    assert len({n for n in names if n.startswith("_y2_")}) == 2  # 3 months back, 6 ahead
+    assert check(load_text(text)).valid
+
+
+DEFAULT_TEXT = (Path(__file__).resolve().parents[3] / "definitions" / "lead-stages.yaml"
+                ).read_text()
+
+
+def test_z3_calendar_shares_a_day_and_still_agrees_with_python():
+    """Months added to one day twice and back, through the shared decomposition."""
+    hard: list = []
+    cal = _Calendar(hard)
+    day, later, earlier = z3.Int("day"), z3.Int("later"), z3.Int("earlier")
+    six_ahead, three_back = cal.add_months(day, 6), cal.add_months(day, -3)
+    assert len({str(v) for v in get_vars(z3.And(*hard)) if re.fullmatch(r"_y\d+", str(v))}) == 1
+    for text in ("2026-08-31", "2028-02-29", "2027-03-31", "2026-05-31"):
+        s = z3.Solver()
+        s.add(*hard, day == parse_date(text), later == six_ahead, earlier == three_back)
+        assert s.check() == z3.sat
+        assert s.model()[later].as_long() == add_months(parse_date(text), 6), text
+        assert s.model()[earlier].as_long() == add_months(parse_date(text), -3), text
 
 
 def test_z3_calendar_on_timestamps_keeps_the_time_of_day():
