@@ -102,6 +102,9 @@ class _Calendar:
     def __init__(self, hard: list[Any]) -> None:
         self.hard = hard
         self.cache: dict[tuple[str, int], z3.ArithRef] = {}
+        #: a day (as z3 prints it) -> its year, month and day, taken apart once: two
+        #: decompositions of one day (a month window and `today + 6 months`) left the solver to
+        #: prove them equal, which took most of the proving time
         self.civil_days: dict[str, tuple[z3.ArithRef, z3.ArithRef, z3.ArithRef]] = {}
 
     def civil(self, day: z3.ArithRef) -> tuple[z3.ArithRef, z3.ArithRef, z3.ArithRef]:
