@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
@@ -107,13 +108,38 @@ def prepare_topics(settings: Settings) -> tuple[list[str], list[str]]:
     admin = _admin(settings)
     try:
         created = _create_missing(admin, settings)
-        warnings = [_segment_drift(admin, settings), *_replication_drift(admin, settings)]
+        configs = _described_configs(admin, settings)
+        warnings = [_segment_drift(configs, settings),
+                    *_replication_drift(admin, configs, settings)]
         return created, [w for w in warnings if w is not None]
     finally:
         admin.close()
 
 
-def _replication_drift(admin: KafkaAdminClient, settings: Settings) -> list[str]:
+#: topic -> config name -> kafka-python's description of it ("value" among others)
+TopicConfigs = dict[str, dict[str, dict[str, Any]]]
+
+
+def _described_configs(admin: KafkaAdminClient, settings: Settings) -> TopicConfigs:
+    """The configs the drift warnings read, in one request: the changelog's segment.bytes, and
+    every topic's min.insync.replicas when the settings ask for one. Empty when they may not be
+    described (the worker runs either way): kafka-python answers a topic the principal may not
+    describe with no configs rather than the broker's error."""
+    wanted: dict[str, list[str]] = {changelog_topic(settings): ["segment.bytes"]}
+    if settings.replication_factor is not None and settings.min_insync_replicas is not None:
+        for spec in topic_specs(settings):
+            wanted.setdefault(spec.name, []).append("min.insync.replicas")
+    try:
+        found: TopicConfigs = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name, keys) for name, keys in wanted.items()],
+            config_filter="all").get("topic", {})
+    except KafkaError:
+        return {}
+    return found
+
+
+def _replication_drift(admin: KafkaAdminClient, configs: TopicConfigs,
+                       settings: Settings) -> list[str]:
     """A warning per topic of topic_specs that has fewer replicas, or a lower
     min.insync.replicas, than the settings ask for: made before they were set (an upgrade, or
     another tool). Nothing when the settings leave both to the broker, or the topics may not
@@ -126,9 +152,6 @@ def _replication_drift(admin: KafkaAdminClient, settings: Settings) -> list[str]
     warnings = []
     try:
         described = admin.describe_topics(names)
-        configs = admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, n, ["min.insync.replicas"]) for n in names],
-            config_filter="all").get("topic", {}) if in_sync is not None else {}
     except KafkaError:
         return []
     for topic in described:
@@ -179,22 +202,14 @@ def _create_missing(admin: KafkaAdminClient, settings: Settings,
     return [t.name for t in missing]
 
 
-def _segment_drift(admin: KafkaAdminClient, settings: Settings) -> str | None:
+def _segment_drift(configs: TopicConfigs, settings: Settings) -> str | None:
     """A warning when the leads changelog exists with a segment.bytes other than the settings'.
     It is set only when the topic is created, never altered on one that exists, so a worker
     upgraded onto an older changelog keeps that topic's segments, and its restores, until an
-    operator changes them. None when they match, or the topic may not be described (the
-    worker runs either way): kafka-python answers that with no configs rather than the
-    broker's error."""
+    operator changes them. None when they match, or the topic was not described."""
     topic = changelog_topic(settings)
     wanted = settings.changelog_segment_bytes
-    try:
-        found = admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, topic, ["segment.bytes"])],
-            config_filter="all")
-    except KafkaError:
-        return None
-    entry = found.get("topic", {}).get(topic, {}).get("segment.bytes")
+    entry = configs.get(topic, {}).get("segment.bytes")
     if entry is None or entry.get("value") in (None, str(wanted)):
         return None
     return (f"changelog topic {topic} has segment.bytes={entry['value']}, not "

@@ -462,9 +462,9 @@ def cluster_configs(directory: Path, port: int, size: int = 3) -> list[BrokerCon
 
 def start_cluster(configs: list[BrokerConfig], timeout_s: float = 90.0,
                   echo: Callable[[str], None] = print) -> tuple[str, bool]:
-    """Start the nodes of cluster_configs (or find them running), the controller first; the
-    bootstrap list of all, and whether any node was started. A node that fails to start stops
-    the ones this call started before it."""
+    """Start the nodes of cluster_configs, or a single broker's one config (or find them
+    running), the controller first; the bootstrap list of all, and whether any node was
+    started. A node that fails to start stops the ones this call started before it."""
     started: list[BrokerConfig] = []
     try:
         for cfg in configs:

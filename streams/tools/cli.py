@@ -71,10 +71,7 @@ def broker_start(timeout: float, secure: bool, nodes: int) -> None:
         click.echo(message, err=True)
 
     try:
-        if nodes > 1:
-            address, started = local_broker.start_cluster(configs, timeout, echo)
-        else:
-            address, started = local_broker.start(configs[0], timeout_s=timeout, echo=echo)
+        address, started = local_broker.start_cluster(configs, timeout, echo)
     except local_broker.BrokerError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
