@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Callable
 from typing import Any
 
 from kafka import KafkaAdminClient
@@ -107,9 +109,9 @@ def prepare_topics(settings: Settings) -> tuple[list[str], list[str]]:
     `leadstage topics` do before anything else. Topics are never altered: their data moves."""
     admin = _admin(settings)
     try:
-        created = _create_missing(admin, settings)
+        created, unled = _create_missing(admin, settings)
         configs = _described_configs(admin, settings)
-        warnings = [_segment_drift(configs, settings),
+        warnings = [_unled_warning(unled, settings), _segment_drift(configs, settings),
                     *_replication_drift(admin, configs, settings)]
         return created, [w for w in warnings if w is not None]
     finally:
@@ -179,15 +181,17 @@ def ensure_topic(settings: Settings, name: str) -> bool:
     makes the others, if it is missing; True if it was created. KafkaRefused as ensure_topics."""
     admin = _admin(settings)
     try:
-        return bool(_create_missing(admin, settings, [new_topic(settings, name)]))
+        return bool(_create_missing(admin, settings, [new_topic(settings, name)])[0])
     finally:
         admin.close()
 
 
 def _create_missing(admin: KafkaAdminClient, settings: Settings,
-                    specs: list[NewTopic] | None = None) -> list[str]:
+                    specs: list[NewTopic] | None = None) -> tuple[list[str], list[str]]:
+    """The topics created, and those of them the broker's metadata did not show led in time."""
     existing = set(admin.list_topics())
     missing = [t for t in specs or topic_specs(settings) if t.name not in existing]
+    unled: list[str] = []
     if missing:
         with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
             try:
@@ -199,7 +203,55 @@ def _create_missing(admin: KafkaAdminClient, settings: Settings,
                     f"{settings.bootstrap_servers})") from None
             except InvalidReplicationFactorError:
                 raise KafkaRefused(_too_few_brokers(admin, settings)) from None
-    return [t.name for t in missing]
+        unled = await_led(admin, missing)
+    return [t.name for t in missing], unled
+
+
+def _unled_warning(unled: list[str], settings: Settings) -> str | None:
+    if not unled:
+        return None
+    return (f"topic(s) {', '.join(unled)} created but without a leader for every partition in "
+            f"the metadata of {settings.bootstrap_servers} after {METADATA_WAIT_S:g} s: the "
+            "worker subscribes to them when its consumer's metadata shows them (a rebalance)")
+
+
+#: How long a created topic may take to appear, led, in the broker's metadata.
+METADATA_WAIT_S = 10.0
+
+
+def await_led(admin: KafkaAdminClient, topics: list[NewTopic],
+              timeout_s: float = METADATA_WAIT_S,
+              clock: Callable[[], float] = time.monotonic,
+              sleep: Callable[[float], None] = time.sleep) -> list[str]:
+    """Wait until the broker's metadata shows every partition of `topics` with a leader;
+    return the names still short of that when `timeout_s` is up (the worker goes on: such a
+    topic joins its subscription at a later metadata refresh, by a rebalance).
+
+    Under KRaft, CreateTopics answers once the controller has the topic; a broker serves it in
+    its metadata only when it has applied the controller's records, a moment later. A consumer
+    asking in that moment is told the topic does not exist, which is what creating the topics
+    first is meant to prevent."""
+    wanted = {t.name: t.num_partitions for t in topics}
+    deadline = clock() + timeout_s
+    delay = 0.01
+    while True:
+        try:
+            described = admin.describe_topics(list(wanted))
+        except KafkaError:
+            described = []
+        for topic in described:
+            partitions = topic.get("partitions") or ()
+            count = wanted.get(topic["name"])
+            if topic.get("error_code") == TopicAuthorizationFailedError.errno:
+                wanted.pop(topic["name"], None)  # not for this principal to see: not waited on
+            elif (count is not None and topic.get("error_code") == 0 and partitions
+                    and (count < 0 or len(partitions) == count)
+                    and all(p.get("leader_id", -1) >= 0 for p in partitions)):
+                del wanted[topic["name"]]
+        if not wanted or clock() >= deadline:
+            return sorted(wanted)
+        sleep(delay)
+        delay = min(delay * 2, 0.5)
 
 
 def _segment_drift(configs: TopicConfigs, settings: Settings) -> str | None:

@@ -1,11 +1,14 @@
 """What the app asks Kafka for when it creates its topics (adapters/topics.py): every topic the
-worker uses, its internal ones included, with the replication the settings give."""
+worker uses, its internal ones included, with the replication the settings give, and the wait
+until the broker's metadata shows them led.
 
 from __future__ import annotations
 
+from kafka.admin import NewTopic
+
 from streams.adapters.faust_settings import faust_app_kwargs
 from streams.adapters.settings import Settings
-from streams.adapters.topics import topic_specs
+from streams.adapters.topics import await_led, topic_specs
 
 
 def specs(**env: str) -> dict[str, tuple[int, int, dict[str, str]]]:
@@ -52,3 +55,56 @@ def test_faust_is_given_the_same_replication_for_anything_it_would_create():
     # unset, the broker decides (-1), which Faust's setting refuses: it gets its own default
     kwargs = faust_app_kwargs(Settings.from_env({}))
     assert faust.App("t", **kwargs).conf.topic_replication_factor == 1
+
+
+class _LaggingMetadata:
+    """A broker's metadata answers as KRaft gives them right after CreateTopics: the topic
+    unknown, then known with partitions still leaderless, then led (kafka-python's dicts)."""
+
+    def __init__(self, answers: list[tuple[int, list[int]]]) -> None:
+        self.answers = answers  # per call: (error_code, each partition's leader_id)
+        self.calls = 0
+
+    def describe_topics(self, names: list[str]) -> list[dict[str, object]]:
+        error, leaders = self.answers[min(self.calls, len(self.answers) - 1)]
+        self.calls += 1
+        return [{"name": name, "error_code": error,
+                 "partitions": [{"partition_index": i, "leader_id": leader}
+                                for i, leader in enumerate(leaders)]} for name in names]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_created_topics_are_waited_on_until_every_partition_has_a_leader():
+    metadata = _LaggingMetadata([(3, []), (0, [1, -1]), (0, [1])])  # unknown, 1 of 2 led, ...
+    clock = _Clock()
+    topic = NewTopic("t", 2, 1)
+    assert await_led(metadata, [topic], 10, clock, clock.sleep) == ["t"]  # never 2 led
+    metadata = _LaggingMetadata([(3, []), (5, []), (0, [1, -1]), (0, [1, 1])])
+    assert await_led(metadata, [topic], 10, clock, clock.sleep) == []
+    assert metadata.calls == 4
+
+
+def test_the_wait_for_metadata_gives_up_at_its_deadline_and_names_the_topic():
+    metadata = _LaggingMetadata([(3, [])])
+    clock = _Clock()
+    assert await_led(metadata, [NewTopic("a", 1, 1), NewTopic("b", 1, 1)], 10, clock,
+                     clock.sleep) == ["a", "b"]
+    assert 10 <= clock.now < 11  # backed off, not spun: a handful of describes
+    assert metadata.calls < 30
+
+
+def test_a_topic_the_principal_may_not_describe_is_not_waited_on():
+    metadata = _LaggingMetadata([(29, [])])  # TOPIC_AUTHORIZATION_FAILED
+    clock = _Clock()
+    assert await_led(metadata, [NewTopic("t", 1, 1)], 10, clock, clock.sleep) == []
+    assert clock.now == 0
