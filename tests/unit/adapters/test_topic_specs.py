@@ -1,6 +1,6 @@
 """What the app asks Kafka for when it creates its topics (adapters/topics.py): every topic the
 worker uses, its internal ones included, with the replication the settings give, and the wait
-until the broker's metadata shows them led.
+until the broker's metadata shows them led."""
 
 from __future__ import annotations
 
