@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
+from streams.adapters.topics import await_led
 from streams.tools import broker
 
 
@@ -31,8 +32,12 @@ def bench_kafka(echo: Callable[[str], None] = print) -> Iterator[str]:
 
 
 def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+    """Create the topics and wait until the broker's metadata shows them led (a producer
+    that asks before then is answered NOT_LEADER_OR_FOLLOWER and retries)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    specs = [NewTopic(name, partitions, 1) for name in names]
     try:
-        admin.create_topics([NewTopic(name, partitions, 1) for name in names])
+        admin.create_topics(specs)
+        await_led(admin, specs)
     finally:
         admin.close()
