@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from streams.adapters.topics import await_led
+from streams.adapters.topics import wait_for_leaders
 from streams.tools import broker
 
 
@@ -38,6 +38,6 @@ def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
     specs = [NewTopic(name, partitions, 1) for name in names]
     try:
         admin.create_topics(specs)
-        await_led(admin, specs)
+        wait_for_leaders(admin, specs)
     finally:
         admin.close()

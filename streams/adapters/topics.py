@@ -203,7 +203,7 @@ def _create_missing(admin: KafkaAdminClient, settings: Settings,
                     f"{settings.bootstrap_servers})") from None
             except InvalidReplicationFactorError:
                 raise KafkaRefused(_too_few_brokers(admin, settings)) from None
-        unled = await_led(admin, missing)
+        unled = wait_for_leaders(admin, missing)
     return [t.name for t in missing], unled
 
 
@@ -219,7 +219,7 @@ def _unled_warning(unled: list[str], settings: Settings) -> str | None:
 METADATA_WAIT_S = 10.0
 
 
-def await_led(admin: KafkaAdminClient, topics: list[NewTopic],
+def wait_for_leaders(admin: KafkaAdminClient, topics: list[NewTopic],
               timeout_s: float = METADATA_WAIT_S,
               clock: Callable[[], float] = time.monotonic,
               sleep: Callable[[float], None] = time.sleep) -> list[str]:

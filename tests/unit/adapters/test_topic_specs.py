@@ -8,7 +8,7 @@ from kafka.admin import NewTopic
 
 from streams.adapters.faust_settings import faust_app_kwargs
 from streams.adapters.settings import Settings
-from streams.adapters.topics import await_led, topic_specs
+from streams.adapters.topics import wait_for_leaders, topic_specs
 
 
 def specs(**env: str) -> dict[str, tuple[int, int, dict[str, str]]]:
@@ -88,16 +88,16 @@ def test_created_topics_are_waited_on_until_every_partition_has_a_leader():
     metadata = _LaggingMetadata([(3, []), (0, [1, -1]), (0, [1])])  # unknown, 1 of 2 led, ...
     clock = _Clock()
     topic = NewTopic("t", 2, 1)
-    assert await_led(metadata, [topic], 10, clock, clock.sleep) == ["t"]  # never 2 led
+    assert wait_for_leaders(metadata, [topic], 10, clock, clock.sleep) == ["t"]  # never 2 led
     metadata = _LaggingMetadata([(3, []), (5, []), (0, [1, -1]), (0, [1, 1])])
-    assert await_led(metadata, [topic], 10, clock, clock.sleep) == []
+    assert wait_for_leaders(metadata, [topic], 10, clock, clock.sleep) == []
     assert metadata.calls == 4
 
 
 def test_the_wait_for_metadata_gives_up_at_its_deadline_and_names_the_topic():
     metadata = _LaggingMetadata([(3, [])])
     clock = _Clock()
-    assert await_led(metadata, [NewTopic("a", 1, 1), NewTopic("b", 1, 1)], 10, clock,
+    assert wait_for_leaders(metadata, [NewTopic("a", 1, 1), NewTopic("b", 1, 1)], 10, clock,
                      clock.sleep) == ["a", "b"]
     assert 10 <= clock.now < 11  # backed off, not spun: a handful of describes
     assert metadata.calls < 30
@@ -106,5 +106,5 @@ def test_the_wait_for_metadata_gives_up_at_its_deadline_and_names_the_topic():
 def test_a_topic_the_principal_may_not_describe_is_not_waited_on():
     metadata = _LaggingMetadata([(29, [])])  # TOPIC_AUTHORIZATION_FAILED
     clock = _Clock()
-    assert await_led(metadata, [NewTopic("t", 1, 1)], 10, clock, clock.sleep) == []
+    assert wait_for_leaders(metadata, [NewTopic("t", 1, 1)], 10, clock, clock.sleep) == []
     assert clock.now == 0
