@@ -15,7 +15,8 @@ from streams.adapters.topics import wait_for_leaders
 def create_topics(bootstrap: str, names: list[str], partitions: int = 1,
                   config: dict[str, str] | None = None, timeout_s: float = 10.0) -> None:
     """Create the topics and wait until the broker's metadata shows them led, as the worker
-    does (adapters/topics.wait_for_leaders): until then the broker answers for them as for no topic."""
+    does (adapters/topics.wait_for_leaders): until then the broker answers for them as for no
+    topic."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     specs = [NewTopic(n, partitions, 1, topic_configs=config or {}) for n in names]
     try:

@@ -8,7 +8,7 @@ from kafka.admin import NewTopic
 
 from streams.adapters.faust_settings import faust_app_kwargs
 from streams.adapters.settings import Settings
-from streams.adapters.topics import wait_for_leaders, topic_specs
+from streams.adapters.topics import topic_specs, wait_for_leaders
 
 
 def specs(**env: str) -> dict[str, tuple[int, int, dict[str, str]]]:
