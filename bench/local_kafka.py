@@ -32,8 +32,10 @@ def bench_kafka(echo: Callable[[str], None] = print) -> Iterator[str]:
 
 
 def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
-    """Create the topics and wait until the broker's metadata shows them led (a producer
-    that asks before then is answered NOT_LEADER_OR_FOLLOWER and retries)."""
+    """Create the topics and wait until the broker's metadata shows them led, as the worker
+    does. A producer's first requests can still be answered NOT_LEADER_OR_FOLLOWER for a
+    moment after that (the broker applies the leadership to its partitions after its
+    metadata), and aiokafka retries them."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     specs = [NewTopic(name, partitions, 1) for name in names]
     try:
