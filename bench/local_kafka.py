@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from streams.adapters.topics import wait_for_leaders
+from streams.adapters.topics import create_led
 from streams.tools import broker
 
 
@@ -39,7 +39,6 @@ def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     specs = [NewTopic(name, partitions, 1) for name in names]
     try:
-        admin.create_topics(specs)
-        wait_for_leaders(admin, specs)
+        create_led(admin, specs)
     finally:
         admin.close()

@@ -186,25 +186,36 @@ def ensure_topic(settings: Settings, name: str) -> bool:
         admin.close()
 
 
+#: How long a created topic may take to appear, led, in the broker's metadata.
+METADATA_WAIT_S = 10.0
+
+
 def _create_missing(admin: KafkaAdminClient, settings: Settings,
                     specs: list[NewTopic] | None = None) -> tuple[list[str], list[str]]:
     """The topics created, and those of them the broker's metadata did not show led in time."""
     existing = set(admin.list_topics())
     missing = [t for t in specs or topic_specs(settings) if t.name not in existing]
-    unled: list[str] = []
-    if missing:
-        with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
-            try:
-                admin.create_topics(missing)
-            except TopicAuthorizationFailedError:
-                raise KafkaRefused(
-                    f"not authorized: principal {_who(settings)} may not create topic(s) "
-                    f"{', '.join(t.name for t in missing)} (TOPIC_AUTHORIZATION_FAILED at "
-                    f"{settings.bootstrap_servers})") from None
-            except InvalidReplicationFactorError:
-                raise KafkaRefused(_too_few_brokers(admin, settings)) from None
-        unled = wait_for_leaders(admin, missing)
+    if not missing:
+        return [], []
+    try:
+        unled = create_led(admin, missing)
+    except TopicAuthorizationFailedError:
+        raise KafkaRefused(
+            f"not authorized: principal {_who(settings)} may not create topic(s) "
+            f"{', '.join(t.name for t in missing)} (TOPIC_AUTHORIZATION_FAILED at "
+            f"{settings.bootstrap_servers})") from None
+    except InvalidReplicationFactorError:
+        raise KafkaRefused(_too_few_brokers(admin, settings)) from None
     return [t.name for t in missing], unled
+
+
+def create_led(admin: KafkaAdminClient, topics: list[NewTopic],
+               timeout_s: float = METADATA_WAIT_S) -> list[str]:
+    """Create `topics` (any that exists meanwhile, made by another worker or tool, is left as it
+    is) and wait_for_leaders; return the names not led in time."""
+    with contextlib.suppress(TopicAlreadyExistsError):
+        admin.create_topics(topics)
+    return wait_for_leaders(admin, topics, timeout_s)
 
 
 def _unled_warning(unled: list[str], settings: Settings) -> str | None:
@@ -215,14 +226,10 @@ def _unled_warning(unled: list[str], settings: Settings) -> str | None:
             "worker subscribes to them when its consumer's metadata shows them (a rebalance)")
 
 
-#: How long a created topic may take to appear, led, in the broker's metadata.
-METADATA_WAIT_S = 10.0
-
-
 def wait_for_leaders(admin: KafkaAdminClient, topics: list[NewTopic],
-              timeout_s: float = METADATA_WAIT_S,
-              clock: Callable[[], float] = time.monotonic,
-              sleep: Callable[[float], None] = time.sleep) -> list[str]:
+                     timeout_s: float = METADATA_WAIT_S,
+                     clock: Callable[[], float] = time.monotonic,
+                     sleep: Callable[[float], None] = time.sleep) -> list[str]:
     """Wait until the broker's metadata shows every partition of `topics` with a leader;
     return the names still short of that when `timeout_s` is up (the worker goes on: such a
     topic joins its subscription at a later metadata refresh, by a rebalance).

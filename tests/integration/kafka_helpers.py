@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
 
-from streams.adapters.topics import wait_for_leaders
+from streams.adapters.topics import create_led
 
 
 def create_topics(bootstrap: str, names: list[str], partitions: int = 1,
                   config: dict[str, str] | None = None, timeout_s: float = 10.0) -> None:
     """Create the topics and wait until the broker's metadata shows them led, as the worker
-    does (adapters/topics.wait_for_leaders): until then the broker answers for them as for no
+    does (adapters/topics.create_led): until then the broker answers for them as for no
     topic."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     specs = [NewTopic(n, partitions, 1, topic_configs=config or {}) for n in names]
     try:
-        with contextlib.suppress(TopicAlreadyExistsError):
-            admin.create_topics(specs)
-        unled = wait_for_leaders(admin, specs, timeout_s)
+        unled = create_led(admin, specs, timeout_s)
         assert not unled, f"{unled} not led {timeout_s} s after creation"
     finally:
         admin.close()
