@@ -1,9 +1,21 @@
-"""Publishes many records with one await: one aiokafka batch per (topic, partition).
+"""Publishes many records with one await: one record batch per (topic, partition), and one
+produce request per broker for all of them.
 
 Faust's per-message send path costs far more per record than appending to a batch, and would
 make publishing, not the stage logic, the worker's bottleneck (bench/README.md). Keys are
 partitioned with aiokafka's DefaultPartitioner (murmur2, as Java and kafka-python), so a lead's
 records land where any other producer would put them.
+
+The batches are built by aiokafka's C record builder and sent on the connections of Faust's
+aiokafka producer, but not through its accumulator and sender task: those cost about 30 µs of
+Python per partition batch (a MessageBatch, futures, `shield`, the sender's wake-ups), and a
+worker at a steady 5,000 events/s flushes about 24 partition batches a cycle, a hundred cycles
+a second, so that was a third of the cost of a cycle, and its latency (bench/README.md). What
+the producer's own path gives is kept: acks and request timeout as the producer is set, the
+retriable errors retried after its backoff with fresh metadata, a partition's batches sent in
+order, one request at a time. Its producer is not idempotent (Faust's is not, outside
+transactions), so, as with aiokafka's own retries, a retried batch may be written twice: the
+commit protocol's records are idempotent to read (a state, a change with its id).
 """
 
 from __future__ import annotations
@@ -11,9 +23,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Collection
+from time import monotonic
 from typing import Any
 
+from aiokafka import errors as Errors
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.protocol.produce import ProduceRequest
+from aiokafka.structs import TopicPartition
 from murmurhash2 import murmurhash2
 
 log = logging.getLogger(__name__)
@@ -69,6 +85,10 @@ class BatchSender:
         """Learn the partition counts of the topics (once)."""
         if self._producer is None:
             self._producer = self._get_producer()
+            if self._producer._txn_manager is not None:
+                raise RuntimeError("BatchSender writes its own produce requests, without an "
+                                   "idempotent producer's sequence numbers: its producer must "
+                                   "be neither idempotent nor transactional")
         client = self._producer.client
         for topic in topics:
             if topic not in self._partitions:
@@ -133,29 +153,118 @@ class BatchSender:
             self._hashes = {}
         if not batches:
             return {}
-        futures = []
-        for (topic, partition), batch, count in batches:
-            # what BatchBuilder.append would have counted: the producer reads it for the
-            # batch's record count (idempotent sequence numbers, empty batches)
-            batch._relative_offset = count
-            futures.append(await self._producer.send_batch(batch, topic, partition=partition))
-        results = await asyncio.gather(*futures, return_exceptions=True)
+        # the producer's client refreshes the metadata only of the topics it was asked for
+        await self.prepare(list({topic for (topic, _), _, _ in batches}))
+        # Kafka takes one record batch per partition in a produce request: a partition with
+        # more (a commit larger than the batch size) sends them in order, one request round each
+        rounds: list[dict[tuple[str, int], tuple[Any, int]]] = [{}]
+        for tp, batch, count in batches:
+            for pending in rounds:
+                if tp not in pending:
+                    break
+            else:
+                pending = {}
+                rounds.append(pending)
+            pending[tp] = (batch._builder, count)
         last: dict[tuple[str, int], int] = {}
         failures: list[str] = []
-        for ((topic, partition), _, count), meta in zip(batches, results, strict=True):
-            if isinstance(meta, BaseException):
-                if topic in tolerate:
-                    log.critical("Kafka refused %d record(s) for %s[%d], which are skipped: "
-                                 "%s: %s", count, topic, partition, type(meta).__name__, meta)
-                    if dropped is not None:
-                        dropped(topic, partition, count, meta)
+        refused: set[tuple[str, int]] = set()
+        sending = _built(rounds[0])
+        for number in range(len(rounds)):
+            if number + 1 < len(rounds):
+                # the next round's batches are built (their CRCs computed) meanwhile
+                answering = asyncio.ensure_future(self._produce(sending))
+                built_next = _built(rounds[number + 1])
+                answers = await answering
+            else:
+                answers = await self._produce(sending)
+            for (topic, partition), answer in answers.items():
+                count = sending[(topic, partition)][1]
+                if isinstance(answer, BaseException):
+                    refused.add((topic, partition))
+                    if topic in tolerate:
+                        log.critical("Kafka refused %d record(s) for %s[%d], which are "
+                                     "skipped: %s: %s", count, topic, partition,
+                                     type(answer).__name__, answer)
+                        if dropped is not None:
+                            dropped(topic, partition, count, answer)
+                        continue
+                    failures.append(f"{count} record(s) to {topic}[{partition}]: "
+                                    f"{type(answer).__name__}: {answer}")
                     continue
-                failures.append(f"{count} record(s) to {topic}[{partition}]: "
-                                f"{type(meta).__name__}: {meta}")
-                continue
-            end = meta.offset + count - 1
-            if end > last.get((topic, partition), -1):
-                last[(topic, partition)] = end
+                last[(topic, partition)] = answer + count - 1
+            if number + 1 < len(rounds):
+                # never a partition's later batch without its earlier one
+                sending = {tp: b for tp, b in built_next.items() if tp not in refused}
         if failures:
             raise KafkaWriteError("Kafka did not acknowledge " + "; ".join(failures))
         return last
+
+    async def _produce(self, pending: dict[tuple[str, int], tuple[bytes, int]]
+                       ) -> dict[tuple[str, int], int | BaseException]:
+        """One produce request per leader for the batches (one per partition); retried as
+        aiokafka's sender retries (retriable errors, after its backoff, with fresh metadata
+        where the error says it is stale) until the producer's request timeout. Returns each
+        partition's base offset, or the error that refused its batch."""
+        producer = self._producer
+        client = producer.client
+        deadline = monotonic() + producer._request_timeout_ms / 1000
+        answers: dict[tuple[str, int], int | BaseException] = {}
+        while True:
+            by_node: dict[int, dict[str, list[tuple[int, bytes]]]] = {}
+            unacknowledged: dict[tuple[str, int], Errors.KafkaError] = {}
+            for tp, (data, _) in pending.items():
+                node = client.cluster.leader_for_partition(TopicPartition(*tp))
+                if node is None or node < 0:
+                    unacknowledged[tp] = Errors.LeaderNotAvailableError()
+                    continue
+                by_node.setdefault(node, {}).setdefault(tp[0], []).append((tp[1], data))
+            replies = await asyncio.gather(*[
+                client.send(node, ProduceRequest(None, producer._sender._acks,
+                                                 producer._request_timeout_ms,
+                                                 list(topics.items())))
+                for node, topics in by_node.items()], return_exceptions=True)
+            for topics, reply in zip(by_node.values(), replies, strict=True):
+                if isinstance(reply, BaseException):
+                    if not isinstance(reply, Errors.KafkaError):
+                        raise reply
+                    for topic, partitions in topics.items():
+                        for partition, _ in partitions:
+                            unacknowledged[(topic, partition)] = reply
+                    continue
+                unanswered = {(topic, partition) for topic, partitions in topics.items()
+                              for partition, _ in partitions}
+                for topic, partitions in reply.topics:
+                    for info in partitions:
+                        tp = (topic, info[0])
+                        if tp not in unanswered:
+                            continue  # not asked for, or named twice
+                        unanswered.discard(tp)
+                        if not info[1]:
+                            answers[tp] = info[2]  # the batch's base offset
+                        else:
+                            unacknowledged[tp] = Errors.for_code(info[1])()
+                for tp in unanswered:
+                    unacknowledged[tp] = Errors.KafkaError("the produce response did not name it")
+            pending = {tp: pending[tp] for tp, error in unacknowledged.items() if error.retriable}
+            for tp, error in unacknowledged.items():
+                if tp not in pending:
+                    answers[tp] = error
+            if not pending:
+                return answers
+            if monotonic() >= deadline:
+                for tp in pending:
+                    answers[tp] = unacknowledged[tp]
+                return answers
+            why = sorted({str(e) or type(e).__name__ for e in unacknowledged.values()})
+            log.warning("retrying %d batch(es) Kafka has not acknowledged: %s", len(pending),
+                        "; ".join(why))
+            if any(getattr(unacknowledged[tp], "invalid_metadata", False) for tp in pending):
+                client.force_metadata_update()
+            await asyncio.sleep(producer._sender._retry_backoff)
+            await client._maybe_wait_metadata()
+
+
+def _built(pending: dict[tuple[str, int], tuple[Any, int]]
+           ) -> dict[tuple[str, int], tuple[bytes, int]]:
+    return {tp: (builder.build(), count) for tp, (builder, count) in pending.items()}
