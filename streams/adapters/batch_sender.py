@@ -7,15 +7,16 @@ partitioned with aiokafka's DefaultPartitioner (murmur2, as Java and kafka-pytho
 records land where any other producer would put them.
 
 The batches are built by aiokafka's C record builder and sent on the connections of Faust's
-aiokafka producer, but not through its accumulator and sender task: those cost about 30 µs of
-Python per partition batch (a MessageBatch, futures, `shield`, the sender's wake-ups), and a
-worker at a steady 5,000 events/s flushes about 24 partition batches a cycle, a hundred cycles
-a second, so that was a third of the cost of a cycle, and its latency (bench/README.md). What
-the producer's own path gives is kept: acks and request timeout as the producer is set, the
-retriable errors retried after its backoff with fresh metadata, a partition's batches sent in
-order, one request at a time. Its producer is not idempotent (Faust's is not, outside
-transactions), so, as with aiokafka's own retries, a retried batch may be written twice: the
-commit protocol's records are idempotent to read (a state, a change with its id).
+aiokafka producer, but not through its accumulator and sender task, whose Python per partition
+batch (a MessageBatch, futures, `shield`, the sender's wake-ups) is paid for every partition a
+commit writes, at every commit: at a steady rate a worker commits small batches back to back,
+and that cost set how long each took, and so the latency (bench/README.md, "One produce request
+per broker"). What the producer's own path gives is kept: acks and request timeout as the
+producer is set, the retriable errors retried after its backoff with fresh metadata, a
+partition's batches sent in order, one request at a time. Its producer is not idempotent
+(Faust's is not, outside transactions), so, as with aiokafka's own retries, a retried batch may
+be written twice; the commit protocol's records read the same twice (a state, a change with its
+id).
 """
 
 from __future__ import annotations
