@@ -90,6 +90,9 @@ class BatchSender:
                 raise RuntimeError("BatchSender writes its own produce requests, without an "
                                    "idempotent producer's sequence numbers: its producer must "
                                    "be neither idempotent nor transactional")
+            if self._producer._sender._acks == 0:
+                raise RuntimeError("BatchSender returns what Kafka acknowledged: its producer "
+                                   "must ask for acknowledgements (acks 1 or all, not 0)")
         client = self._producer.client
         for topic in topics:
             if topic not in self._partitions:

@@ -313,6 +313,13 @@ def test_an_idempotent_producer_is_refused():
         asyncio.run(BatchSender(lambda: producer).prepare(["t"]))
 
 
+def test_a_producer_that_asks_for_no_acknowledgements_is_refused():
+    # with acks=0 Kafka answers nothing, and the commit protocol needs to know what it wrote
+    producer = Producer(broker_leading(), _sender=Sender(_acks=0))
+    with pytest.raises(RuntimeError, match="acks 1 or all"):
+        asyncio.run(BatchSender(lambda: producer).prepare(["t"]))
+
+
 def test_a_record_larger_than_a_batch_goes_in_a_batch_of_its_own():
     # as with Kafka's producers: the batch size bounds what is added to a batch, and the
     # broker's message size limit what it takes
