@@ -73,9 +73,9 @@ class BatchSender:
         self._get_producer = producer  # returns the started aiokafka.AIOKafkaProducer
         self._producer: Any = None
         self._partitioner = DefaultPartitioner()
-        #: the open batch of each (topic, partition)
+        #: the open batch of each (topic, partition): aiokafka's C record batch builder
         self._batches: dict[tuple[str, int], Any] = {}
-        #: closed batches: ((topic, partition), batch, records)
+        #: closed batches: ((topic, partition), builder, records)
         self._full: list[tuple[tuple[str, int], Any, int]] = []
         self._counts: dict[tuple[str, int], int] = {}
         self._partitions: dict[str, list[int]] = {}
@@ -117,8 +117,9 @@ class BatchSender:
             else:
                 partition = self.partition_for(topic, key)
         tp = (topic, partition)
-        batch = self._batches.get(tp)
-        builder = self._new_builder(tp) if batch is None else batch._builder
+        builder = self._batches.get(tp)
+        if builder is None:
+            builder = self._new_builder(tp)
         count = self._counts[tp]
         # straight to the batch's C builder, our count as its offset delta: aiokafka's
         # BatchBuilder.append wraps it in Python that serializes with no serializer set and
@@ -141,7 +142,7 @@ class BatchSender:
         if batch._key_serializer is not None or batch._value_serializer is not None:
             raise RuntimeError("BatchSender appends bytes as they are: its producer must have "
                                "no key or value serializer")
-        self._batches[tp] = batch
+        self._batches[tp] = batch._builder
         self._counts[tp] = 0
         return batch._builder
 
@@ -162,14 +163,14 @@ class BatchSender:
         # Kafka takes one record batch per partition in a produce request: a partition with
         # more (a commit larger than the batch size) sends them in order, one request round each
         rounds: list[dict[tuple[str, int], tuple[Any, int]]] = [{}]
-        for tp, batch, count in batches:
+        for tp, builder, count in batches:
             for pending in rounds:
                 if tp not in pending:
                     break
             else:
                 pending = {}
                 rounds.append(pending)
-            pending[tp] = (batch._builder, count)
+            pending[tp] = (builder, count)
         last: dict[tuple[str, int], int] = {}
         failures: list[str] = []
         refused: set[tuple[str, int]] = set()
