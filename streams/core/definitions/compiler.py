@@ -391,8 +391,13 @@ class CompiledDefinitions:
 
     def format_facts(self, facts: tuple[Any, ...]) -> dict[str, str]:
         """Every fact's and property's value, as change events and lookups show them."""
-        shown = {}  # a loop, not a comprehension: no function call per change
-        for (name, formatted), v in zip(self._formatters, facts, strict=True):
+        formatters = self._formatters
+        if len(facts) != len(formatters):
+            raise ValueError(f"{len(facts)} values for {len(formatters)} facts and properties")
+        # a loop, not a comprehension (no function call per change), and not zip(strict=True):
+        # compiled, its keyword call alone cost more than the interpreted loop
+        shown = {}
+        for (name, formatted), v in zip(formatters, facts):
             shown[name] = "none" if v is None else formatted(v)
         return shown
 
