@@ -136,12 +136,12 @@ class LeadState(msgspec.Struct, array_like=True, tag=FORMAT, dict=True):
 def _pack(change: dict[str, Any]) -> bytes:
     """A change as the outbox and last_change keep it (None for a field an older version did
     not write)."""
-    return _encode(list(map(change.get, CHANGE_FIELDS)))
+    return _encode([change.get(name) for name in CHANGE_FIELDS])
 
 
 def _brief(change: dict[str, Any]) -> bytes:
     """A change as recent_packed keeps it (None for a field an older version did not write)."""
-    return _encode(list(map(change.get, BRIEF_FIELDS)))
+    return _encode([change.get(name) for name in BRIEF_FIELDS])
 
 
 def dumps(state: LeadState) -> bytes:
