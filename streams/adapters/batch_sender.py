@@ -125,15 +125,14 @@ class BatchSender:
         # BatchBuilder.append wraps it in Python that serializes with no serializer set and
         # checks a closed flag that nothing sets before `flush`, and took more time than the
         # builder itself (bench/README.md)
-        if builder.append(count, None, key=key, value=value,
-                          headers=headers or _NO_HEADERS) is None:
+        # positional: a compiled call with keywords builds a dict for them, per record
+        if builder.append(count, None, key, value, headers or _NO_HEADERS) is None:
             self._full.append((tp, self._batches.pop(tp), count))
             builder = self._new_builder(tp)
             count = 0
             # aiokafka's builder takes any record into an empty batch, as Kafka's producers
             # do (the broker's size limit decides); this guards a builder that would not
-            if builder.append(0, None, key=key, value=value,
-                              headers=headers or _NO_HEADERS) is None:
+            if builder.append(0, None, key, value, headers or _NO_HEADERS) is None:
                 raise ValueError(f"a record for {topic} is larger than a whole batch")
         self._counts[tp] = count + 1
 

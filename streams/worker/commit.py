@@ -223,9 +223,10 @@ class CommitProtocol:
         # Step 1: the states (with their outboxes) are durable before anything is published.
         unsent, self._unsent_watermarks = self._unsent_watermarks, {}
         for partition, watermark in unsent.items():
-            sender.add(changelog, WATERMARK_KEY, watermark, partition=partition)
+            sender.add(changelog, WATERMARK_KEY, watermark, None, partition)
         for b in built:
-            sender.add(changelog, b.key, b.value, partition=b.partition)
+            # positional (headers None): compiled, a call with keywords builds a dict per state
+            sender.add(changelog, b.key, b.value, None, b.partition)
         written = await sender.flush(tolerate, self._dropped)
         store.put_local_many(((b.partition, b.lead_id, b.value) for b in built),
                              {p: offset for (topic, p), offset in written.items()
