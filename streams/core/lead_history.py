@@ -108,7 +108,9 @@ class LeadHistory(msgspec.Struct, array_like=True, dict=True):
 
     def take_trimmed(self) -> tuple[str, ...]:
         """The bounds hit since the last call (TRIM_*), forgotten once taken."""
-        parts: tuple[str, ...] = self.__dict__.pop("trimmed", ())
+        parts: tuple[str, ...] = self.trimmed  # the instance's, else the class's ()
+        if parts:  # nearly never: reading __dict__ would make one for every history
+            del self.__dict__["trimmed"]
         return parts
 
     @property
