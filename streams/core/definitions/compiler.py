@@ -397,7 +397,7 @@ class CompiledDefinitions:
         # a loop, not a comprehension (no function call per change), and not zip(strict=True):
         # compiled, its keyword call alone cost more than the interpreted loop
         shown = {}
-        for (name, formatted), v in zip(formatters, facts):
+        for (name, formatted), v in zip(formatters, facts):  # noqa: B905 (checked above)
             shown[name] = "none" if v is None else formatted(v)
         return shown
 
