@@ -68,20 +68,39 @@ _INDEX_LIMIT = 1 << 62
 #: passes it as such), positions are indexes, lengths and counts 64-bit, a byte an int.
 _LONG = "cython.longlong"
 _LOCALS = (("data", "bytes"), ("pos", "cython.Py_ssize_t"), ("end", "cython.Py_ssize_t"),
-           ("b", "cython.int"), ("_size", _LONG))
+           ("b", "cython.int"), ("_size", _LONG), ("u", "cython.ulonglong"),
+           ("w", "cython.ulonglong"), ("s", "cython.int"), ("z", _LONG))
 
 
 class _Codegen(SourceWriter):
+    def varint(self, indent: int, target: str) -> None:
+        """The rest of a varint whose first byte `b` had its high bit set, into `target`: the
+        loop of _varint written out, so a multi-byte value (every timestamp) costs no call and no
+        tuple. Compiled, `u` and `w` are unsigned and `z` signed 64-bit C integers, as there."""
+        self.emit(indent, "u = b & 0x7F; s = 7")
+        self.emit(indent, "while True:")
+        self.emit(indent + 1, "w = data[pos]; pos += 1")
+        self.emit(indent + 1, "if s == 63 and w & 0x7E and not w & 0x80: "
+                              "raise _Error('a varint beyond 64 bits')")
+        self.emit(indent + 1, "u |= (w & 0x7F) << s")
+        self.emit(indent + 1, "if not w & 0x80: break")
+        self.emit(indent + 1, "s += 7")
+        self.emit(indent + 1, "if s > 63: raise _Error('a varint longer than 10 bytes')")
+        self.emit(indent, "z = (u >> 1) ^ -(u & 1)")
+        self.emit(indent, f"{target} = z")
+
     def long(self, indent: int, target: str) -> None:
-        """Read a zig-zag varint into `target` (the one-byte case inline)."""
+        """Read a zig-zag varint into `target` (the one-byte case first)."""
         self.emit(indent, "b = data[pos]; pos += 1")
-        self.emit(indent, f"if b & 0x80: {target}, pos = _varint(data, pos, b)")
+        self.emit(indent, "if b & 0x80:")
+        self.varint(indent + 1, target)
         self.emit(indent, f"else: {target} = (b >> 1) ^ -(b & 1)")
 
     def length(self, indent: int, target: str) -> None:
         """A length: a one-byte one needs only its sign bit tested and a shift."""
         self.emit(indent, "b = data[pos]; pos += 1")
-        self.emit(indent, f"if b & 0x80: {target}, pos = _varint(data, pos, b)")
+        self.emit(indent, "if b & 0x80:")
+        self.varint(indent + 1, target)
         self.emit(indent, "elif b & 1: raise _Error('a length outside the body')")
         self.emit(indent, f"else: {target} = b >> 1")
         # not `pos + length > end`: compiled, a length near 2**63 would wrap the sum

@@ -5,6 +5,338 @@ from typing import Any, Callable
 
 import cython
 
+def _00ca2045aca467853571(ns):
+    _Error = ns['_Error']
+    _encoded_index = ns['_encoded_index']
+    _unpack = ns['_unpack']
+    _varint = ns['_varint']
+    @cython.locals(_size=cython.longlong, b=cython.int, data=bytes, end=cython.Py_ssize_t, n2=cython.longlong, n3=cython.longlong, pos=cython.Py_ssize_t, r1=dict, s=cython.int, u=cython.ulonglong, w=cython.ulonglong, z=cython.longlong)
+    def decode(data, pos):
+        end = len(data)
+        r1 = {}
+        b = data[pos]; pos += 1
+        if b & 0x80:
+            u = b & 0x7F; s = 7
+            while True:
+                w = data[pos]; pos += 1
+                if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                u |= (w & 0x7F) << s
+                if not w & 0x80: break
+                s += 7
+                if s > 63: raise _Error('a varint longer than 10 bytes')
+            z = (u >> 1) ^ -(u & 1)
+            n2 = z
+        elif b & 1: raise _Error('a length outside the body')
+        else: n2 = b >> 1
+        if n2 < 0 or n2 > end - pos: raise _Error('a length outside the body')
+        r1['lead_id'] = data[pos:pos + n2].decode(); pos += n2
+        b = data[pos]; pos += 1
+        if b & 0x80:
+            u = b & 0x7F; s = 7
+            while True:
+                w = data[pos]; pos += 1
+                if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                u |= (w & 0x7F) << s
+                if not w & 0x80: break
+                s += 7
+                if s > 63: raise _Error('a varint longer than 10 bytes')
+            z = (u >> 1) ^ -(u & 1)
+            n3 = z
+        elif b & 1: raise _Error('a length outside the body')
+        else: n3 = b >> 1
+        if n3 < 0 or n3 > end - pos: raise _Error('a length outside the body')
+        r1['stage'] = data[pos:pos + n3].decode(); pos += n3
+        b = data[pos]; pos += 1
+        if b & 0x80:
+            u = b & 0x7F; s = 7
+            while True:
+                w = data[pos]; pos += 1
+                if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                u |= (w & 0x7F) << s
+                if not w & 0x80: break
+                s += 7
+                if s > 63: raise _Error('a varint longer than 10 bytes')
+            z = (u >> 1) ^ -(u & 1)
+            r1['since'] = z
+        else: r1['since'] = (b >> 1) ^ -(b & 1)
+        b = data[pos]; pos += 1
+        if b & 0x80:
+            u = b & 0x7F; s = 7
+            while True:
+                w = data[pos]; pos += 1
+                if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                u |= (w & 0x7F) << s
+                if not w & 0x80: break
+                s += 7
+                if s > 63: raise _Error('a varint longer than 10 bytes')
+            z = (u >> 1) ^ -(u & 1)
+            r1['sequence'] = z
+        else: r1['sequence'] = (b >> 1) ^ -(b & 1)
+        b = data[pos]; pos += 1
+        if b & 0x80:
+            u = b & 0x7F; s = 7
+            while True:
+                w = data[pos]; pos += 1
+                if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                u |= (w & 0x7F) << s
+                if not w & 0x80: break
+                s += 7
+                if s > 63: raise _Error('a varint longer than 10 bytes')
+            z = (u >> 1) ^ -(u & 1)
+            r1['definitions_version'] = z
+        else: r1['definitions_version'] = (b >> 1) ^ -(b & 1)
+        value = r1
+        if pos > end: raise _Error('a length outside the body')
+        return value, pos
+    return decode
+
+def _027d008d01231d273378(ns):
+    _Error = ns['_Error']
+    _encoded_index = ns['_encoded_index']
+    _unpack = ns['_unpack']
+    _varint = ns['_varint']
+    symbols8 = ns['symbols8']
+    @cython.locals(_size=cython.longlong, b=cython.int, c15=cython.longlong, data=bytes, end=cython.Py_ssize_t, i11=cython.longlong, i4=cython.longlong, i6=cython.longlong, i9=cython.longlong, j16=cython.longlong, m14=dict, n12=cython.longlong, n13=cython.longlong, n18=cython.longlong, n2=cython.longlong, n20=cython.longlong, n3=cython.longlong, n5=cython.longlong, n7=cython.longlong, pos=cython.Py_ssize_t, r1=dict, s=cython.int, u=cython.ulonglong, w=cython.ulonglong, z=cython.longlong)
+    def decode(data, pos):
+        end = len(data)
+        r1 = {}
+        b = data[pos]; pos += 1
+        if b & 0x80:
+            u = b & 0x7F; s = 7
+            while True:
+                w = data[pos]; pos += 1
+                if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                u |= (w & 0x7F) << s
+                if not w & 0x80: break
+                s += 7
+                if s > 63: raise _Error('a varint longer than 10 bytes')
+            z = (u >> 1) ^ -(u & 1)
+            n2 = z
+        elif b & 1: raise _Error('a length outside the body')
+        else: n2 = b >> 1
+        if n2 < 0 or n2 > end - pos: raise _Error('a length outside the body')
+        r1['event_id'] = data[pos:pos + n2].decode(); pos += n2
+        b = data[pos]; pos += 1
+        if b & 0x80:
+            u = b & 0x7F; s = 7
+            while True:
+                w = data[pos]; pos += 1
+                if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                u |= (w & 0x7F) << s
+                if not w & 0x80: break
+                s += 7
+                if s > 63: raise _Error('a varint longer than 10 bytes')
+            z = (u >> 1) ^ -(u & 1)
+            n3 = z
+        elif b & 1: raise _Error('a length outside the body')
+        else: n3 = b >> 1
+        if n3 < 0 or n3 > end - pos: raise _Error('a length outside the body')
+        r1['lead_id'] = data[pos:pos + n3].decode(); pos += n3
+        b = data[pos]; pos += 1
+        if b & 0x80:
+            u = b & 0x7F; s = 7
+            while True:
+                w = data[pos]; pos += 1
+                if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                u |= (w & 0x7F) << s
+                if not w & 0x80: break
+                s += 7
+                if s > 63: raise _Error('a varint longer than 10 bytes')
+            z = (u >> 1) ^ -(u & 1)
+            r1['sequence'] = z
+        else: r1['sequence'] = (b >> 1) ^ -(b & 1)
+        b = data[pos]; pos += 1
+        if b & 0x80: i4, pos = _encoded_index(data, pos, b)
+        else: i4 = b
+        if i4 == 0:
+            r1['previous_stage'] = None
+        elif i4 == 2:
+            b = data[pos]; pos += 1
+            if b & 0x80:
+                u = b & 0x7F; s = 7
+                while True:
+                    w = data[pos]; pos += 1
+                    if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                    u |= (w & 0x7F) << s
+                    if not w & 0x80: break
+                    s += 7
+                    if s > 63: raise _Error('a varint longer than 10 bytes')
+                z = (u >> 1) ^ -(u & 1)
+                n5 = z
+            elif b & 1: raise _Error('a length outside the body')
+            else: n5 = b >> 1
+            if n5 < 0 or n5 > end - pos: raise _Error('a length outside the body')
+            r1['previous_stage'] = data[pos:pos + n5].decode(); pos += n5
+        else:
+            raise _Error('a union index out of range')
+        b = data[pos]; pos += 1
+        if b & 0x80: i6, pos = _encoded_index(data, pos, b)
+        else: i6 = b
+        if i6 == 0:
+            r1['stage'] = None
+        elif i6 == 2:
+            b = data[pos]; pos += 1
+            if b & 0x80:
+                u = b & 0x7F; s = 7
+                while True:
+                    w = data[pos]; pos += 1
+                    if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                    u |= (w & 0x7F) << s
+                    if not w & 0x80: break
+                    s += 7
+                    if s > 63: raise _Error('a varint longer than 10 bytes')
+                z = (u >> 1) ^ -(u & 1)
+                n7 = z
+            elif b & 1: raise _Error('a length outside the body')
+            else: n7 = b >> 1
+            if n7 < 0 or n7 > end - pos: raise _Error('a length outside the body')
+            r1['stage'] = data[pos:pos + n7].decode(); pos += n7
+        else:
+            raise _Error('a union index out of range')
+        b = data[pos]; pos += 1
+        if b & 0x80:
+            u = b & 0x7F; s = 7
+            while True:
+                w = data[pos]; pos += 1
+                if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                u |= (w & 0x7F) << s
+                if not w & 0x80: break
+                s += 7
+                if s > 63: raise _Error('a varint longer than 10 bytes')
+            z = (u >> 1) ^ -(u & 1)
+            r1['changed_at'] = z
+        else: r1['changed_at'] = (b >> 1) ^ -(b & 1)
+        b = data[pos]; pos += 1
+        if b & 0x80: i9, pos = _encoded_index(data, pos, b)
+        else: i9 = b
+        e10 = symbols8[i9] if i9 < 6 else None
+        if e10 is None: raise _Error('an enum index out of range')
+        r1['cause'] = e10
+        b = data[pos]; pos += 1
+        if b & 0x80: i11, pos = _encoded_index(data, pos, b)
+        else: i11 = b
+        if i11 == 0:
+            r1['cause_event_id'] = None
+        elif i11 == 2:
+            b = data[pos]; pos += 1
+            if b & 0x80:
+                u = b & 0x7F; s = 7
+                while True:
+                    w = data[pos]; pos += 1
+                    if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                    u |= (w & 0x7F) << s
+                    if not w & 0x80: break
+                    s += 7
+                    if s > 63: raise _Error('a varint longer than 10 bytes')
+                z = (u >> 1) ^ -(u & 1)
+                n12 = z
+            elif b & 1: raise _Error('a length outside the body')
+            else: n12 = b >> 1
+            if n12 < 0 or n12 > end - pos: raise _Error('a length outside the body')
+            r1['cause_event_id'] = data[pos:pos + n12].decode(); pos += n12
+        else:
+            raise _Error('a union index out of range')
+        b = data[pos]; pos += 1
+        if b & 0x80:
+            u = b & 0x7F; s = 7
+            while True:
+                w = data[pos]; pos += 1
+                if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                u |= (w & 0x7F) << s
+                if not w & 0x80: break
+                s += 7
+                if s > 63: raise _Error('a varint longer than 10 bytes')
+            z = (u >> 1) ^ -(u & 1)
+            r1['definitions_version'] = z
+        else: r1['definitions_version'] = (b >> 1) ^ -(b & 1)
+        b = data[pos]; pos += 1
+        if b & 0x80:
+            u = b & 0x7F; s = 7
+            while True:
+                w = data[pos]; pos += 1
+                if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                u |= (w & 0x7F) << s
+                if not w & 0x80: break
+                s += 7
+                if s > 63: raise _Error('a varint longer than 10 bytes')
+            z = (u >> 1) ^ -(u & 1)
+            n13 = z
+        elif b & 1: raise _Error('a length outside the body')
+        else: n13 = b >> 1
+        if n13 < 0 or n13 > end - pos: raise _Error('a length outside the body')
+        r1['reason'] = data[pos:pos + n13].decode(); pos += n13
+        m14 = {}
+        while True:
+            b = data[pos]; pos += 1
+            if b & 0x80:
+                u = b & 0x7F; s = 7
+                while True:
+                    w = data[pos]; pos += 1
+                    if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                    u |= (w & 0x7F) << s
+                    if not w & 0x80: break
+                    s += 7
+                    if s > 63: raise _Error('a varint longer than 10 bytes')
+                z = (u >> 1) ^ -(u & 1)
+                c15 = z
+            else: c15 = (b >> 1) ^ -(b & 1)
+            if not c15: break
+            if c15 < 0:
+                c15 = -c15
+                b = data[pos]; pos += 1
+                if b & 0x80:
+                    u = b & 0x7F; s = 7
+                    while True:
+                        w = data[pos]; pos += 1
+                        if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                        u |= (w & 0x7F) << s
+                        if not w & 0x80: break
+                        s += 7
+                        if s > 63: raise _Error('a varint longer than 10 bytes')
+                    z = (u >> 1) ^ -(u & 1)
+                    _size = z
+                else: _size = (b >> 1) ^ -(b & 1)
+            if c15 < 0 or c15 > end - pos: raise _Error('a block longer than the body')
+            for j16 in range(c15):
+                b = data[pos]; pos += 1
+                if b & 0x80:
+                    u = b & 0x7F; s = 7
+                    while True:
+                        w = data[pos]; pos += 1
+                        if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                        u |= (w & 0x7F) << s
+                        if not w & 0x80: break
+                        s += 7
+                        if s > 63: raise _Error('a varint longer than 10 bytes')
+                    z = (u >> 1) ^ -(u & 1)
+                    n18 = z
+                elif b & 1: raise _Error('a length outside the body')
+                else: n18 = b >> 1
+                if n18 < 0 or n18 > end - pos: raise _Error('a length outside the body')
+                k17 = data[pos:pos + n18].decode(); pos += n18
+                b = data[pos]; pos += 1
+                if b & 0x80:
+                    u = b & 0x7F; s = 7
+                    while True:
+                        w = data[pos]; pos += 1
+                        if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                        u |= (w & 0x7F) << s
+                        if not w & 0x80: break
+                        s += 7
+                        if s > 63: raise _Error('a varint longer than 10 bytes')
+                    z = (u >> 1) ^ -(u & 1)
+                    n20 = z
+                elif b & 1: raise _Error('a length outside the body')
+                else: n20 = b >> 1
+                if n20 < 0 or n20 > end - pos: raise _Error('a length outside the body')
+                v19 = data[pos:pos + n20].decode(); pos += n20
+                m14[k17] = v19
+        r1['facts'] = m14
+        value = r1
+        if pos > end: raise _Error('a length outside the body')
+        return value, pos
+    return decode
+
 def _211b373c7b54bb675003(ns):
     _LENGTHS = ns['_LENGTHS']
     _int = ns['_int']
@@ -34,123 +366,6 @@ def _211b373c7b54bb675003(ns):
         parts.append(_LENGTHS[f12] if 0 <= f12 < 64 else _int(f12))
         return b''.join(parts)
     return encode
-
-def _4336da9e805a1c60cbad(ns):
-    _Error = ns['_Error']
-    _encoded_index = ns['_encoded_index']
-    _unpack = ns['_unpack']
-    _varint = ns['_varint']
-    symbols8 = ns['symbols8']
-    @cython.locals(_size=cython.longlong, b=cython.int, c15=cython.longlong, data=bytes, end=cython.Py_ssize_t, i11=cython.longlong, i4=cython.longlong, i6=cython.longlong, i9=cython.longlong, j16=cython.longlong, m14=dict, n12=cython.longlong, n13=cython.longlong, n18=cython.longlong, n2=cython.longlong, n20=cython.longlong, n3=cython.longlong, n5=cython.longlong, n7=cython.longlong, pos=cython.Py_ssize_t, r1=dict)
-    def decode(data, pos):
-        end = len(data)
-        r1 = {}
-        b = data[pos]; pos += 1
-        if b & 0x80: n2, pos = _varint(data, pos, b)
-        elif b & 1: raise _Error('a length outside the body')
-        else: n2 = b >> 1
-        if n2 < 0 or n2 > end - pos: raise _Error('a length outside the body')
-        r1['event_id'] = data[pos:pos + n2].decode(); pos += n2
-        b = data[pos]; pos += 1
-        if b & 0x80: n3, pos = _varint(data, pos, b)
-        elif b & 1: raise _Error('a length outside the body')
-        else: n3 = b >> 1
-        if n3 < 0 or n3 > end - pos: raise _Error('a length outside the body')
-        r1['lead_id'] = data[pos:pos + n3].decode(); pos += n3
-        b = data[pos]; pos += 1
-        if b & 0x80: r1['sequence'], pos = _varint(data, pos, b)
-        else: r1['sequence'] = (b >> 1) ^ -(b & 1)
-        b = data[pos]; pos += 1
-        if b & 0x80: i4, pos = _encoded_index(data, pos, b)
-        else: i4 = b
-        if i4 == 0:
-            r1['previous_stage'] = None
-        elif i4 == 2:
-            b = data[pos]; pos += 1
-            if b & 0x80: n5, pos = _varint(data, pos, b)
-            elif b & 1: raise _Error('a length outside the body')
-            else: n5 = b >> 1
-            if n5 < 0 or n5 > end - pos: raise _Error('a length outside the body')
-            r1['previous_stage'] = data[pos:pos + n5].decode(); pos += n5
-        else:
-            raise _Error('a union index out of range')
-        b = data[pos]; pos += 1
-        if b & 0x80: i6, pos = _encoded_index(data, pos, b)
-        else: i6 = b
-        if i6 == 0:
-            r1['stage'] = None
-        elif i6 == 2:
-            b = data[pos]; pos += 1
-            if b & 0x80: n7, pos = _varint(data, pos, b)
-            elif b & 1: raise _Error('a length outside the body')
-            else: n7 = b >> 1
-            if n7 < 0 or n7 > end - pos: raise _Error('a length outside the body')
-            r1['stage'] = data[pos:pos + n7].decode(); pos += n7
-        else:
-            raise _Error('a union index out of range')
-        b = data[pos]; pos += 1
-        if b & 0x80: r1['changed_at'], pos = _varint(data, pos, b)
-        else: r1['changed_at'] = (b >> 1) ^ -(b & 1)
-        b = data[pos]; pos += 1
-        if b & 0x80: i9, pos = _encoded_index(data, pos, b)
-        else: i9 = b
-        e10 = symbols8[i9] if i9 < 6 else None
-        if e10 is None: raise _Error('an enum index out of range')
-        r1['cause'] = e10
-        b = data[pos]; pos += 1
-        if b & 0x80: i11, pos = _encoded_index(data, pos, b)
-        else: i11 = b
-        if i11 == 0:
-            r1['cause_event_id'] = None
-        elif i11 == 2:
-            b = data[pos]; pos += 1
-            if b & 0x80: n12, pos = _varint(data, pos, b)
-            elif b & 1: raise _Error('a length outside the body')
-            else: n12 = b >> 1
-            if n12 < 0 or n12 > end - pos: raise _Error('a length outside the body')
-            r1['cause_event_id'] = data[pos:pos + n12].decode(); pos += n12
-        else:
-            raise _Error('a union index out of range')
-        b = data[pos]; pos += 1
-        if b & 0x80: r1['definitions_version'], pos = _varint(data, pos, b)
-        else: r1['definitions_version'] = (b >> 1) ^ -(b & 1)
-        b = data[pos]; pos += 1
-        if b & 0x80: n13, pos = _varint(data, pos, b)
-        elif b & 1: raise _Error('a length outside the body')
-        else: n13 = b >> 1
-        if n13 < 0 or n13 > end - pos: raise _Error('a length outside the body')
-        r1['reason'] = data[pos:pos + n13].decode(); pos += n13
-        m14 = {}
-        while True:
-            b = data[pos]; pos += 1
-            if b & 0x80: c15, pos = _varint(data, pos, b)
-            else: c15 = (b >> 1) ^ -(b & 1)
-            if not c15: break
-            if c15 < 0:
-                c15 = -c15
-                b = data[pos]; pos += 1
-                if b & 0x80: _size, pos = _varint(data, pos, b)
-                else: _size = (b >> 1) ^ -(b & 1)
-            if c15 < 0 or c15 > end - pos: raise _Error('a block longer than the body')
-            for j16 in range(c15):
-                b = data[pos]; pos += 1
-                if b & 0x80: n18, pos = _varint(data, pos, b)
-                elif b & 1: raise _Error('a length outside the body')
-                else: n18 = b >> 1
-                if n18 < 0 or n18 > end - pos: raise _Error('a length outside the body')
-                k17 = data[pos:pos + n18].decode(); pos += n18
-                b = data[pos]; pos += 1
-                if b & 0x80: n20, pos = _varint(data, pos, b)
-                elif b & 1: raise _Error('a length outside the body')
-                else: n20 = b >> 1
-                if n20 < 0 or n20 > end - pos: raise _Error('a length outside the body')
-                v19 = data[pos:pos + n20].decode(); pos += n20
-                m14[k17] = v19
-        r1['facts'] = m14
-        value = r1
-        if pos > end: raise _Error('a length outside the body')
-        return value, pos
-    return decode
 
 def _95a36984ee07cc05ad7d(ns):
     _LENGTHS = ns['_LENGTHS']
@@ -259,6 +474,264 @@ def _95a36984ee07cc05ad7d(ns):
         return b''.join(parts)
     return encode
 
+def _96ce0aa6df2c3f345c2c(ns):
+    _Error = ns['_Error']
+    _encoded_index = ns['_encoded_index']
+    _unpack = ns['_unpack']
+    _varint = ns['_varint']
+    symbols15 = ns['symbols15']
+    symbols4 = ns['symbols4']
+    symbols7 = ns['symbols7']
+    @cython.locals(_size=cython.longlong, b=cython.int, c23=cython.longlong, data=bytes, end=cython.Py_ssize_t, i10=cython.longlong, i11=cython.longlong, i12=cython.longlong, i14=cython.longlong, i16=cython.longlong, i18=cython.longlong, i20=cython.longlong, i5=cython.longlong, i8=cython.longlong, j24=cython.longlong, m22=dict, n13=cython.longlong, n19=cython.longlong, n2=cython.longlong, n21=cython.longlong, n26=cython.longlong, n28=cython.longlong, n3=cython.longlong, pos=cython.Py_ssize_t, r1=dict, s=cython.int, u=cython.ulonglong, w=cython.ulonglong, z=cython.longlong)
+    def decode(data, pos):
+        end = len(data)
+        r1 = {}
+        b = data[pos]; pos += 1
+        if b & 0x80:
+            u = b & 0x7F; s = 7
+            while True:
+                w = data[pos]; pos += 1
+                if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                u |= (w & 0x7F) << s
+                if not w & 0x80: break
+                s += 7
+                if s > 63: raise _Error('a varint longer than 10 bytes')
+            z = (u >> 1) ^ -(u & 1)
+            n2 = z
+        elif b & 1: raise _Error('a length outside the body')
+        else: n2 = b >> 1
+        if n2 < 0 or n2 > end - pos: raise _Error('a length outside the body')
+        r1['event_id'] = data[pos:pos + n2].decode(); pos += n2
+        b = data[pos]; pos += 1
+        if b & 0x80:
+            u = b & 0x7F; s = 7
+            while True:
+                w = data[pos]; pos += 1
+                if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                u |= (w & 0x7F) << s
+                if not w & 0x80: break
+                s += 7
+                if s > 63: raise _Error('a varint longer than 10 bytes')
+            z = (u >> 1) ^ -(u & 1)
+            n3 = z
+        elif b & 1: raise _Error('a length outside the body')
+        else: n3 = b >> 1
+        if n3 < 0 or n3 > end - pos: raise _Error('a length outside the body')
+        r1['lead_id'] = data[pos:pos + n3].decode(); pos += n3
+        b = data[pos]; pos += 1
+        if b & 0x80:
+            u = b & 0x7F; s = 7
+            while True:
+                w = data[pos]; pos += 1
+                if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                u |= (w & 0x7F) << s
+                if not w & 0x80: break
+                s += 7
+                if s > 63: raise _Error('a varint longer than 10 bytes')
+            z = (u >> 1) ^ -(u & 1)
+            r1['occurred_at'] = z
+        else: r1['occurred_at'] = (b >> 1) ^ -(b & 1)
+        b = data[pos]; pos += 1
+        if b & 0x80: i5, pos = _encoded_index(data, pos, b)
+        else: i5 = b
+        e6 = symbols4[i5] if i5 < 6 else None
+        if e6 is None: raise _Error('an enum index out of range')
+        r1['source'] = e6
+        b = data[pos]; pos += 1
+        if b & 0x80: i8, pos = _encoded_index(data, pos, b)
+        else: i8 = b
+        e9 = symbols7[i8] if i8 < 36 else None
+        if e9 is None: raise _Error('an enum index out of range')
+        r1['activity'] = e9
+        b = data[pos]; pos += 1
+        if b & 0x80: i10, pos = _encoded_index(data, pos, b)
+        else: i10 = b
+        if i10 == 0:
+            r1['decision_by'] = None
+        elif i10 == 2:
+            b = data[pos]; pos += 1
+            if b & 0x80:
+                u = b & 0x7F; s = 7
+                while True:
+                    w = data[pos]; pos += 1
+                    if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                    u |= (w & 0x7F) << s
+                    if not w & 0x80: break
+                    s += 7
+                    if s > 63: raise _Error('a varint longer than 10 bytes')
+                z = (u >> 1) ^ -(u & 1)
+                r1['decision_by'] = z
+            else: r1['decision_by'] = (b >> 1) ^ -(b & 1)
+        else:
+            raise _Error('a union index out of range')
+        b = data[pos]; pos += 1
+        if b & 0x80: i11, pos = _encoded_index(data, pos, b)
+        else: i11 = b
+        if i11 == 0:
+            r1['amount'] = None
+        elif i11 == 2:
+            if pos + 8 > end: raise _Error('a number past the body')
+            r1['amount'] = _unpack('<d', data, pos)[0]; pos += 8
+        else:
+            raise _Error('a union index out of range')
+        b = data[pos]; pos += 1
+        if b & 0x80: i12, pos = _encoded_index(data, pos, b)
+        else: i12 = b
+        if i12 == 0:
+            r1['currency'] = None
+        elif i12 == 2:
+            b = data[pos]; pos += 1
+            if b & 0x80:
+                u = b & 0x7F; s = 7
+                while True:
+                    w = data[pos]; pos += 1
+                    if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                    u |= (w & 0x7F) << s
+                    if not w & 0x80: break
+                    s += 7
+                    if s > 63: raise _Error('a varint longer than 10 bytes')
+                z = (u >> 1) ^ -(u & 1)
+                n13 = z
+            elif b & 1: raise _Error('a length outside the body')
+            else: n13 = b >> 1
+            if n13 < 0 or n13 > end - pos: raise _Error('a length outside the body')
+            r1['currency'] = data[pos:pos + n13].decode(); pos += n13
+        else:
+            raise _Error('a union index out of range')
+        b = data[pos]; pos += 1
+        if b & 0x80: i14, pos = _encoded_index(data, pos, b)
+        else: i14 = b
+        if i14 == 0:
+            r1['team'] = None
+        elif i14 == 2:
+            b = data[pos]; pos += 1
+            if b & 0x80: i16, pos = _encoded_index(data, pos, b)
+            else: i16 = b
+            e17 = symbols15[i16] if i16 < 4 else None
+            if e17 is None: raise _Error('an enum index out of range')
+            r1['team'] = e17
+        else:
+            raise _Error('a union index out of range')
+        b = data[pos]; pos += 1
+        if b & 0x80: i18, pos = _encoded_index(data, pos, b)
+        else: i18 = b
+        if i18 == 0:
+            r1['assessed_stage'] = None
+        elif i18 == 2:
+            b = data[pos]; pos += 1
+            if b & 0x80:
+                u = b & 0x7F; s = 7
+                while True:
+                    w = data[pos]; pos += 1
+                    if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                    u |= (w & 0x7F) << s
+                    if not w & 0x80: break
+                    s += 7
+                    if s > 63: raise _Error('a varint longer than 10 bytes')
+                z = (u >> 1) ^ -(u & 1)
+                n19 = z
+            elif b & 1: raise _Error('a length outside the body')
+            else: n19 = b >> 1
+            if n19 < 0 or n19 > end - pos: raise _Error('a length outside the body')
+            r1['assessed_stage'] = data[pos:pos + n19].decode(); pos += n19
+        else:
+            raise _Error('a union index out of range')
+        b = data[pos]; pos += 1
+        if b & 0x80: i20, pos = _encoded_index(data, pos, b)
+        else: i20 = b
+        if i20 == 0:
+            r1['reason'] = None
+        elif i20 == 2:
+            b = data[pos]; pos += 1
+            if b & 0x80:
+                u = b & 0x7F; s = 7
+                while True:
+                    w = data[pos]; pos += 1
+                    if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                    u |= (w & 0x7F) << s
+                    if not w & 0x80: break
+                    s += 7
+                    if s > 63: raise _Error('a varint longer than 10 bytes')
+                z = (u >> 1) ^ -(u & 1)
+                n21 = z
+            elif b & 1: raise _Error('a length outside the body')
+            else: n21 = b >> 1
+            if n21 < 0 or n21 > end - pos: raise _Error('a length outside the body')
+            r1['reason'] = data[pos:pos + n21].decode(); pos += n21
+        else:
+            raise _Error('a union index out of range')
+        m22 = {}
+        while True:
+            b = data[pos]; pos += 1
+            if b & 0x80:
+                u = b & 0x7F; s = 7
+                while True:
+                    w = data[pos]; pos += 1
+                    if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                    u |= (w & 0x7F) << s
+                    if not w & 0x80: break
+                    s += 7
+                    if s > 63: raise _Error('a varint longer than 10 bytes')
+                z = (u >> 1) ^ -(u & 1)
+                c23 = z
+            else: c23 = (b >> 1) ^ -(b & 1)
+            if not c23: break
+            if c23 < 0:
+                c23 = -c23
+                b = data[pos]; pos += 1
+                if b & 0x80:
+                    u = b & 0x7F; s = 7
+                    while True:
+                        w = data[pos]; pos += 1
+                        if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                        u |= (w & 0x7F) << s
+                        if not w & 0x80: break
+                        s += 7
+                        if s > 63: raise _Error('a varint longer than 10 bytes')
+                    z = (u >> 1) ^ -(u & 1)
+                    _size = z
+                else: _size = (b >> 1) ^ -(b & 1)
+            if c23 < 0 or c23 > end - pos: raise _Error('a block longer than the body')
+            for j24 in range(c23):
+                b = data[pos]; pos += 1
+                if b & 0x80:
+                    u = b & 0x7F; s = 7
+                    while True:
+                        w = data[pos]; pos += 1
+                        if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                        u |= (w & 0x7F) << s
+                        if not w & 0x80: break
+                        s += 7
+                        if s > 63: raise _Error('a varint longer than 10 bytes')
+                    z = (u >> 1) ^ -(u & 1)
+                    n26 = z
+                elif b & 1: raise _Error('a length outside the body')
+                else: n26 = b >> 1
+                if n26 < 0 or n26 > end - pos: raise _Error('a length outside the body')
+                k25 = data[pos:pos + n26].decode(); pos += n26
+                b = data[pos]; pos += 1
+                if b & 0x80:
+                    u = b & 0x7F; s = 7
+                    while True:
+                        w = data[pos]; pos += 1
+                        if s == 63 and w & 0x7E and not w & 0x80: raise _Error('a varint beyond 64 bits')
+                        u |= (w & 0x7F) << s
+                        if not w & 0x80: break
+                        s += 7
+                        if s > 63: raise _Error('a varint longer than 10 bytes')
+                    z = (u >> 1) ^ -(u & 1)
+                    n28 = z
+                elif b & 1: raise _Error('a length outside the body')
+                else: n28 = b >> 1
+                if n28 < 0 or n28 > end - pos: raise _Error('a length outside the body')
+                v27 = data[pos:pos + n28].decode(); pos += n28
+                m22[k25] = v27
+        r1['attributes'] = m22
+        value = r1
+        if pos > end: raise _Error('a length outside the body')
+        return value, pos
+    return decode
+
 def _c87837a4ec0e63389f73(ns):
     _LENGTHS = ns['_LENGTHS']
     _int = ns['_int']
@@ -348,194 +821,11 @@ def _c87837a4ec0e63389f73(ns):
         return b''.join(parts)
     return encode
 
-def _cbf9ed48325ee7144bfa(ns):
-    _Error = ns['_Error']
-    _encoded_index = ns['_encoded_index']
-    _unpack = ns['_unpack']
-    _varint = ns['_varint']
-    @cython.locals(_size=cython.longlong, b=cython.int, data=bytes, end=cython.Py_ssize_t, n2=cython.longlong, n3=cython.longlong, pos=cython.Py_ssize_t, r1=dict)
-    def decode(data, pos):
-        end = len(data)
-        r1 = {}
-        b = data[pos]; pos += 1
-        if b & 0x80: n2, pos = _varint(data, pos, b)
-        elif b & 1: raise _Error('a length outside the body')
-        else: n2 = b >> 1
-        if n2 < 0 or n2 > end - pos: raise _Error('a length outside the body')
-        r1['lead_id'] = data[pos:pos + n2].decode(); pos += n2
-        b = data[pos]; pos += 1
-        if b & 0x80: n3, pos = _varint(data, pos, b)
-        elif b & 1: raise _Error('a length outside the body')
-        else: n3 = b >> 1
-        if n3 < 0 or n3 > end - pos: raise _Error('a length outside the body')
-        r1['stage'] = data[pos:pos + n3].decode(); pos += n3
-        b = data[pos]; pos += 1
-        if b & 0x80: r1['since'], pos = _varint(data, pos, b)
-        else: r1['since'] = (b >> 1) ^ -(b & 1)
-        b = data[pos]; pos += 1
-        if b & 0x80: r1['sequence'], pos = _varint(data, pos, b)
-        else: r1['sequence'] = (b >> 1) ^ -(b & 1)
-        b = data[pos]; pos += 1
-        if b & 0x80: r1['definitions_version'], pos = _varint(data, pos, b)
-        else: r1['definitions_version'] = (b >> 1) ^ -(b & 1)
-        value = r1
-        if pos > end: raise _Error('a length outside the body')
-        return value, pos
-    return decode
-
-def _f326612e5fc311124ba0(ns):
-    _Error = ns['_Error']
-    _encoded_index = ns['_encoded_index']
-    _unpack = ns['_unpack']
-    _varint = ns['_varint']
-    symbols15 = ns['symbols15']
-    symbols4 = ns['symbols4']
-    symbols7 = ns['symbols7']
-    @cython.locals(_size=cython.longlong, b=cython.int, c23=cython.longlong, data=bytes, end=cython.Py_ssize_t, i10=cython.longlong, i11=cython.longlong, i12=cython.longlong, i14=cython.longlong, i16=cython.longlong, i18=cython.longlong, i20=cython.longlong, i5=cython.longlong, i8=cython.longlong, j24=cython.longlong, m22=dict, n13=cython.longlong, n19=cython.longlong, n2=cython.longlong, n21=cython.longlong, n26=cython.longlong, n28=cython.longlong, n3=cython.longlong, pos=cython.Py_ssize_t, r1=dict)
-    def decode(data, pos):
-        end = len(data)
-        r1 = {}
-        b = data[pos]; pos += 1
-        if b & 0x80: n2, pos = _varint(data, pos, b)
-        elif b & 1: raise _Error('a length outside the body')
-        else: n2 = b >> 1
-        if n2 < 0 or n2 > end - pos: raise _Error('a length outside the body')
-        r1['event_id'] = data[pos:pos + n2].decode(); pos += n2
-        b = data[pos]; pos += 1
-        if b & 0x80: n3, pos = _varint(data, pos, b)
-        elif b & 1: raise _Error('a length outside the body')
-        else: n3 = b >> 1
-        if n3 < 0 or n3 > end - pos: raise _Error('a length outside the body')
-        r1['lead_id'] = data[pos:pos + n3].decode(); pos += n3
-        b = data[pos]; pos += 1
-        if b & 0x80: r1['occurred_at'], pos = _varint(data, pos, b)
-        else: r1['occurred_at'] = (b >> 1) ^ -(b & 1)
-        b = data[pos]; pos += 1
-        if b & 0x80: i5, pos = _encoded_index(data, pos, b)
-        else: i5 = b
-        e6 = symbols4[i5] if i5 < 6 else None
-        if e6 is None: raise _Error('an enum index out of range')
-        r1['source'] = e6
-        b = data[pos]; pos += 1
-        if b & 0x80: i8, pos = _encoded_index(data, pos, b)
-        else: i8 = b
-        e9 = symbols7[i8] if i8 < 36 else None
-        if e9 is None: raise _Error('an enum index out of range')
-        r1['activity'] = e9
-        b = data[pos]; pos += 1
-        if b & 0x80: i10, pos = _encoded_index(data, pos, b)
-        else: i10 = b
-        if i10 == 0:
-            r1['decision_by'] = None
-        elif i10 == 2:
-            b = data[pos]; pos += 1
-            if b & 0x80: r1['decision_by'], pos = _varint(data, pos, b)
-            else: r1['decision_by'] = (b >> 1) ^ -(b & 1)
-        else:
-            raise _Error('a union index out of range')
-        b = data[pos]; pos += 1
-        if b & 0x80: i11, pos = _encoded_index(data, pos, b)
-        else: i11 = b
-        if i11 == 0:
-            r1['amount'] = None
-        elif i11 == 2:
-            if pos + 8 > end: raise _Error('a number past the body')
-            r1['amount'] = _unpack('<d', data, pos)[0]; pos += 8
-        else:
-            raise _Error('a union index out of range')
-        b = data[pos]; pos += 1
-        if b & 0x80: i12, pos = _encoded_index(data, pos, b)
-        else: i12 = b
-        if i12 == 0:
-            r1['currency'] = None
-        elif i12 == 2:
-            b = data[pos]; pos += 1
-            if b & 0x80: n13, pos = _varint(data, pos, b)
-            elif b & 1: raise _Error('a length outside the body')
-            else: n13 = b >> 1
-            if n13 < 0 or n13 > end - pos: raise _Error('a length outside the body')
-            r1['currency'] = data[pos:pos + n13].decode(); pos += n13
-        else:
-            raise _Error('a union index out of range')
-        b = data[pos]; pos += 1
-        if b & 0x80: i14, pos = _encoded_index(data, pos, b)
-        else: i14 = b
-        if i14 == 0:
-            r1['team'] = None
-        elif i14 == 2:
-            b = data[pos]; pos += 1
-            if b & 0x80: i16, pos = _encoded_index(data, pos, b)
-            else: i16 = b
-            e17 = symbols15[i16] if i16 < 4 else None
-            if e17 is None: raise _Error('an enum index out of range')
-            r1['team'] = e17
-        else:
-            raise _Error('a union index out of range')
-        b = data[pos]; pos += 1
-        if b & 0x80: i18, pos = _encoded_index(data, pos, b)
-        else: i18 = b
-        if i18 == 0:
-            r1['assessed_stage'] = None
-        elif i18 == 2:
-            b = data[pos]; pos += 1
-            if b & 0x80: n19, pos = _varint(data, pos, b)
-            elif b & 1: raise _Error('a length outside the body')
-            else: n19 = b >> 1
-            if n19 < 0 or n19 > end - pos: raise _Error('a length outside the body')
-            r1['assessed_stage'] = data[pos:pos + n19].decode(); pos += n19
-        else:
-            raise _Error('a union index out of range')
-        b = data[pos]; pos += 1
-        if b & 0x80: i20, pos = _encoded_index(data, pos, b)
-        else: i20 = b
-        if i20 == 0:
-            r1['reason'] = None
-        elif i20 == 2:
-            b = data[pos]; pos += 1
-            if b & 0x80: n21, pos = _varint(data, pos, b)
-            elif b & 1: raise _Error('a length outside the body')
-            else: n21 = b >> 1
-            if n21 < 0 or n21 > end - pos: raise _Error('a length outside the body')
-            r1['reason'] = data[pos:pos + n21].decode(); pos += n21
-        else:
-            raise _Error('a union index out of range')
-        m22 = {}
-        while True:
-            b = data[pos]; pos += 1
-            if b & 0x80: c23, pos = _varint(data, pos, b)
-            else: c23 = (b >> 1) ^ -(b & 1)
-            if not c23: break
-            if c23 < 0:
-                c23 = -c23
-                b = data[pos]; pos += 1
-                if b & 0x80: _size, pos = _varint(data, pos, b)
-                else: _size = (b >> 1) ^ -(b & 1)
-            if c23 < 0 or c23 > end - pos: raise _Error('a block longer than the body')
-            for j24 in range(c23):
-                b = data[pos]; pos += 1
-                if b & 0x80: n26, pos = _varint(data, pos, b)
-                elif b & 1: raise _Error('a length outside the body')
-                else: n26 = b >> 1
-                if n26 < 0 or n26 > end - pos: raise _Error('a length outside the body')
-                k25 = data[pos:pos + n26].decode(); pos += n26
-                b = data[pos]; pos += 1
-                if b & 0x80: n28, pos = _varint(data, pos, b)
-                elif b & 1: raise _Error('a length outside the body')
-                else: n28 = b >> 1
-                if n28 < 0 or n28 > end - pos: raise _Error('a length outside the body')
-                v27 = data[pos:pos + n28].decode(); pos += n28
-                m22[k25] = v27
-        r1['attributes'] = m22
-        value = r1
-        if pos > end: raise _Error('a length outside the body')
-        return value, pos
-    return decode
-
 FACTORIES: dict[str, Callable[[dict[str, Any]], Any]] = {
+    '00ca2045aca467853571': _00ca2045aca467853571,
+    '027d008d01231d273378': _027d008d01231d273378,
     '211b373c7b54bb675003': _211b373c7b54bb675003,
-    '4336da9e805a1c60cbad': _4336da9e805a1c60cbad,
     '95a36984ee07cc05ad7d': _95a36984ee07cc05ad7d,
+    '96ce0aa6df2c3f345c2c': _96ce0aa6df2c3f345c2c,
     'c87837a4ec0e63389f73': _c87837a4ec0e63389f73,
-    'cbf9ed48325ee7144bfa': _cbf9ed48325ee7144bfa,
-    'f326612e5fc311124ba0': _f326612e5fc311124ba0,
 }
