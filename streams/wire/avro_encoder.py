@@ -63,10 +63,21 @@ class _Codegen(SourceWriter):
         elif kind == "boolean":
             self.emit(indent, f"parts.append(b'\\x01' if {source} else b'\\x00')")
         elif kind in ("int", "long"):
-            # a small non-negative number (a sequence, a version) is one byte: no call; any
-            # other value, or one that is not a number, goes to the checks of _int and _long
-            self.emit(indent, f"parts.append(_LENGTHS[{source}] if 0 <= {source} < 64 "
-                              f"else _{kind}({source}))")
+            # a small non-negative number (a sequence, a version) is one byte; any other int in
+            # range (every timestamp) is _long's loop written out, with its C types, so it
+            # costs no call; anything else goes to the checks of _int and _long, which raise
+            x, v = self.var("x"), self.var("v", "cython.longlong")
+            z, out = self.var("z", "cython.ulonglong"), self.var("o", "bytearray")
+            low, high = (-(1 << 31), (1 << 31) - 1) if kind == "int" else (_MIN_LONG, _MAX_LONG)
+            self.emit(indent, f"{x} = {source}")
+            self.emit(indent, f"if 0 <= {x} < 64: parts.append(_LENGTHS[{x}])")
+            self.emit(indent, f"elif type({x}) is int and {low} <= {x} <= {high}:")
+            self.emit(indent + 1, f"{v} = {x}; {z} = ({v} << 1) ^ ({v} >> 63); "
+                                  f"{out} = bytearray()")
+            self.emit(indent + 1, f"while {z} >= 0x80: "
+                                  f"{out}.append(({z} & 0x7F) | 0x80); {z} >>= 7")
+            self.emit(indent + 1, f"{out}.append({z}); parts.append({out})")
+            self.emit(indent, f"else: parts.append(_{kind}({x}))")
         elif kind in ("float", "double"):
             packer = self.constant("pack", Struct("<f" if kind == "float" else "<d").pack)
             self.emit(indent, f"parts.append({packer}({source}))")
@@ -102,7 +113,8 @@ class _Codegen(SourceWriter):
             m, k, item = self.var("m"), self.var("k"), self.var("v")
             self.emit(indent, f"{m} = {source}")
             self.emit(indent, f"if {m}:")
-            self.emit(indent + 1, f"parts.append(_long(len({m})))")
+            self.emit(indent + 1, f"parts.append(_LENGTHS[len({m})] if len({m}) < 64 "
+                                  f"else _long(len({m})))")
             self.emit(indent + 1, f"for {k}, {item} in {m}.items():")
             self.value("string", indent + 2, k)
             self.value(schema["values"], indent + 2, item)
@@ -111,7 +123,8 @@ class _Codegen(SourceWriter):
             a, item = self.var("a"), self.var("v")
             self.emit(indent, f"{a} = {source}")
             self.emit(indent, f"if {a}:")
-            self.emit(indent + 1, f"parts.append(_long(len({a})))")
+            self.emit(indent + 1, f"parts.append(_LENGTHS[len({a})] if len({a}) < 64 "
+                                  f"else _long(len({a})))")
             self.emit(indent + 1, f"for {item} in {a}:")
             self.value(schema["items"], indent + 2, item)
             self.emit(indent, "parts.append(b'\\x00')")

@@ -337,11 +337,118 @@ def _027d008d01231d273378(ns):
         return value, pos
     return decode
 
-def _211b373c7b54bb675003(ns):
+def _04750cd713c550227818(ns):
     _LENGTHS = ns['_LENGTHS']
     _int = ns['_int']
     _long = ns['_long']
-    @cython.locals(d4=bytes, d8=bytes, n5=cython.Py_ssize_t, n9=cython.Py_ssize_t, parts=list, r1=dict, t3=str, t7=str)
+    default15 = ns['default15']
+    default21 = ns['default21']
+    default34 = ns['default34']
+    default49 = ns['default49']
+    symbols33 = ns['symbols33']
+    @cython.locals(d19=bytes, d25=bytes, d38=bytes, d4=bytes, d47=bytes, d55=bytes, d58=bytes, d8=bytes, n20=cython.Py_ssize_t, n26=cython.Py_ssize_t, n39=cython.Py_ssize_t, n48=cython.Py_ssize_t, n5=cython.Py_ssize_t, n56=cython.Py_ssize_t, n59=cython.Py_ssize_t, n9=cython.Py_ssize_t, o14=bytearray, o31=bytearray, o44=bytearray, parts=list, r1=dict, t18=str, t24=str, t3=str, t37=str, t46=str, t54=str, t57=str, t7=str, v12=cython.longlong, v29=cython.longlong, v42=cython.longlong, z13=cython.ulonglong, z30=cython.ulonglong, z43=cython.ulonglong)
+    def encode(datum):
+        parts = [b'\xc3\x01\x08V\x13\x1f\xdc\x803\xd8']
+        r1 = datum
+        if not isinstance(r1, dict): raise TypeError('expected a dict')
+        f2 = r1.get('event_id')
+        t3 = f2
+        if not isinstance(t3, str): raise TypeError('expected text')
+        d4 = t3.encode(); n5 = len(d4)
+        parts.append(_LENGTHS[n5] if n5 < 64 else _long(n5))
+        parts.append(d4)
+        f6 = r1.get('lead_id')
+        t7 = f6
+        if not isinstance(t7, str): raise TypeError('expected text')
+        d8 = t7.encode(); n9 = len(d8)
+        parts.append(_LENGTHS[n9] if n9 < 64 else _long(n9))
+        parts.append(d8)
+        f10 = r1.get('sequence')
+        x11 = f10
+        if 0 <= x11 < 64: parts.append(_LENGTHS[x11])
+        elif type(x11) is int and -9223372036854775808 <= x11 <= 9223372036854775807:
+            v12 = x11; z13 = (v12 << 1) ^ (v12 >> 63); o14 = bytearray()
+            while z13 >= 0x80: o14.append((z13 & 0x7F) | 0x80); z13 >>= 7
+            o14.append(z13); parts.append(o14)
+        else: parts.append(_long(x11))
+        f16 = r1.get('previous_stage', default15)
+        u17 = f16
+        if u17 is None: parts.append(b'\x00')
+        else:
+            parts.append(b'\x02')
+            t18 = u17
+            if not isinstance(t18, str): raise TypeError('expected text')
+            d19 = t18.encode(); n20 = len(d19)
+            parts.append(_LENGTHS[n20] if n20 < 64 else _long(n20))
+            parts.append(d19)
+        f22 = r1.get('stage', default21)
+        u23 = f22
+        if u23 is None: parts.append(b'\x00')
+        else:
+            parts.append(b'\x02')
+            t24 = u23
+            if not isinstance(t24, str): raise TypeError('expected text')
+            d25 = t24.encode(); n26 = len(d25)
+            parts.append(_LENGTHS[n26] if n26 < 64 else _long(n26))
+            parts.append(d25)
+        f27 = r1.get('changed_at')
+        x28 = f27
+        if 0 <= x28 < 64: parts.append(_LENGTHS[x28])
+        elif type(x28) is int and -9223372036854775808 <= x28 <= 9223372036854775807:
+            v29 = x28; z30 = (v29 << 1) ^ (v29 >> 63); o31 = bytearray()
+            while z30 >= 0x80: o31.append((z30 & 0x7F) | 0x80); z30 >>= 7
+            o31.append(z30); parts.append(o31)
+        else: parts.append(_long(x28))
+        f32 = r1.get('cause')
+        parts.append(symbols33[f32])
+        f35 = r1.get('cause_event_id', default34)
+        u36 = f35
+        if u36 is None: parts.append(b'\x00')
+        else:
+            parts.append(b'\x02')
+            t37 = u36
+            if not isinstance(t37, str): raise TypeError('expected text')
+            d38 = t37.encode(); n39 = len(d38)
+            parts.append(_LENGTHS[n39] if n39 < 64 else _long(n39))
+            parts.append(d38)
+        f40 = r1.get('definitions_version')
+        x41 = f40
+        if 0 <= x41 < 64: parts.append(_LENGTHS[x41])
+        elif type(x41) is int and -2147483648 <= x41 <= 2147483647:
+            v42 = x41; z43 = (v42 << 1) ^ (v42 >> 63); o44 = bytearray()
+            while z43 >= 0x80: o44.append((z43 & 0x7F) | 0x80); z43 >>= 7
+            o44.append(z43); parts.append(o44)
+        else: parts.append(_int(x41))
+        f45 = r1.get('reason')
+        t46 = f45
+        if not isinstance(t46, str): raise TypeError('expected text')
+        d47 = t46.encode(); n48 = len(d47)
+        parts.append(_LENGTHS[n48] if n48 < 64 else _long(n48))
+        parts.append(d47)
+        f50 = r1.get('facts', default49)
+        m51 = f50
+        if m51:
+            parts.append(_LENGTHS[len(m51)] if len(m51) < 64 else _long(len(m51)))
+            for k52, v53 in m51.items():
+                t54 = k52
+                if not isinstance(t54, str): raise TypeError('expected text')
+                d55 = t54.encode(); n56 = len(d55)
+                parts.append(_LENGTHS[n56] if n56 < 64 else _long(n56))
+                parts.append(d55)
+                t57 = v53
+                if not isinstance(t57, str): raise TypeError('expected text')
+                d58 = t57.encode(); n59 = len(d58)
+                parts.append(_LENGTHS[n59] if n59 < 64 else _long(n59))
+                parts.append(d58)
+        parts.append(b'\x00')
+        return b''.join(parts)
+    return encode
+
+def _5b92ca11735009d6cff4(ns):
+    _LENGTHS = ns['_LENGTHS']
+    _int = ns['_int']
+    _long = ns['_long']
+    @cython.locals(d4=bytes, d8=bytes, n5=cython.Py_ssize_t, n9=cython.Py_ssize_t, o14=bytearray, o19=bytearray, o24=bytearray, parts=list, r1=dict, t3=str, t7=str, v12=cython.longlong, v17=cython.longlong, v22=cython.longlong, z13=cython.ulonglong, z18=cython.ulonglong, z23=cython.ulonglong)
     def encode(datum):
         parts = [b'\xc3\x01\x9fs\xeb\xae\xee\xdd\xcb\x0e']
         r1 = datum
@@ -359,118 +466,29 @@ def _211b373c7b54bb675003(ns):
         parts.append(_LENGTHS[n9] if n9 < 64 else _long(n9))
         parts.append(d8)
         f10 = r1.get('since')
-        parts.append(_LENGTHS[f10] if 0 <= f10 < 64 else _long(f10))
-        f11 = r1.get('sequence')
-        parts.append(_LENGTHS[f11] if 0 <= f11 < 64 else _long(f11))
-        f12 = r1.get('definitions_version')
-        parts.append(_LENGTHS[f12] if 0 <= f12 < 64 else _int(f12))
-        return b''.join(parts)
-    return encode
-
-def _95a36984ee07cc05ad7d(ns):
-    _LENGTHS = ns['_LENGTHS']
-    _int = ns['_int']
-    _long = ns['_long']
-    default11 = ns['default11']
-    default14 = ns['default14']
-    default17 = ns['default17']
-    default20 = ns['default20']
-    default24 = ns['default24']
-    default30 = ns['default30']
-    default34 = ns['default34']
-    default40 = ns['default40']
-    default46 = ns['default46']
-    pack23 = ns['pack23']
-    symbols13 = ns['symbols13']
-    symbols16 = ns['symbols16']
-    symbols33 = ns['symbols33']
-    @cython.locals(d28=bytes, d38=bytes, d4=bytes, d44=bytes, d52=bytes, d55=bytes, d8=bytes, n29=cython.Py_ssize_t, n39=cython.Py_ssize_t, n45=cython.Py_ssize_t, n5=cython.Py_ssize_t, n53=cython.Py_ssize_t, n56=cython.Py_ssize_t, n9=cython.Py_ssize_t, parts=list, r1=dict, t27=str, t3=str, t37=str, t43=str, t51=str, t54=str, t7=str)
-    def encode(datum):
-        parts = [b'\xc3\x01F\x1bH\x8ey\xec\x87\xbc']
-        r1 = datum
-        if not isinstance(r1, dict): raise TypeError('expected a dict')
-        f2 = r1.get('event_id')
-        t3 = f2
-        if not isinstance(t3, str): raise TypeError('expected text')
-        d4 = t3.encode(); n5 = len(d4)
-        parts.append(_LENGTHS[n5] if n5 < 64 else _long(n5))
-        parts.append(d4)
-        f6 = r1.get('lead_id')
-        t7 = f6
-        if not isinstance(t7, str): raise TypeError('expected text')
-        d8 = t7.encode(); n9 = len(d8)
-        parts.append(_LENGTHS[n9] if n9 < 64 else _long(n9))
-        parts.append(d8)
-        f10 = r1.get('occurred_at')
-        parts.append(_LENGTHS[f10] if 0 <= f10 < 64 else _long(f10))
-        f12 = r1.get('source', default11)
-        parts.append(symbols13[f12])
-        f15 = r1.get('activity', default14)
-        parts.append(symbols16[f15])
-        f18 = r1.get('decision_by', default17)
-        u19 = f18
-        if u19 is None: parts.append(b'\x00')
-        else:
-            parts.append(b'\x02')
-            parts.append(_LENGTHS[u19] if 0 <= u19 < 64 else _int(u19))
-        f21 = r1.get('amount', default20)
-        u22 = f21
-        if u22 is None: parts.append(b'\x00')
-        else:
-            parts.append(b'\x02')
-            parts.append(pack23(u22))
-        f25 = r1.get('currency', default24)
-        u26 = f25
-        if u26 is None: parts.append(b'\x00')
-        else:
-            parts.append(b'\x02')
-            t27 = u26
-            if not isinstance(t27, str): raise TypeError('expected text')
-            d28 = t27.encode(); n29 = len(d28)
-            parts.append(_LENGTHS[n29] if n29 < 64 else _long(n29))
-            parts.append(d28)
-        f31 = r1.get('team', default30)
-        u32 = f31
-        if u32 is None: parts.append(b'\x00')
-        else:
-            parts.append(b'\x02')
-            parts.append(symbols33[u32])
-        f35 = r1.get('assessed_stage', default34)
-        u36 = f35
-        if u36 is None: parts.append(b'\x00')
-        else:
-            parts.append(b'\x02')
-            t37 = u36
-            if not isinstance(t37, str): raise TypeError('expected text')
-            d38 = t37.encode(); n39 = len(d38)
-            parts.append(_LENGTHS[n39] if n39 < 64 else _long(n39))
-            parts.append(d38)
-        f41 = r1.get('reason', default40)
-        u42 = f41
-        if u42 is None: parts.append(b'\x00')
-        else:
-            parts.append(b'\x02')
-            t43 = u42
-            if not isinstance(t43, str): raise TypeError('expected text')
-            d44 = t43.encode(); n45 = len(d44)
-            parts.append(_LENGTHS[n45] if n45 < 64 else _long(n45))
-            parts.append(d44)
-        f47 = r1.get('attributes', default46)
-        m48 = f47
-        if m48:
-            parts.append(_long(len(m48)))
-            for k49, v50 in m48.items():
-                t51 = k49
-                if not isinstance(t51, str): raise TypeError('expected text')
-                d52 = t51.encode(); n53 = len(d52)
-                parts.append(_LENGTHS[n53] if n53 < 64 else _long(n53))
-                parts.append(d52)
-                t54 = v50
-                if not isinstance(t54, str): raise TypeError('expected text')
-                d55 = t54.encode(); n56 = len(d55)
-                parts.append(_LENGTHS[n56] if n56 < 64 else _long(n56))
-                parts.append(d55)
-        parts.append(b'\x00')
+        x11 = f10
+        if 0 <= x11 < 64: parts.append(_LENGTHS[x11])
+        elif type(x11) is int and -9223372036854775808 <= x11 <= 9223372036854775807:
+            v12 = x11; z13 = (v12 << 1) ^ (v12 >> 63); o14 = bytearray()
+            while z13 >= 0x80: o14.append((z13 & 0x7F) | 0x80); z13 >>= 7
+            o14.append(z13); parts.append(o14)
+        else: parts.append(_long(x11))
+        f15 = r1.get('sequence')
+        x16 = f15
+        if 0 <= x16 < 64: parts.append(_LENGTHS[x16])
+        elif type(x16) is int and -9223372036854775808 <= x16 <= 9223372036854775807:
+            v17 = x16; z18 = (v17 << 1) ^ (v17 >> 63); o19 = bytearray()
+            while z18 >= 0x80: o19.append((z18 & 0x7F) | 0x80); z18 >>= 7
+            o19.append(z18); parts.append(o19)
+        else: parts.append(_long(x16))
+        f20 = r1.get('definitions_version')
+        x21 = f20
+        if 0 <= x21 < 64: parts.append(_LENGTHS[x21])
+        elif type(x21) is int and -2147483648 <= x21 <= 2147483647:
+            v22 = x21; z23 = (v22 << 1) ^ (v22 >> 63); o24 = bytearray()
+            while z23 >= 0x80: o24.append((z23 & 0x7F) | 0x80); z23 >>= 7
+            o24.append(z23); parts.append(o24)
+        else: parts.append(_int(x21))
         return b''.join(parts)
     return encode
 
@@ -732,18 +750,26 @@ def _96ce0aa6df2c3f345c2c(ns):
         return value, pos
     return decode
 
-def _c87837a4ec0e63389f73(ns):
+def _a929c46ef10c592330c7(ns):
     _LENGTHS = ns['_LENGTHS']
     _int = ns['_int']
     _long = ns['_long']
-    default11 = ns['default11']
-    default17 = ns['default17']
-    default26 = ns['default26']
-    default37 = ns['default37']
-    symbols25 = ns['symbols25']
-    @cython.locals(d15=bytes, d21=bytes, d30=bytes, d35=bytes, d4=bytes, d43=bytes, d46=bytes, d8=bytes, n16=cython.Py_ssize_t, n22=cython.Py_ssize_t, n31=cython.Py_ssize_t, n36=cython.Py_ssize_t, n44=cython.Py_ssize_t, n47=cython.Py_ssize_t, n5=cython.Py_ssize_t, n9=cython.Py_ssize_t, parts=list, r1=dict, t14=str, t20=str, t29=str, t3=str, t34=str, t42=str, t45=str, t7=str)
+    default15 = ns['default15']
+    default18 = ns['default18']
+    default21 = ns['default21']
+    default28 = ns['default28']
+    default32 = ns['default32']
+    default38 = ns['default38']
+    default42 = ns['default42']
+    default48 = ns['default48']
+    default54 = ns['default54']
+    pack31 = ns['pack31']
+    symbols17 = ns['symbols17']
+    symbols20 = ns['symbols20']
+    symbols41 = ns['symbols41']
+    @cython.locals(d36=bytes, d4=bytes, d46=bytes, d52=bytes, d60=bytes, d63=bytes, d8=bytes, n37=cython.Py_ssize_t, n47=cython.Py_ssize_t, n5=cython.Py_ssize_t, n53=cython.Py_ssize_t, n61=cython.Py_ssize_t, n64=cython.Py_ssize_t, n9=cython.Py_ssize_t, o14=bytearray, o27=bytearray, parts=list, r1=dict, t3=str, t35=str, t45=str, t51=str, t59=str, t62=str, t7=str, v12=cython.longlong, v25=cython.longlong, z13=cython.ulonglong, z26=cython.ulonglong)
     def encode(datum):
-        parts = [b'\xc3\x01\x08V\x13\x1f\xdc\x803\xd8']
+        parts = [b'\xc3\x01F\x1bH\x8ey\xec\x87\xbc']
         r1 = datum
         if not isinstance(r1, dict): raise TypeError('expected a dict')
         f2 = r1.get('event_id')
@@ -758,65 +784,87 @@ def _c87837a4ec0e63389f73(ns):
         d8 = t7.encode(); n9 = len(d8)
         parts.append(_LENGTHS[n9] if n9 < 64 else _long(n9))
         parts.append(d8)
-        f10 = r1.get('sequence')
-        parts.append(_LENGTHS[f10] if 0 <= f10 < 64 else _long(f10))
-        f12 = r1.get('previous_stage', default11)
-        u13 = f12
-        if u13 is None: parts.append(b'\x00')
+        f10 = r1.get('occurred_at')
+        x11 = f10
+        if 0 <= x11 < 64: parts.append(_LENGTHS[x11])
+        elif type(x11) is int and -9223372036854775808 <= x11 <= 9223372036854775807:
+            v12 = x11; z13 = (v12 << 1) ^ (v12 >> 63); o14 = bytearray()
+            while z13 >= 0x80: o14.append((z13 & 0x7F) | 0x80); z13 >>= 7
+            o14.append(z13); parts.append(o14)
+        else: parts.append(_long(x11))
+        f16 = r1.get('source', default15)
+        parts.append(symbols17[f16])
+        f19 = r1.get('activity', default18)
+        parts.append(symbols20[f19])
+        f22 = r1.get('decision_by', default21)
+        u23 = f22
+        if u23 is None: parts.append(b'\x00')
         else:
             parts.append(b'\x02')
-            t14 = u13
-            if not isinstance(t14, str): raise TypeError('expected text')
-            d15 = t14.encode(); n16 = len(d15)
-            parts.append(_LENGTHS[n16] if n16 < 64 else _long(n16))
-            parts.append(d15)
-        f18 = r1.get('stage', default17)
-        u19 = f18
-        if u19 is None: parts.append(b'\x00')
+            x24 = u23
+            if 0 <= x24 < 64: parts.append(_LENGTHS[x24])
+            elif type(x24) is int and -2147483648 <= x24 <= 2147483647:
+                v25 = x24; z26 = (v25 << 1) ^ (v25 >> 63); o27 = bytearray()
+                while z26 >= 0x80: o27.append((z26 & 0x7F) | 0x80); z26 >>= 7
+                o27.append(z26); parts.append(o27)
+            else: parts.append(_int(x24))
+        f29 = r1.get('amount', default28)
+        u30 = f29
+        if u30 is None: parts.append(b'\x00')
         else:
             parts.append(b'\x02')
-            t20 = u19
-            if not isinstance(t20, str): raise TypeError('expected text')
-            d21 = t20.encode(); n22 = len(d21)
-            parts.append(_LENGTHS[n22] if n22 < 64 else _long(n22))
-            parts.append(d21)
-        f23 = r1.get('changed_at')
-        parts.append(_LENGTHS[f23] if 0 <= f23 < 64 else _long(f23))
-        f24 = r1.get('cause')
-        parts.append(symbols25[f24])
-        f27 = r1.get('cause_event_id', default26)
-        u28 = f27
-        if u28 is None: parts.append(b'\x00')
+            parts.append(pack31(u30))
+        f33 = r1.get('currency', default32)
+        u34 = f33
+        if u34 is None: parts.append(b'\x00')
         else:
             parts.append(b'\x02')
-            t29 = u28
-            if not isinstance(t29, str): raise TypeError('expected text')
-            d30 = t29.encode(); n31 = len(d30)
-            parts.append(_LENGTHS[n31] if n31 < 64 else _long(n31))
-            parts.append(d30)
-        f32 = r1.get('definitions_version')
-        parts.append(_LENGTHS[f32] if 0 <= f32 < 64 else _int(f32))
-        f33 = r1.get('reason')
-        t34 = f33
-        if not isinstance(t34, str): raise TypeError('expected text')
-        d35 = t34.encode(); n36 = len(d35)
-        parts.append(_LENGTHS[n36] if n36 < 64 else _long(n36))
-        parts.append(d35)
-        f38 = r1.get('facts', default37)
-        m39 = f38
-        if m39:
-            parts.append(_long(len(m39)))
-            for k40, v41 in m39.items():
-                t42 = k40
-                if not isinstance(t42, str): raise TypeError('expected text')
-                d43 = t42.encode(); n44 = len(d43)
-                parts.append(_LENGTHS[n44] if n44 < 64 else _long(n44))
-                parts.append(d43)
-                t45 = v41
-                if not isinstance(t45, str): raise TypeError('expected text')
-                d46 = t45.encode(); n47 = len(d46)
-                parts.append(_LENGTHS[n47] if n47 < 64 else _long(n47))
-                parts.append(d46)
+            t35 = u34
+            if not isinstance(t35, str): raise TypeError('expected text')
+            d36 = t35.encode(); n37 = len(d36)
+            parts.append(_LENGTHS[n37] if n37 < 64 else _long(n37))
+            parts.append(d36)
+        f39 = r1.get('team', default38)
+        u40 = f39
+        if u40 is None: parts.append(b'\x00')
+        else:
+            parts.append(b'\x02')
+            parts.append(symbols41[u40])
+        f43 = r1.get('assessed_stage', default42)
+        u44 = f43
+        if u44 is None: parts.append(b'\x00')
+        else:
+            parts.append(b'\x02')
+            t45 = u44
+            if not isinstance(t45, str): raise TypeError('expected text')
+            d46 = t45.encode(); n47 = len(d46)
+            parts.append(_LENGTHS[n47] if n47 < 64 else _long(n47))
+            parts.append(d46)
+        f49 = r1.get('reason', default48)
+        u50 = f49
+        if u50 is None: parts.append(b'\x00')
+        else:
+            parts.append(b'\x02')
+            t51 = u50
+            if not isinstance(t51, str): raise TypeError('expected text')
+            d52 = t51.encode(); n53 = len(d52)
+            parts.append(_LENGTHS[n53] if n53 < 64 else _long(n53))
+            parts.append(d52)
+        f55 = r1.get('attributes', default54)
+        m56 = f55
+        if m56:
+            parts.append(_LENGTHS[len(m56)] if len(m56) < 64 else _long(len(m56)))
+            for k57, v58 in m56.items():
+                t59 = k57
+                if not isinstance(t59, str): raise TypeError('expected text')
+                d60 = t59.encode(); n61 = len(d60)
+                parts.append(_LENGTHS[n61] if n61 < 64 else _long(n61))
+                parts.append(d60)
+                t62 = v58
+                if not isinstance(t62, str): raise TypeError('expected text')
+                d63 = t62.encode(); n64 = len(d63)
+                parts.append(_LENGTHS[n64] if n64 < 64 else _long(n64))
+                parts.append(d63)
         parts.append(b'\x00')
         return b''.join(parts)
     return encode
@@ -824,8 +872,8 @@ def _c87837a4ec0e63389f73(ns):
 FACTORIES: dict[str, Callable[[dict[str, Any]], Any]] = {
     '00ca2045aca467853571': _00ca2045aca467853571,
     '027d008d01231d273378': _027d008d01231d273378,
-    '211b373c7b54bb675003': _211b373c7b54bb675003,
-    '95a36984ee07cc05ad7d': _95a36984ee07cc05ad7d,
+    '04750cd713c550227818': _04750cd713c550227818,
+    '5b92ca11735009d6cff4': _5b92ca11735009d6cff4,
     '96ce0aa6df2c3f345c2c': _96ce0aa6df2c3f345c2c,
-    'c87837a4ec0e63389f73': _c87837a4ec0e63389f73,
+    'a929c46ef10c592330c7': _a929c46ef10c592330c7,
 }
