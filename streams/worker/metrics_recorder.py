@@ -38,32 +38,33 @@ def record_signals(metrics: Metrics, signals: Iterable[Signal]) -> None:
     amounts: dict[str, float] = defaultdict(float)
     #: (histogram, stage label) -> durations
     durations: dict[tuple[str, str], list[float]] = defaultdict(list)
-    stage = metrics.stage_label
+    stage_label = metrics.stage_labels  # stage -> label value, subscripted in C
     for s in signals:
         if isinstance(s, StageChanged):
             # str() of the StrEnum is its value, without the call of Enum's `value` property
-            counts[("stage_changes", stage(s.from_stage), stage(s.to_stage), str(s.cause))] += 1
+            counts[("stage_changes", stage_label[s.from_stage], stage_label[s.to_stage],
+                    str(s.cause))] += 1
         elif isinstance(s, TimeInStage):
-            durations[("time_in_stage", stage(s.stage))].append(max(0.0, s.seconds))
+            durations[("time_in_stage", stage_label[s.stage])].append(max(0.0, s.seconds))
         elif isinstance(s, Assessment):
             team = s.team if s.team in _TEAMS else "other"
-            counts[("assessments", team, stage(s.assessed_stage), stage(s.objective_stage),
-                    s.verdict)] += 1
+            counts[("assessments", team, stage_label[s.assessed_stage],
+                    stage_label[s.objective_stage], s.verdict)] += 1
         elif isinstance(s, SalesDecision):
-            counts[("sales_decisions", stage(s.stage), s.decision)] += 1
+            counts[("sales_decisions", stage_label[s.stage], s.decision)] += 1
         elif isinstance(s, HandoffResponse):
-            durations[("handoff_response", stage(s.stage))].append(max(0.0, s.seconds))
+            durations[("handoff_response", stage_label[s.stage])].append(max(0.0, s.seconds))
         elif isinstance(s, SlaBreach):
-            counts[("sla_breaches", stage(s.stage))] += 1
+            counts[("sla_breaches", stage_label[s.stage])] += 1
         elif isinstance(s, Trimmed):
             counts[("trimmed", s.part)] += 1
         elif isinstance(s, PropertyRejected):
             name = s.property if s.property in metrics.property_labels else "other"
             counts[("property_rejected", name)] += 1
         elif isinstance(s, Deal):
-            counts[("deals_closed", stage(s.stage), s.outcome)] += 1
+            counts[("deals_closed", stage_label[s.stage], s.outcome)] += 1
             if s.outcome == "won" and math.isfinite(s.amount) and s.amount > 0:
-                amounts[stage(s.stage)] += s.amount
+                amounts[stage_label[s.stage]] += s.amount
     for (name, *labels), n in counts.items():
         getattr(metrics, name).labels(*labels).inc(n)
     for label, amount in amounts.items():
