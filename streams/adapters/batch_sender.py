@@ -125,7 +125,7 @@ class BatchSender:
         # BatchBuilder.append wraps it in Python that serializes with no serializer set and
         # checks a closed flag that nothing sets before `flush`, and took more time than the
         # builder itself (bench/README.md)
-        # positional: a compiled call with keywords builds a dict for them, per record
+        # positional: the builder matches keywords by name, about 20 ns a record (timeit)
         if builder.append(count, None, key, value, headers or _NO_HEADERS) is None:
             self._full.append((tp, self._batches.pop(tp), count))
             builder = self._new_builder(tp)

@@ -225,7 +225,7 @@ class CommitProtocol:
         for partition, watermark in unsent.items():
             sender.add(changelog, WATERMARK_KEY, watermark, None, partition)
         for b in built:
-            # positional (headers None): compiled, a call with keywords builds a dict per state
+            # positional (headers None): the sender would match a keyword by name, per state
             sender.add(changelog, b.key, b.value, None, b.partition)
         written = await sender.flush(tolerate, self._dropped)
         store.put_local_many(((b.partition, b.lead_id, b.value) for b in built),
