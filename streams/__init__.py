@@ -56,6 +56,7 @@ MODULES = (
     "streams.wire.outputs",
     "streams.adapters.histograms",
     "streams.adapters.input_records",
+    "streams.adapters.produce_wire",
     "streams.adapters.lead_store",
     "streams.adapters.batch_sender",
     "streams.worker.metrics_recorder",

@@ -29,9 +29,10 @@ from typing import Any
 
 from aiokafka import errors as Errors
 from aiokafka.partitioner import DefaultPartitioner
-from aiokafka.protocol.produce import ProduceRequest
 from aiokafka.structs import TopicPartition
 from murmurhash2 import murmurhash2
+
+from streams.adapters.produce_wire import Produce
 
 log = logging.getLogger(__name__)
 #: Keys whose partition hash is kept between flushes: a lead's key is hashed for its input
@@ -224,9 +225,8 @@ class BatchSender:
                     continue
                 by_node.setdefault(node, {}).setdefault(tp[0], []).append((tp[1], data))
             replies = await asyncio.gather(*[
-                client.send(node, ProduceRequest(None, producer._sender._acks,
-                                                 producer._request_timeout_ms,
-                                                 list(topics.items())))
+                client.send(node, Produce(producer._sender._acks, producer._request_timeout_ms,
+                                          list(topics.items())))
                 for node, topics in by_node.items()], return_exceptions=True)
             for topics, reply in zip(by_node.values(), replies, strict=True):
                 if isinstance(reply, BaseException):

@@ -78,7 +78,10 @@ class Broker:
         self.tracked.append(topic)
 
     async def send(self, node: int, request: ProduceRequest) -> Any:
-        wire = ProduceRequest_v7.decode(io.BytesIO(request.build(ProduceRequest_v7).encode()))
+        # as aiokafka's connection does: the request built for the broker's versions (produce
+        # v3 to v12, as Kafka 4 answers), encoded; the answer decoded by its RESPONSE_TYPE
+        built = request.prepare({ProduceRequest.API_KEY: (3, 12)})
+        wire = ProduceRequest_v7.decode(io.BytesIO(built.encode()))
         assert wire.required_acks == -1
         sent: dict[tuple[str, int], list[Records]] = {}
         for topic, partitions in wire.topics:
@@ -108,7 +111,7 @@ class Broker:
                 answered.append((partition, code, base if code == 0 else -1, -1, 0))
             answers.append((topic, answered))
         response = ProduceResponse_v7(topics=answers, throttle_time_ms=0)
-        return ProduceResponse_v7.decode(io.BytesIO(response.encode()))
+        return built.RESPONSE_TYPE.decode(io.BytesIO(response.encode()))
 
     def force_metadata_update(self) -> None:
         self.metadata_updates += 1
