@@ -1,10 +1,10 @@
 """The produce request the batch sender sends, and its response, in one pass each.
 
 aiokafka builds a request as a struct of its schema and encodes it by walking that schema in
-Python, and decodes the response the same way: for a commit's 24 partition batches that took
-about 100 µs and 80 µs (timeit), and a worker at a steady rate commits twice per fetch, a
-hundred or more fetches a second (bench/README.md, "Where a cycle's wall time goes now"). Here
-the same bytes are written with a few `struct.pack` calls, and the response's fields read with
+Python, and decodes the response the same way, for every flush; a worker at a steady rate
+flushes twice per fetch, a hundred or more fetches a second, so that Python was a share of each
+cycle's CPU (bench/README.md, "The produce request and response in one pass"). Here the same
+bytes are written with a few `struct.pack` calls, and the response's fields read with
 `unpack_from`.
 
 Only ProduceRequest v7 (the version aiokafka itself picks from every broker since Kafka 2.1, and
