@@ -34,7 +34,6 @@ _PARTITION = Struct(">ii")
 #: a partition's answer: partition, error code, base offset, log append time, log start offset
 _ANSWER = Struct(">ihqqq")
 _ANSWER_SIZE = _ANSWER.size
-_VERSION = 7
 
 
 class ProduceResponse:
@@ -115,7 +114,7 @@ class Produce(ProduceRequest):  # type: ignore[misc]
 
     def prepare(self, versions: dict[int, tuple[int, int]]) -> Any:
         span = versions.get(self.API_KEY)
-        if span is not None and span[0] <= _VERSION <= span[1]:
+        if span is not None and span[0] <= _ProduceV7.API_VERSION <= span[1]:
             return _ProduceV7(self._required_acks, self._timeout, self._topics)
         return super().prepare(versions)
 

@@ -120,15 +120,11 @@ class Metrics:
         for name in properties:
             self.property_rejected.labels(name)
 
-    def stage_label(self, stage: str | None) -> str:
-        """A stage as a label value: one of the definitions' stages, "none", or "other"."""
-        return self.stage_labels[stage]
-
 
 class StageLabels(dict[str | None, str]):
     """stage -> label value, "other" for a stage not in it. A dict, so the compiled metrics
-    recorder reads a label with a subscript in C (three per stage change), where a call of
-    `Metrics.stage_label` entered the interpreter."""
+    recorder reads a label with a subscript in C (three per stage change), where a method of
+    Metrics (an uncompiled module) would enter the interpreter."""
 
     def __missing__(self, stage: str | None) -> str:
         return "other"
