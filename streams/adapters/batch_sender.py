@@ -63,6 +63,11 @@ _NO_HEADERS: list[tuple[str, bytes]] = []
 #: Called for records of a tolerated topic that Kafka refused: (topic, partition, count, error).
 Dropped = Callable[[str, int, int, BaseException], None]
 
+#: the requests of a round: (node -> topic -> [(partition, data)], a task per node's request,
+#: the batches that found no leader with that error)
+_Issued = tuple[dict[int, dict[str, list[tuple[int, bytes]]]], list["asyncio.Future[Any]"],
+                dict[tuple[str, int], Errors.KafkaError]]
+
 
 class BatchSender:
     @classmethod
@@ -152,12 +157,38 @@ class BatchSender:
         written per (topic, partition). A batch of a `tolerate`d topic that Kafka refuses is
         reported to `dropped` (and logged CRITICAL); any other refusal raises KafkaWriteError
         once every batch has an answer."""
+        started = await self._start()
+        if started is None:
+            return {}
+        return await self._complete(*started, tolerate, dropped)
+
+    async def send(self, tolerate: Collection[str] = (), dropped: Dropped | None = None
+                   ) -> asyncio.Future[dict[tuple[str, int], int]]:
+        """Send everything added, and return once its produce requests are written (or waiting
+        for a connection), without waiting for their answers: the future holds what `flush`
+        would return, or raises what it would raise. Records added after this call go with a
+        later send."""
+        started = await self._start()
+        if started is None:
+            done: asyncio.Future[dict[tuple[str, int], int]] = \
+                asyncio.get_running_loop().create_future()
+            done.set_result({})
+            return done
+        # one turn of the loop: the requests' tasks run to their writes, which aiokafka's
+        # connection makes at once, so the broker works on them while the caller goes on
+        await asyncio.sleep(0)
+        return asyncio.ensure_future(self._complete(*started, tolerate, dropped))
+
+    async def _start(self) -> tuple[list[dict[tuple[str, int], tuple[Any, int]]],
+                                    dict[tuple[str, int], tuple[bytes, int]], _Issued] | None:
+        """Everything added, taken (before any await, so later adds go with the next send) and
+        grouped into rounds, the first round built and its requests issued."""
         batches = self._full + [(tp, b, self._counts[tp]) for tp, b in self._batches.items()]
         self._full, self._batches, self._counts = [], {}, {}
         if len(self._hashes) > HASH_CACHE_SIZE:
             self._hashes = {}
         if not batches:
-            return {}
+            return None
         # the producer's client refreshes the metadata only of the topics it was asked for
         await self.prepare(list({topic for (topic, _), _, _ in batches}))
         # Kafka takes one record batch per partition in a produce request: a partition with
@@ -171,18 +202,25 @@ class BatchSender:
                 pending = {}
                 rounds.append(pending)
             pending[tp] = (builder, count)
+        sending = _built(rounds[0])
+        return rounds, sending, self._issue(sending)
+
+    async def _complete(self, rounds: list[dict[tuple[str, int], tuple[Any, int]]],
+                        sending: dict[tuple[str, int], tuple[bytes, int]], issued: _Issued,
+                        tolerate: Collection[str], dropped: Dropped | None
+                        ) -> dict[tuple[str, int], int]:
+        """The rounds' answers (the first round's requests issued), the later rounds sent in
+        turn; as `flush` returns or raises."""
         last: dict[tuple[str, int], int] = {}
         failures: list[str] = []
         refused: set[tuple[str, int]] = set()
-        sending = _built(rounds[0])
         for number in range(len(rounds)):
             if number + 1 < len(rounds):
-                # the next round's batches are built (their CRCs computed) meanwhile
-                answering = asyncio.ensure_future(self._produce(sending))
+                # the next round's batches are built (their CRCs computed) while this round's
+                # requests are answered: one turn of the loop writes them first
+                await asyncio.sleep(0)
                 built_next = _built(rounds[number + 1])
-                answers = await answering
-            else:
-                answers = await self._produce(sending)
+            answers = await self._produce(sending, issued)
             for (topic, partition), answer in answers.items():
                 count = sending[(topic, partition)][1]
                 if isinstance(answer, BaseException):
@@ -201,33 +239,44 @@ class BatchSender:
             if number + 1 < len(rounds):
                 # never a partition's later batch without its earlier one
                 sending = {tp: b for tp, b in built_next.items() if tp not in refused}
+                issued = self._issue(sending)
         if failures:
             raise KafkaWriteError("Kafka did not acknowledge " + "; ".join(failures))
         return last
 
-    async def _produce(self, pending: dict[tuple[str, int], tuple[bytes, int]]
-                       ) -> dict[tuple[str, int], int | BaseException]:
-        """One produce request per leader for the batches (one per partition); retried as
-        aiokafka's sender retries (retriable errors, after its backoff, with fresh metadata
-        where the error says it is stale) until the producer's request timeout. Returns each
-        partition's base offset, or the error that refused its batch."""
+    def _issue(self, pending: dict[tuple[str, int], tuple[bytes, int]]) -> _Issued:
+        """One produce request per leader for the batches, each in a task of its own (aiokafka's
+        `client.send`, which writes it in the task's first step); the batches of partitions
+        without a leader, with the error that says so."""
+        producer = self._producer
+        client = producer.client
+        by_node: dict[int, dict[str, list[tuple[int, bytes]]]] = {}
+        unacknowledged: dict[tuple[str, int], Errors.KafkaError] = {}
+        for tp, (data, _) in pending.items():
+            node = client.cluster.leader_for_partition(TopicPartition(*tp))
+            if node is None or node < 0:
+                unacknowledged[tp] = Errors.LeaderNotAvailableError()
+                continue
+            by_node.setdefault(node, {}).setdefault(tp[0], []).append((tp[1], data))
+        requests = [asyncio.ensure_future(client.send(
+            node, Produce(producer._sender._acks, producer._request_timeout_ms,
+                          list(topics.items()))))
+            for node, topics in by_node.items()]
+        return by_node, requests, unacknowledged
+
+    async def _produce(self, pending: dict[tuple[str, int], tuple[bytes, int]],
+                       issued: _Issued) -> dict[tuple[str, int], int | BaseException]:
+        """The answers to `issued` (the batches of `pending`); retried as aiokafka's sender
+        retries (retriable errors, after its backoff, with fresh metadata where the error says
+        it is stale) until the producer's request timeout. Returns each partition's base
+        offset, or the error that refused its batch."""
         producer = self._producer
         client = producer.client
         deadline = monotonic() + producer._request_timeout_ms / 1000
         answers: dict[tuple[str, int], int | BaseException] = {}
         while True:
-            by_node: dict[int, dict[str, list[tuple[int, bytes]]]] = {}
-            unacknowledged: dict[tuple[str, int], Errors.KafkaError] = {}
-            for tp, (data, _) in pending.items():
-                node = client.cluster.leader_for_partition(TopicPartition(*tp))
-                if node is None or node < 0:
-                    unacknowledged[tp] = Errors.LeaderNotAvailableError()
-                    continue
-                by_node.setdefault(node, {}).setdefault(tp[0], []).append((tp[1], data))
-            replies = await asyncio.gather(*[
-                client.send(node, Produce(producer._sender._acks, producer._request_timeout_ms,
-                                          list(topics.items())))
-                for node, topics in by_node.items()], return_exceptions=True)
+            by_node, requests, unacknowledged = issued
+            replies = await asyncio.gather(*requests, return_exceptions=True)
             for topics, reply in zip(by_node.values(), replies, strict=True):
                 if isinstance(reply, BaseException):
                     if not isinstance(reply, Errors.KafkaError):
@@ -267,6 +316,7 @@ class BatchSender:
                 client.force_metadata_update()
             await asyncio.sleep(producer._sender._retry_backoff)
             await client._maybe_wait_metadata()
+            issued = self._issue(pending)
 
 
 def _built(pending: dict[tuple[str, int], tuple[Any, int]]

@@ -73,6 +73,8 @@ class Broker:
     metadata_updates: int = 0
     #: topics whose metadata the client was asked to keep (aiokafka refreshes only those)
     tracked: list[str] = field(default_factory=list)
+    #: if set, requests are answered only once it is (those before are taken, as written)
+    answering: asyncio.Event | None = None
 
     async def _wait_on_metadata(self, topic: str) -> None:
         self.tracked.append(topic)
@@ -93,6 +95,8 @@ class Broker:
         assert all(topic in self.tracked for topic, _ in sent), "metadata kept for each topic"
         self.requests.append((node, sent))
         await asyncio.sleep(0)
+        if self.answering is not None:
+            await self.answering.wait()
         if self.down:
             self.down -= 1
             raise kafka_errors.KafkaConnectionError("connection reset")
@@ -339,3 +343,37 @@ def test_a_record_larger_than_a_batch_goes_in_a_batch_of_its_own():
     assert [[value for _, _, value, _ in batch] for batch in broker.log[tp]] \
         == [[b"a"], [big], [b"b"]]
     assert last == {tp: 2}
+
+
+def test_send_returns_with_its_requests_written_and_their_answers_still_to_come():
+    """The commit protocol's step 2 goes on to the next batch once its requests are out: the
+    broker must have them when `send` returns, and records added after it go separately."""
+    broker = broker_leading()
+    sender = sender_on(Producer(broker))
+
+    async def scenario() -> None:
+        broker.answering = asyncio.Event()
+        sender.add("t", b"k", b"first", partition=0)
+        acknowledged = await sender.send()
+        assert [sorted(sent) for _, sent in broker.requests] == [[("t", 0)]]  # written
+        assert not acknowledged.done()
+        sender.add("t", b"k", b"second", partition=0)  # not part of that send
+        broker.answering.set()
+        assert await acknowledged == {("t", 0): 0}
+        assert await sender.flush() == {("t", 0): 1}
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert [[v for _, _, v, _ in b] for b in broker.log[("t", 0)]] == [[b"first"], [b"second"]]
+
+
+def test_a_refusal_of_a_send_is_raised_by_its_future():
+    broker = broker_leading()
+    broker.errors[("t", 1)] = [TOPIC_AUTHORIZATION_FAILED]
+    sender = sender_on(Producer(broker))
+
+    async def scenario() -> None:
+        sender.add("t", b"k", b"a", partition=1)
+        acknowledged = await sender.send()
+        with pytest.raises(KafkaWriteError, match="TopicAuthorizationFailed"):
+            await acknowledged
+        assert await (await sender.send()) == {}  # nothing left over
+    asyncio.run(scenario())
