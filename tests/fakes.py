@@ -4,12 +4,13 @@ worker pipeline built on them."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka.partitioner import murmur2
 
@@ -146,9 +147,18 @@ class Sender:
         self.pending.append(Sent(topic, key, value, list(headers or []), partition))
 
     async def flush(self, tolerate: Any = (), dropped: Any = None) -> dict[tuple[str, int], int]:
+        return await (await self.send(tolerate, dropped))
+
+    async def send(self, tolerate: Any = (), dropped: Any = None
+                   ) -> asyncio.Future[dict[tuple[str, int], int]]:
+        """As BatchSender.send: what was added is taken now, and answered in a task."""
         self.flushes += 1
         batch, self.pending = self.pending, []
-        if self.flushes == self.fail_on_flush:
+        return asyncio.ensure_future(self._answer(self.flushes, batch, tolerate, dropped))
+
+    async def _answer(self, flush: int, batch: list[Sent], tolerate: Any, dropped: Any
+                      ) -> dict[tuple[str, int], int]:
+        if flush == self.fail_on_flush:
             raise ConnectionError("broker gone")
         for sent in batch:
             refused = sent.topic in self.refuse_topics or sent.size > BROKER_RECORD_LIMIT
@@ -201,3 +211,16 @@ def lead_pipeline(store: MemoryStore | None = None, sender: Sender | None = None
     pipeline.metrics.initialise(machine.definitions.stage_names, machine.handoff_stage,
                                 machine.verdict, tuple(machine.definitions.properties))
     return pipeline
+
+
+T = TypeVar("T")
+
+
+def settled(pipeline: LeadPipeline, work: Awaitable[T]) -> T:
+    """Runs a batch, sweep or scan of `pipeline` (in a loop of its own) to the end the worker
+    waits for before it lets its partitions go: its changes acknowledged (`drain`)."""
+    async def whole() -> T:
+        result = await work
+        await pipeline.drain()
+        return result
+    return asyncio.run(whole())

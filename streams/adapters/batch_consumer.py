@@ -22,7 +22,8 @@ The guarantees of Faust's path are kept:
 - a batch is never started while a rebalance is under way, and a revocation waits for the
   batch in flight (as Faust's `wait_empty` waits for unacknowledged events) so a partition is
   never handled by two workers at once;
-- stopping the worker lets the batch in flight finish instead of cancelling it halfway.
+- stopping the worker lets the batch in flight finish instead of cancelling it halfway, and
+  waits for what it left in flight (`BatchInput.drain`).
 """
 
 from __future__ import annotations
@@ -46,12 +47,19 @@ log = logging.getLogger(__name__)
 BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
 
 
+async def _nothing_in_flight() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class BatchInput:
     topic: str
     handler: BatchHandler
     #: the consumer's fetch.max.wait.ms (Settings.fetch_max_wait_ms says why it matters)
     fetch_max_wait_ms: int
+    #: waits for what a handler that returned left in flight (the worker: its last batch's
+    #: changes, sent but not yet acknowledged); revocation and shutdown wait for it
+    drain: Callable[[], Awaitable[None]] = _nothing_in_flight
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
@@ -196,10 +204,15 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     async def wait_empty(self) -> None:
         """Revocation and shutdown wait for the batch in flight, then commit."""
+        await self._batch_done()
+        await super().wait_empty()
+
+    async def _batch_done(self) -> None:
+        """The batch in flight handled, and what its handler left in flight done."""
         inflight = self._inflight
         if inflight is not None and not inflight.done():
             await asyncio.wait([inflight])
-        await super().wait_empty()
+        await self.app.batch_input.drain()  # type: ignore[attr-defined]
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:

@@ -163,7 +163,7 @@ def build(settings: Settings) -> WorkerAssembly:
     # committed only after their batch.
     app.topics.add(activity_topic)
     app.batch_input = BatchInput(settings.topic_activity, pipeline.process_batch,
-                                 settings.fetch_max_wait_ms)
+                                 settings.fetch_max_wait_ms, pipeline.drain)
 
     async def pause_fence() -> None:
         fence.tick()

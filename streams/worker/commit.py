@@ -11,24 +11,36 @@ Input batches, time sweeps and post-rebalance scans all end here. For the leads 
 - Step 1, states: each state (with its outbox of unconfirmed changes) goes to the table's
   changelog, with the batch's dead letters and re-routed input; once Kafka has acknowledged,
   the states go to local RocksDB with the changelog offset they reach (in one write batch).
-- Step 2, publish: the outboxes go to the output topics; wait for the acknowledgements.
-- Step 3, confirm: one watermark per partition says that outboxes up to this batch are
-  published: written locally now and to the changelog with the next step 1. A state whose
-  outbox batch is at or below its partition's watermark is confirmed; if a watermark is lost,
-  the same changes are published once more (same ids, same content).
+- Step 2, publish: the outboxes go to the output topics. `commit` returns once their requests
+  are written; the acknowledgements are waited for meanwhile (`drain`), while the caller works
+  on its next batch: at a steady rate that wait was about a seventh of every cycle
+  (bench/README.md, "Step 2 acknowledged in the background").
+- Step 3, confirm: once step 2 is acknowledged, one watermark per partition says that outboxes
+  up to this batch are published: written locally then and to the changelog with the next step
+  1. A state whose outbox batch is at or below its partition's watermark is confirmed; if a
+  watermark is lost, the same changes are published once more (same ids, same content).
 
-All records go out through one BatchSender: one aiokafka batch per partition, one await. Input
-offsets count as processed only after the batch's commit returns (BatchConsumer records them when
-the handler returns; Faust's commit loop commits them). A crash before step 1 completes replays
-the input; a crash between steps 1 and 2 leaves an outbox that the next touch of the lead, or
-the scan after the rebalance, publishes. A Kafka write the protocol needs that fails (or any
-other failure of a step) goes to the injected `on_fatal`, which ends the process in the worker:
-acknowledging the input then could lose changes. The pause fence is checked before steps 1 and
-2, so a worker that was frozen past its session never writes.
+The next batch's step 1 waits for the last batch's step 3. So no later state is durable before
+the changes it follows are (a state read meanwhile counts the batch in flight as published,
+`settle`, and writing it without that outbox is safe only then), and one batch's records are
+never overtaken by the next one's on an output topic, even when the sender retries.
+
+All records go out through one BatchSender: one aiokafka batch per partition, one request per
+broker. Input offsets count as processed once the batch's commit returns (BatchConsumer records
+them when the handler returns; Faust's commit loop commits them): its states are durable then.
+A crash before step 1 completes replays the input; a crash between steps 1 and 3 leaves an
+outbox that the next touch of the lead, or the scan after the rebalance, publishes. A Kafka
+write the protocol needs that fails (or any other failure of a step) goes to the injected
+`on_fatal`, which ends the process in the worker, as soon as it is known: acknowledging more
+input then could lose changes. A revocation, a shutdown and a rescan wait for step 2 (`drain`),
+so a partition's next owner never publishes before this worker's last changes are written. The
+pause fence is checked before steps 1 and 2, so a worker that was frozen past its session
+never writes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -119,6 +131,9 @@ class Sender(Protocol):
     async def flush(self, tolerate: Any = (), dropped: Any = None
                     ) -> dict[tuple[str, int], int]: ...
 
+    async def send(self, tolerate: Any = (), dropped: Any = None
+                   ) -> asyncio.Future[dict[tuple[str, int], int]]: ...
+
 
 def exit_process(exc: BaseException) -> None:
     """The worker's `on_fatal`: acknowledging the input now could lose changes, so the process
@@ -149,15 +164,27 @@ class CommitProtocol:
         self._last_batch = 0
         #: the batch that records are being built for (0: none open)
         self._open_batch = 0
+        #: step 2 of the last batch, until it is acknowledged and step 3 is done
+        self._publishing: asyncio.Future[None] | None = None
+        #: that batch (0: none in flight)
+        self._publishing_batch = 0
+        #: why a step 2 failed: every later commit raises it, as on_fatal was told
+        self._failure: BaseException | None = None
 
     def reset(self, partitions: Iterable[int]) -> None:
-        """After a rebalance: the watermarks of the partitions now held, from the store."""
+        """After a rebalance (and `drain`): the watermarks of the partitions now held, from the
+        store."""
+        if self._publishing_batch:
+            raise RuntimeError("reset while a batch is being published: drain first")
         self.watermarks = {p: self.store.watermark(p) for p in partitions}
         self._open_batch = 0
 
     def settle(self, partition: int, state: LeadState) -> None:
-        """Drop an outbox the partition's watermark says was published."""
-        if state.outbox and state.outbox_batch <= self._watermark(partition):
+        """Drop an outbox the partition's watermark says was published, or that the batch in
+        flight publishes: the next step 1, which would write the state without it, waits for
+        that batch's acknowledgements, and ends the process instead if they fail."""
+        if state.outbox and (state.outbox_batch <= self._watermark(partition)
+                             or state.outbox_batch == self._publishing_batch):
             state.published()
 
     def _watermark(self, partition: int) -> int:
@@ -199,15 +226,52 @@ class CommitProtocol:
                            state.next_review, u.signals, u.inputs, value, changes, current)
 
     async def commit(self, built: list[LeadRecords]) -> None:
-        """Make the open batch's records durable and published (steps 1 to 3), and close it. A
-        failure of the protocol itself goes to `on_fatal`."""
+        """Make the open batch's records durable (step 1) and send its changes (step 2), and
+        close it; steps 2 and 3 end in the background (`drain`). A failure of the protocol
+        itself goes to `on_fatal`."""
         try:
             await self._commit(built)
         except Exception as exc:
-            self.on_fatal(exc)
+            if exc is not self._failure:  # a step 2's failure went to on_fatal when it came
+                self.on_fatal(exc)
             raise
         finally:
             self._open_batch = 0
+
+    async def drain(self) -> None:
+        """Wait until the last batch's changes are acknowledged and confirmed (step 3); raises
+        what made its step 2 fail."""
+        publishing = self._publishing
+        if publishing is not None:
+            # not cancelled with the caller: a commit half confirmed would publish twice
+            await asyncio.wait((publishing,))
+            if self._publishing is publishing:
+                self._publishing = None
+        if self._failure is not None:
+            raise self._failure
+
+    async def _confirm(self, acknowledged: asyncio.Future[Any], batch: int,
+                       published: set[int]) -> None:
+        """Steps 2 and 3 of `batch` once its requests are written: the acknowledgements, then
+        one watermark per partition (locally now, on the changelog with the next step 1)."""
+        try:
+            await acknowledged
+        except Exception as exc:
+            self._publishing_batch = 0
+            self._failure = exc
+            try:
+                self.on_fatal(exc)  # the worker ends here, without waiting for a next commit
+            except Exception as raised:  # an on_fatal that raises (tests): commits raise it
+                self._failure = raised
+            return
+        watermark = str(batch).encode()
+        store = self.store
+        for partition in published:
+            self.watermarks[partition] = batch
+            store.put_watermark_local(partition, watermark)
+            self._unsent_watermarks[partition] = watermark
+        if self._publishing_batch == batch:
+            self._publishing_batch = 0
 
     def _dropped(self, topic: str, partition: int, count: int, exc: BaseException) -> None:
         self.on_dead_letters_dropped(count)
@@ -219,6 +283,7 @@ class CommitProtocol:
         batch = self.open()
         self.fence.check()
         await sender.prepare([outputs.stage_changes, outputs.stages, outputs.dlq])
+        await self.drain()  # the last batch's step 3 (its watermarks go with this step 1)
 
         # Step 1: the states (with their outboxes) are durable before anything is published.
         unsent, self._unsent_watermarks = self._unsent_watermarks, {}
@@ -233,7 +298,7 @@ class CommitProtocol:
                               if topic == changelog})
         self.fence.check()
 
-        # Step 2: publish the outboxes.
+        # Step 2: publish the outboxes; acknowledged, and step 3 done, in the background.
         published: set[int] = set()
         for b in built:
             if b.changes:
@@ -241,11 +306,8 @@ class CommitProtocol:
                     sender.add(outputs.stage_changes, b.key, change)
                 sender.add(outputs.stages, b.key, b.current)
                 published.add(b.partition)
-        await sender.flush(tolerate, self._dropped)
-
-        # Step 3: confirm, one watermark per partition (locally now, on the changelog next).
-        watermark = str(batch).encode()
-        for partition in published:
-            self.watermarks[partition] = batch
-            store.put_watermark_local(partition, watermark)
-            self._unsent_watermarks[partition] = watermark
+        if published:
+            acknowledged = await sender.send(tolerate, self._dropped)
+            self._publishing_batch = batch
+            self._publishing = asyncio.ensure_future(
+                self._confirm(acknowledged, batch, published))

@@ -6,10 +6,11 @@ An input batch (one fetch), part by part of whole partitions: every record passe
 on to the right partition instead of being applied where a second copy of the lead would grow;
 each lead's events are folded into its state by the stage machine and its records built at once
 (commit.py, step 0), so its decoded state goes before the next lead's is read; then the part is
-committed.
-The fetch's offsets count as processed once every part is committed. A sweep re-evaluates the
-leads whose review time has come (DueIndex); a scan after each rebalance rebuilds the index and
-counts, publishes unconfirmed outboxes and re-evaluates leads staged under older definitions.
+committed. The fetch's offsets count as processed once every part is committed: its states
+durable, its changes sent (commit.py says why their acknowledgements need not be waited for). A
+sweep re-evaluates the leads whose review time has come (DueIndex); a scan after each rebalance
+rebuilds the index and counts, publishes unconfirmed outboxes and re-evaluates leads staged
+under older definitions.
 
 A failure confined to one lead stays with that lead: an exception while applying its events,
 sweeping or scanning it, or building its records sends its events of the batch to the DLQ (with
@@ -322,6 +323,7 @@ class LeadPipeline:
             self.partitions = set(partitions)
             self.due.clear()
             self.stage_counts = {p: Counter() for p in partitions}
+            await self.commits.drain()  # the watermarks read next include the last batch's
             self.commits.reset(partitions)
             built: list[LeadRecords] = []
             scanned = 0
@@ -351,6 +353,12 @@ class LeadPipeline:
             await self._commit(built)
             self._set_gauge()
             self.ready = True
+
+    async def drain(self) -> None:
+        """Wait until the last commit's changes are acknowledged (commit.py, step 2): before a
+        revocation or a shutdown lets the partitions go."""
+        async with self.lock:
+            await self.commits.drain()
 
     # --- after the commit protocol -------------------------------------------------------------
 

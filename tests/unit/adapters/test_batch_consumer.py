@@ -53,3 +53,26 @@ def test_changelogs_revoked_partitions_and_empty_lists_are_left_alone():
     unread(consumer, {changelog: [Record(0)], gone: [Record(7)], p0: [],
                       TP("input", 2): [Record(9)]})  # revoked while seeking: no error
     assert consumer.seeks == []
+
+
+def test_revocation_and_shutdown_wait_for_the_batch_and_then_for_what_it_left_in_flight():
+    """The worker's handler returns with its changes sent, not acknowledged: the partitions
+    must not go to their next owner before they are (commit.py, step 2)."""
+    order: list[str] = []
+
+    async def scenario() -> None:
+        async def batch() -> None:
+            await asyncio.sleep(0.01)
+            order.append("batch handled")
+
+        async def drain() -> None:
+            await asyncio.sleep(0.01)
+            order.append("changes acknowledged")
+
+        consumer = SimpleNamespace(
+            app=SimpleNamespace(batch_input=BatchInput("input", None, 20, drain)),  # type: ignore[arg-type]
+            _inflight=asyncio.ensure_future(batch()))
+        await BatchConsumer._batch_done(consumer)  # type: ignore[arg-type]
+        order.append("partitions let go")
+    asyncio.run(scenario())
+    assert order == ["batch handled", "changes acknowledged", "partitions let go"]

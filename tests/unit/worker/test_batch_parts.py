@@ -4,7 +4,6 @@ fetch still cost one state read and one write (a lead lives in one partition).""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -12,7 +11,15 @@ import pytest
 
 from streams.worker import pipeline as pipeline_module
 from streams.worker.pipeline import PART_RECORDS, LeadPipeline
-from tests.fakes import MemoryStore, Message, Sender, activity_record, lead_pipeline, message
+from tests.fakes import (
+    MemoryStore,
+    Message,
+    Sender,
+    activity_record,
+    lead_pipeline,
+    message,
+    settled,
+)
 
 NOW = int(time.time() * 1000)
 PARTITIONS = 4
@@ -80,7 +87,7 @@ def fetch(leads_per_partition: int, events_per_lead: int) -> tuple[list[Message]
 def test_each_part_is_committed_before_the_next_is_decoded(monkeypatch):
     records, home = fetch(leads_per_partition=2, events_per_lead=2)  # 4 records per partition
     pipeline, _, trace = traced_worker(monkeypatch, part_records=8)
-    asyncio.run(pipeline.process_batch(records))
+    settled(pipeline, pipeline.process_batch(records))
     # Two parts of two partitions each: decode, read and write the first, then the second.
     steps = []
     for step, what in trace:
@@ -95,7 +102,7 @@ def test_each_part_is_committed_before_the_next_is_decoded(monkeypatch):
 def test_a_leads_events_in_the_fetch_cost_one_read_and_one_write(monkeypatch):
     records, home = fetch(leads_per_partition=3, events_per_lead=4)  # 12 records per partition
     pipeline, store, trace = traced_worker(monkeypatch, part_records=5)  # one partition a part
-    asyncio.run(pipeline.process_batch(records))
+    settled(pipeline, pipeline.process_batch(records))
     reads = [p for step, p in trace if step == "read"]
     writes = [p for step, p in trace if step == "write"]
     assert sorted(reads) == sorted(writes) == sorted(home.values())  # once per lead
@@ -111,6 +118,6 @@ def test_a_small_fetch_is_one_commit(monkeypatch):
     assert len(records) < PART_RECORDS
     pipeline, _, trace = traced_worker(monkeypatch, part_records=PART_RECORDS)
     sender = pipeline.sender
-    asyncio.run(pipeline.process_batch(records))
+    settled(pipeline, pipeline.process_batch(records))
     assert sender.flushes == 2  # step 1 and step 2 of one commit  # type: ignore[attr-defined]
     assert [step for step, _ in trace].count("write") == len(records)

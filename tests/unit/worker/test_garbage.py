@@ -3,7 +3,6 @@ each batch is done, however it ended."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import time
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ import pytest
 
 from streams.worker.garbage import YOUNG_EVERY, collection_paused, settle_memory
 from streams.worker.pipeline import LeadPipeline
-from tests.fakes import MemoryStore, Sender, activity_record, lead_pipeline, message
+from tests.fakes import MemoryStore, Sender, activity_record, lead_pipeline, message, settled
 
 NOW = int(time.time() * 1000)
 
@@ -56,7 +55,7 @@ def records(leads: int) -> list[Any]:
 def test_the_collector_is_off_while_a_batch_is_handled_and_on_after_it() -> None:
     store, fatal = WatchingStore(), []
     worker = pipeline(store, Sender(), fatal)
-    asyncio.run(worker.process_batch(records(5)))
+    settled(worker, worker.process_batch(records(5)))
     assert store.seen == [False, False]  # its read and its write
     assert gc.isenabled()
     assert fatal == [] and all(store.get(0, f"L{i}") is not None for i in range(5))
@@ -66,7 +65,7 @@ def test_the_collector_is_back_after_a_batch_whose_commit_failed() -> None:
     store, fatal = WatchingStore(), []
     worker = pipeline(store, Sender(fail_on_flush=1), fatal)
     with pytest.raises(ConnectionError):  # reported to on_fatal, and raised
-        asyncio.run(worker.process_batch(records(3)))
+        settled(worker, worker.process_batch(records(3)))
     assert fatal and isinstance(fatal[0], ConnectionError)  # the batch did fail
     assert gc.isenabled()
 

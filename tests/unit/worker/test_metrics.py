@@ -1,6 +1,5 @@
 """The metric names and labels of DESIGN §6 are a contract with dashboards and alerts."""
 
-import asyncio
 import time
 
 from prometheus_client import generate_latest
@@ -18,7 +17,7 @@ from streams.core.signals import (
 )
 from streams.worker.metrics import Metrics
 from streams.worker.metrics_recorder import record_signals
-from tests.fakes import Sender, activity_record, lead_pipeline, message
+from tests.fakes import Sender, activity_record, lead_pipeline, message, settled
 
 DESIGN = {
     "leadstage_events_total": {"source", "activity", "outcome"},
@@ -182,12 +181,12 @@ def test_the_leads_gauge_follows_stage_moves_and_not_events_that_move_nothing():
     """Driven through the pipeline: a lead counts in one stage at a time, whatever events
     that leave its stage where it is come between its moves."""
     pipeline = lead_pipeline(sender=Sender(partitions=2))
-    asyncio.run(pipeline.rescan({0, 1}))  # the partitions this worker holds
+    settled(pipeline, pipeline.rescan({0, 1}))  # the partitions this worker holds
     now = int(time.time() * 1000)
     offsets = iter(range(100))
 
     def batch(*events: tuple[str, str, str]) -> None:
-        asyncio.run(pipeline.process_batch([
+        settled(pipeline, pipeline.process_batch([
             message(activity_record(event_id, lead, now - 60_000 + next(offsets), activity),
                     offset=next(offsets), partitions=2)
             for event_id, lead, activity in events]))

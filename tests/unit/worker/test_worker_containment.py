@@ -5,7 +5,6 @@ codecs, stage machine and size limits, and the shared in-memory fakes."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -24,6 +23,7 @@ from tests.fakes import (
     default_definitions,
     lead_pipeline,
     message,
+    settled,
 )
 
 NOW = int(time.time() * 1000)
@@ -53,10 +53,6 @@ def worker(machine: StageMachine | None = None, store: MemoryStore | None = None
     return lead_pipeline(store, sender, machine=machine), sender
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
 def value(pipeline: LeadPipeline, name: str, **labels: str) -> float:
     return pipeline.metrics.registry.get_sample_value(name, labels) or 0.0
 
@@ -66,7 +62,7 @@ def test_a_lead_that_fails_has_its_events_dead_lettered_at_their_offsets_and_oth
     batch = [message(activity_record("b1", "BAD", NOW - 5000), offset=10),
              message(activity_record("g1", "GOOD", NOW - 4000), offset=11),
              message(activity_record("b2", "BAD", NOW - 3000, "PRICING_VIEWED"), offset=12)]
-    run(pipeline.process_batch(batch))
+    settled(pipeline, pipeline.process_batch(batch))
     assert [c["lead_id"] for c in sender.decoded("changes")] == ["GOOD"]
     dead = sender.on("dlq")
     assert [d.value for d in dead] == [batch[0].value, batch[2].value]  # the original bytes
@@ -85,29 +81,30 @@ def test_a_lead_whose_sweep_fails_is_quarantined_and_the_sweep_goes_on():
     store = MemoryStore()
     pipeline, _ = worker(store=store)
     # Both leads turn warm now and fall back to cold when the 90-day window expires.
-    run(pipeline.process_batch([
+    settled(pipeline, pipeline.process_batch([
         message(activity_record(f"{lead}-{i}", lead, NOW - 1000 + i, kind), offset=i)
         for lead in ("BAD", "GOOD")
         for i, kind in enumerate(["CONTACTED", "PRICING_VIEWED"])]))
     swept_to = NOW + 91 * 86_400_000
     pipeline2, sender2 = worker(BrokenFor("BAD", where="advance"), store)
-    run(pipeline2.rescan({0}))
-    assert run(pipeline2.sweep(now=swept_to)) == 2
+    settled(pipeline2, pipeline2.rescan({0}))
+    assert settled(pipeline2, pipeline2.sweep(now=swept_to)) == 2
     assert [(c["lead_id"], c["stage"], c["cause"]) for c in sender2.decoded("changes")] == [
         ("GOOD", "cold", "TIME")]
     assert pipeline2.quarantined["BAD"].startswith("sweep failed: ValueError: year 10183")
     assert value(pipeline2, "leadstage_lead_failures_total", where="sweep") == 1
     assert value(pipeline2, "leadstage_quarantined_leads") == 1
-    assert run(pipeline2.sweep(now=swept_to + 86_400_000)) == 0  # not retried every sweep
+    # not retried every sweep
+    assert settled(pipeline2, pipeline2.sweep(now=swept_to + 86_400_000)) == 0
 
 
 def test_an_unreadable_state_is_quarantined_by_the_scan_and_the_rest_recover():
     store = MemoryStore()
     pipeline, _ = worker(store=store)
-    run(pipeline.process_batch([message(activity_record("g1", "GOOD", NOW - 1000))]))
+    settled(pipeline, pipeline.process_batch([message(activity_record("g1", "GOOD", NOW - 1000))]))
     store.dbs[0]["CORRUPT"] = b"\x93\x01\x02"  # msgpack, but not a lead state
     again, _ = worker(store=store)
-    run(again.rescan({0}))
+    settled(again, again.rescan({0}))
     assert again.ready and again.stage_counts[0]["cold"] == 1
     assert "scan failed" in again.quarantined["CORRUPT"]
 
@@ -117,20 +114,22 @@ def test_records_on_another_partition_than_their_key_are_rerouted_not_applied():
     record = activity_record("e1", "L-42", NOW - 1000)
     right = message(record, offset=7, partitions=8)
     wrong = Message(right.key, right.value, partition=(right.partition + 1) % 8, offset=7)
-    run(pipeline.process_batch([wrong]))
+    settled(pipeline, pipeline.process_batch([wrong]))
     assert sender.decoded("changes") == []  # no second copy of the lead grew
     (moved,) = sender.on("activity")
     assert (moved.partition, moved.key, moved.value) == (right.partition, right.key, right.value)
     assert dict(moved.headers)["leadstage.rerouted.from"] == f"{wrong.partition}:7".encode()
     assert value(pipeline, "leadstage_events_rerouted_total") == 1
-    run(pipeline.process_batch([Message(moved.key, moved.value, partition=moved.partition)]))
+    settled(pipeline, pipeline.process_batch(
+        [Message(moved.key, moved.value, partition=moved.partition)]))
     assert [c["stage"] for c in sender.decoded("changes")] == ["cold"]
 
 
 @pytest.mark.parametrize(("key", "reason"), [(None, b"missing_key"), (b"L-7", b"key_mismatch")])
 def test_a_record_without_its_lead_id_as_key_is_dead_lettered(key, reason):
     pipeline, sender = worker()
-    run(pipeline.process_batch([message(activity_record("e1", "L-1", NOW - 1000), key=key)]))
+    settled(pipeline, pipeline.process_batch(
+        [message(activity_record("e1", "L-1", NOW - 1000), key=key)]))
     assert sender.decoded("changes") == []
     assert dict(sender.on("dlq")[0].headers)["leadstage.error.reason"] == reason
 
@@ -143,7 +142,7 @@ def test_a_lead_with_many_changes_in_one_fetch_is_committed_in_rounds_losing_non
     batch = [message(activity_record("c", "L", start, "CONTACTED"), offset=0)]
     batch += [message(activity_record(f"p{i}", "L", start + i * 100 * day, "PRICING_VIEWED"),
                       offset=i) for i in range(1, 40)]
-    run(pipeline.process_batch(batch))
+    settled(pipeline, pipeline.process_batch(batch))
     changes = sender.decoded("changes")
     assert len(changes) > 3 * OUTBOX_LIMIT
     assert [c["sequence"] for c in changes] == list(range(1, len(changes) + 1))
@@ -158,12 +157,12 @@ def test_one_lead_flooding_long_ids_keeps_its_state_under_the_bound():
     # passed 1 MB and stopped the partition.
     batch = [message(activity_record(f"{i:0256d}", "L", NOW - 20 * 86_400_000 + i * 1000,
                                      "PAGE_VIEWED"), offset=i) for i in range(4500)]
-    run(pipeline.process_batch(batch))
+    settled(pipeline, pipeline.process_batch(batch))
     raw = pipeline.store.dbs[0]["L"]  # type: ignore[attr-defined]
     assert len(raw) < 128 * 1024 < MAX_STATE_BYTES
     assert value(pipeline, "leadstage_lead_state_trimmed_total", part="event_ids") > 0
     # De-duplication still holds within the ids kept.
-    run(pipeline.process_batch(batch[-10:]))
+    settled(pipeline, pipeline.process_batch(batch[-10:]))
     assert value(pipeline, "leadstage_events_total", source="WEB", activity="PAGE_VIEWED",
                  outcome="duplicate") == 10
 
@@ -171,7 +170,7 @@ def test_one_lead_flooding_long_ids_keeps_its_state_under_the_bound():
 def test_a_huge_poison_record_is_dead_lettered_cut_to_fit_with_its_original_size():
     pipeline, sender = worker()
     garbage = bytes(range(256)) * 4095  # 1,048,320 bytes: the broker accepts it as input
-    run(pipeline.process_batch([Message(b"L1", garbage, offset=3)]))
+    settled(pipeline, pipeline.process_batch([Message(b"L1", garbage, offset=3)]))
     (dead,) = sender.on("dlq")  # the fake broker refuses anything over 1 MiB
     headers = dict(dead.headers)
     assert dead.size <= DLQ_RECORD_LIMIT
@@ -183,7 +182,7 @@ def test_a_huge_poison_record_is_dead_lettered_cut_to_fit_with_its_original_size
 
 def test_a_dead_letter_the_broker_still_refuses_is_skipped_counted_and_not_fatal():
     pipeline, sender = worker(sender=Sender(refuse_topics=frozenset({"dlq"})))
-    run(pipeline.process_batch([Message(b"L1", b"garbage", offset=0),
+    settled(pipeline, pipeline.process_batch([Message(b"L1", b"garbage", offset=0),
                                  message(activity_record("e1", "L1", NOW - 1000), offset=1)]))
     assert [c["stage"] for c in sender.decoded("changes")] == ["cold"]
     assert value(pipeline, "leadstage_dead_letters_dropped_total") == 1
@@ -192,7 +191,8 @@ def test_a_dead_letter_the_broker_still_refuses_is_skipped_counted_and_not_fatal
 def test_only_a_kafka_write_failure_ends_the_worker_and_it_says_what_failed():
     pipeline, _ = worker(sender=Sender(refuse_topics=frozenset({"changes"})))
     with pytest.raises(Fatal, match="bytes to changes"):
-        run(pipeline.process_batch([message(activity_record("e1", "L1", NOW - 1000))]))
+        settled(pipeline, pipeline.process_batch(
+            [message(activity_record("e1", "L1", NOW - 1000))]))
 
 
 def test_a_metrics_failure_after_publishing_is_counted_not_fatal(monkeypatch):
@@ -202,7 +202,7 @@ def test_a_metrics_failure_after_publishing_is_counted_not_fatal(monkeypatch):
         raise RuntimeError("label lock poisoned")
 
     monkeypatch.setattr("streams.worker.pipeline.record_signals", broken)
-    run(pipeline.process_batch([message(activity_record("e1", "L1", NOW - 1000))]))
+    settled(pipeline, pipeline.process_batch([message(activity_record("e1", "L1", NOW - 1000))]))
     assert [c["stage"] for c in sender.decoded("changes")] == ["cold"]
     assert value(pipeline, "leadstage_lead_failures_total", where="metrics") == 1
 
@@ -212,7 +212,7 @@ def test_amounts_no_counter_can_take_are_dead_lettered_not_fatal(amount):
     pipeline, sender = worker()
     won = message(activity_record("w", "L1", NOW - 1000, "DEAL_WON", amount=amount), offset=0)
     good = message(activity_record("c", "L1", NOW - 900, "CONTACTED"), offset=1)
-    run(pipeline.process_batch([won, good]))
+    settled(pipeline, pipeline.process_batch([won, good]))
     assert dict(sender.on("dlq")[0].headers)["leadstage.error.reason"] == b"invalid_amount"
     assert [c["stage"] for c in sender.decoded("changes")] == ["cold"]
     assert value(pipeline, "leadstage_deal_amount_total", stage="cold") == 0
@@ -225,7 +225,7 @@ def test_the_lag_of_every_applied_event_and_only_those_is_observed():
              message(activity_record("g2", "GOOD", now - 2000, "PRICING_VIEWED"), offset=2),
              message(activity_record("b1", "BAD", now - 1000), offset=3),  # dead-lettered
              Message(b"X", b"garbage", offset=4)]
-    run(pipeline.process_batch(batch))
+    settled(pipeline, pipeline.process_batch(batch))
     assert value(pipeline, "leadstage_event_lag_seconds_count") == 2
     assert 92 <= value(pipeline, "leadstage_event_lag_seconds_sum") < 100
     assert value(pipeline, "leadstage_event_lag_seconds_bucket", le="60.0") == 1
@@ -250,7 +250,7 @@ def test_a_lead_failing_on_a_later_event_has_none_of_its_events_counted_or_timed
     batch = [message(activity_record("g1", "GOOD", now - 90_000), offset=1),
              message(activity_record("b1", "BAD", now - 50_000), offset=2),  # folded in, then
              message(activity_record("b2", "BAD", now - 1000, "PRICING_VIEWED"), offset=3)]
-    run(pipeline.process_batch(batch))
+    settled(pipeline, pipeline.process_batch(batch))
     assert len(sender.on("dlq")) == 2  # both of BAD's events, the first one included
     assert value(pipeline, "leadstage_event_lag_seconds_count") == 1  # GOOD's only
     assert 89 <= value(pipeline, "leadstage_event_lag_seconds_sum") < 100
