@@ -1,5 +1,6 @@
 """Publishes many records with one await: one record batch per (topic, partition), and one
-produce request per broker for all of them.
+produce request per broker for all of them. `flush` waits for the answers; `send` returns once
+the requests are written, so the caller can work while the broker answers.
 
 Faust's per-message send path costs far more per record than appending to a batch, and would
 make publishing, not the stage logic, the worker's bottleneck (bench/README.md). Keys are
