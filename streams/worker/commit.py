@@ -13,8 +13,8 @@ Input batches, time sweeps and post-rebalance scans all end here. For the leads 
   the states go to local RocksDB with the changelog offset they reach (in one write batch).
 - Step 2, publish: the outboxes go to the output topics. `commit` returns once their requests
   are written; the acknowledgements are waited for meanwhile (`drain`), while the caller works
-  on its next batch: at a steady rate that wait was about a seventh of every cycle
-  (bench/README.md, "Step 2 acknowledged in the background").
+  on its next batch: at a steady rate, when cycles run back to back, that wait was a part of
+  every cycle (bench/README.md, "Step 2 acknowledged in the background").
 - Step 3, confirm: once step 2 is acknowledged, one watermark per partition says that outboxes
   up to this batch are published: written locally then and to the changelog with the next step
   1. A state whose outbox batch is at or below its partition's watermark is confirmed; if a
