@@ -270,8 +270,7 @@ class CommitProtocol:
             self.watermarks[partition] = batch
             store.put_watermark_local(partition, watermark)
             self._unsent_watermarks[partition] = watermark
-        if self._publishing_batch == batch:
-            self._publishing_batch = 0
+        self._publishing_batch = 0  # no later batch is sent before this one is drained
 
     def _dropped(self, topic: str, partition: int, count: int, exc: BaseException) -> None:
         self.on_dead_letters_dropped(count)
