@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from run import EVENTS, LEADS, PARTITIONS, records  # noqa: E402
 
-from streams.adapters.batch_sender import HASH_CACHE_SIZE, murmur2  # noqa: E402
+from streams.adapters.batch_sender import HASH_CACHE_SIZE  # noqa: E402
+from streams.adapters.murmur2 import murmur2  # noqa: E402
 from tests.fakes import Message, Sender, lead_pipeline, partition_of  # noqa: E402
 
 FETCH_RECORDS = 20_000  # the worker's default fetch (LEADSTAGE_MAX_POLL_RECORDS)

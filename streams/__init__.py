@@ -55,6 +55,7 @@ MODULES = (
     "streams.wire.gate",
     "streams.wire.outputs",
     "streams.adapters.histograms",
+    "streams.adapters.murmur2",
     "streams.adapters.input_records",
     "streams.adapters.produce_wire",
     "streams.adapters.lead_store",

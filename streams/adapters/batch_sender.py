@@ -31,8 +31,8 @@ from typing import Any
 from aiokafka import errors as Errors
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
-from murmurhash2 import murmurhash2
 
+from streams.adapters.murmur2 import murmur2
 from streams.adapters.produce_wire import Produce
 
 log = logging.getLogger(__name__)
@@ -43,19 +43,6 @@ HASH_CACHE_SIZE = 50_000
 
 class KafkaWriteError(RuntimeError):
     """Kafka did not acknowledge records the caller needs durable; says which and why."""
-
-
-#: Kafka's murmur2 is MurmurHash2 (32-bit) with this seed (Java's Utils.murmur2).
-_MURMUR_SEED = 0x9747B28C
-
-
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2: the same 32-bit result as Java's Utils.murmur2 and aiokafka's. In C
-    (the `murmurhash2` package): every lead an input batch touches has its key hashed for the
-    input check, and at a million leads the pure-Python hash took about 2 µs of the worker's
-    time per event (bench/README.md)."""
-    hashed: int = murmurhash2(data, _MURMUR_SEED)
-    return hashed
 
 
 #: headers of a record that has none, shared: the C builder takes a list and only iterates it
