@@ -4,6 +4,7 @@ topics, and a consumer of committed transactions only, keep aiokafka's ConsumerR
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import struct
 from collections.abc import Iterator
@@ -98,6 +99,37 @@ def test_records_and_position_are_aiokafkas_from_the_fetch_offset_on(module: Mod
         assert all(type(r) is module.InputRecord for r in ours)
         assert ([_fields(r) for r in ours], position) == _aiokafka(data, fetch_offset)
         assert [r.offset for r in ours] == list(range(fetch_offset, 115)) and position == 115
+
+
+def _tracked_allocations(module: ModuleType, data: bytes) -> tuple[list[Any], int]:
+    """The records of `data`, and how much unpacking them added to the count of tracked
+    objects that triggers a young collection."""
+    gc.disable()
+    try:
+        counted = gc.get_count()[0]
+        ours, _ = _ours(module, data, 0)
+        return ours, gc.get_count()[0] - counted
+    finally:
+        gc.enable()
+
+
+def test_a_fetch_adds_nothing_the_cycle_collector_counts_or_walks(module: ModuleType) -> None:
+    # compiled, records are untracked and those without headers share one empty tuple: a
+    # young collection is triggered by tracked allocations, and walks every tracked object
+    ours, added = _tracked_allocations(module, _batch(0, 1000))
+    assert [r.offset for r in ours] == list(range(1000))
+    assert all(r.headers is module.NO_HEADERS for r in ours)
+    if module is input_records:
+        assert not any(gc.is_tracked(r) for r in ours)
+        assert added <= 10
+    else:  # interpreted: one tracked object per record, and no list
+        assert 1000 <= added <= 1010
+
+
+def test_headers_are_kept_as_fetched(module: ModuleType) -> None:
+    ours, _ = _tracked_allocations(module, _batch(0, 4, headers=True))
+    assert [list(r.headers) for r in ours] == [
+        [], [("leadstage.rerouted.from", b"3:17")], [], [("leadstage.rerouted.from", b"3:17")]]
 
 
 def test_a_transaction_marker_yields_no_record_and_moves_the_position_past_it(
