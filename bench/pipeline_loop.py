@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,6 @@ sys.path.insert(0, str(ROOT))
 
 from run import EVENTS, LEADS, PARTITIONS, records  # noqa: E402
 
-from streams.adapters.batch_sender import HASH_CACHE_SIZE  # noqa: E402
 from streams.adapters.murmur2 import murmur2  # noqa: E402
 from tests.fakes import Message, Sender, lead_pipeline, partition_of  # noqa: E402
 
@@ -37,21 +36,14 @@ class QuietSender(Sender):
     """Takes records and acknowledges every flush at once, keeping none (the fakes' sender
     keeps every record for the tests to read); hashes keys as the worker's BatchSender does."""
 
-    hashes: dict[bytes, int] = field(default_factory=dict)
-
     def partition_for(self, topic: str, key: bytes) -> int:
-        hashed = self.hashes.get(key)
-        if hashed is None:
-            hashed = self.hashes[key] = murmur2(key) & 0x7FFFFFFF
-        return hashed % self.partitions
+        return (murmur2(key) & 0x7FFFFFFF) % self.partitions
 
     def add(self, topic: str, key: bytes | None, value: bytes | None,
             headers: Any = None, partition: int | None = None) -> None:
         pass
 
     async def flush(self, tolerate: Any = (), dropped: Any = None) -> dict[tuple[str, int], int]:
-        if len(self.hashes) > HASH_CACHE_SIZE:
-            self.hashes = {}
         return {}
 
     async def send(self, tolerate: Any = (), dropped: Any = None

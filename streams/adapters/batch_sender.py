@@ -36,9 +36,6 @@ from streams.adapters.murmur2 import murmur2
 from streams.adapters.produce_wire import Produce
 
 log = logging.getLogger(__name__)
-#: Keys whose partition hash is kept between flushes: a lead's key is hashed for its input
-#: check, its changes and its current stage, and a dict hit costs a tenth of even the C hash.
-HASH_CACHE_SIZE = 50_000
 
 
 class KafkaWriteError(RuntimeError):
@@ -73,8 +70,6 @@ class BatchSender:
         self._full: list[tuple[tuple[str, int], Any, int]] = []
         self._counts: dict[tuple[str, int], int] = {}
         self._partitions: dict[str, list[int]] = {}
-        #: key -> murmur2 hash: a lead's input check, changes and current stage share a key
-        self._hashes: dict[bytes | None, int] = {}
 
     async def prepare(self, topics: list[str]) -> None:
         """Learn the partition counts of the topics (once)."""
@@ -97,10 +92,8 @@ class BatchSender:
         """The partition Java's (and kafka-python's, aiokafka's) default partitioner gives
         `key` in `topic` (learnt by `prepare`)."""
         partitions = self._partitions[topic]
-        hashed = self._hashes.get(key)
-        if hashed is None:
-            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
-        return partitions[hashed % len(partitions)]  # DefaultPartitioner's rule
+        # DefaultPartitioner's rule
+        return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
 
     def add(self, topic: str, key: bytes | None, value: bytes | None,
             headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
@@ -173,8 +166,6 @@ class BatchSender:
         grouped into rounds, the first round built and its requests issued."""
         batches = self._full + [(tp, b, self._counts[tp]) for tp, b in self._batches.items()]
         self._full, self._batches, self._counts = [], {}, {}
-        if len(self._hashes) > HASH_CACHE_SIZE:
-            self._hashes = {}
         if not batches:
             return None
         # the producer's client refreshes the metadata only of the topics it was asked for
