@@ -177,8 +177,6 @@ class LeadPipeline:
                                    key in stored, stored.pop(key, None))
                 if left:
                     rest[key] = left
-                # its decoded events go now, still in the CPU's cache, not with the whole part
-                items.clear()
             await self._commit(built)
             if not rest:
                 break
