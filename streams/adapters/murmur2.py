@@ -5,9 +5,10 @@ Written here, and compiled with the hot modules (streams/__init__.py, MODULES) w
 types (murmur2.pxd), rather than called from the `murmurhash2` package: that package lets go of
 the interpreter's lock around every hash, and a 20 ns hash is then a hand-over. In the worker,
 whenever Faust's consumer thread was waiting to unpack the next fetch, the event loop gave it
-the lock at each of the ~18,000 hashes a second of a live stream and waited to get it back: 1% of
-the loop's time in a soak, 7,745 calls of 70 µs on average (bench/README.md, "The interpreter's
-lock given away"). Interpreted, this is the same hash in Python integers, masked to 32 bits.
+the lock at one of the 19,574 hashes a second of a live stream and waited to get it back: 1% of
+the loop's time in a soak, where 7,680 calls in 94 s took 70 µs on average (bench/README.md,
+"The interpreter's lock given away"). Interpreted, this is the same hash in Python integers,
+masked to 32 bits.
 """
 
 from __future__ import annotations
