@@ -10,12 +10,15 @@ fetched offsets count as processed when the handler returns. Table changelogs be
 Faust's Recovery bookkeeping updated as its own per-record loop does. Records of any other topic
 still take Faust's own path.
 
-It also sets the consumer's fetch wait, which Faust fixes at 1,500 ms (BatchInput), and has the
-input topic's records unpacked by input_records, with less work per record than aiokafka's.
+It also sets the consumer's fetch wait, which Faust fixes at 1,500 ms (BatchInput), has the
+input topic's records unpacked by input_records, with less work per record than aiokafka's,
+and sizes each batch so that it takes the partitions' fetched records whole where it can
+(`whole_partitions`).
 
 It relies on internals of faust-streaming 0.15 (the consumer's offset maps, Recovery's offsets
-and end-of-recovery signal, the consumer thread's factory) and of aiokafka (the fetch wait read
-at start); pyproject pins faust-streaming below 0.16 for that reason.
+and end-of-recovery signal, the consumer thread's factory and its `_fetch_records`) and of
+aiokafka (the fetch wait read at start, the fetcher's results and how it lets them go);
+pyproject pins faust-streaming below 0.16 for that reason.
 
 The guarantees of Faust's path are kept:
 - offsets are committed only after the handler returned (at-least-once);
@@ -228,8 +231,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
 class _BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Faust's consumer thread, with the fetch wait of BatchInput instead of Faust's fixed
-    1,500 ms (aiokafka reads it when the consumer starts), and the input topic's records
-    unpacked by input_records."""
+    1,500 ms (aiokafka reads it when the consumer starts), the input topic's records
+    unpacked by input_records, and batches made of whole partitions' fetches
+    (`whole_partitions`)."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
@@ -237,6 +241,70 @@ class _BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = batch_input.fetch_max_wait_ms
         input_records.install([batch_input.topic])
         return consumer
+
+    async def _fetch_records(self, consumer: Any, active_partitions: set[TP],
+                             timeout: float | None = None, max_records: int | None = None
+                             ) -> Any:
+        if max_records is None:
+            return await super()._fetch_records(consumer, active_partitions, timeout)
+        fetcher = consumer._fetcher
+        records = await super()._fetch_records(
+            consumer, active_partitions, timeout,
+            whole_partitions(fetcher._records, active_partitions, max_records))
+        let_go_read(fetcher, records)
+        return records
+
+
+#: A partition's fetched records that alone are up to this many times the batch size are
+#: handled whole rather than cut at it (`whole_partitions`).
+WHOLE_PARTITION_SLACK = 1.5
+
+
+def whole_partitions(fetched: Mapping[TP, Any], active: set[TP] | None, max_records: int
+                     ) -> int:
+    """The size of the next batch, so that it cuts no partition's fetched records in two
+    where it need not.
+
+    aiokafka fills a batch of `max_records` partition by partition, in the order their fetches
+    came (`fetched`, its fetcher's results), and cuts the last one it takes. A worker that is
+    behind gets each partition's records in fetches about as large as a batch, so nearly every
+    fetch was cut in two and handled in two batches, each with another partition's. But the
+    cost of a batch is mostly per lead it touches (one state read, encode and write for all of
+    a lead's events in it), and a lead's events in two batches are touched twice. So the batch
+    is made as large as the partitions that fit whole, in aiokafka's order; if the first alone
+    is over `max_records`, as large as it, up to WHOLE_PARTITION_SLACK times `max_records`,
+    else `max_records`: aiokafka then cuts it as before. What is not the input topic's
+    (changelogs being recovered) or a fetch error leaves `max_records` as it is."""
+    taken = 0
+    for tp, result in fetched.items():
+        if active and tp not in active:
+            continue  # as aiokafka skips it
+        records = getattr(result, "_partition_records", None)
+        remaining = getattr(records, "remaining", None)
+        count: int | None = remaining() if remaining is not None else None
+        if count is None:
+            break
+        if taken + count > max_records:
+            if not taken and count <= max_records * WHOLE_PARTITION_SLACK:
+                return count
+            break
+        taken += count
+    return taken or max_records
+
+
+def let_go_read(fetcher: Any, drained: Mapping[TP, Any]) -> None:
+    """Let go of the fetched records of the partitions `drained` that were read to their end.
+    aiokafka does so only when a batch asks for more than is left, and a partition is fetched
+    again only once it has, so a batch of exactly a partition's records (`whole_partitions`)
+    would leave its next fetch to wait for the next batch."""
+    results = fetcher._records
+    for tp in drained:
+        result = results.get(tp)
+        records = getattr(result, "_partition_records", None)
+        if records is not None and records.remaining() == 0:
+            result.getall()  # the end of its records, as aiokafka reads it: nothing more
+            del results[tp]
+            fetcher._notify(fetcher._wait_consume_future)  # as aiokafka: fetch it again
 
 
 class _Replayed:

@@ -68,6 +68,8 @@ class InputPartitionRecords(_AIOKAFKA_RECORDS):  # type: ignore[misc, valid-type
     input_topics: frozenset[str] = frozenset()
     #: the offset after the last record yielded: the consumer's position once it is read
     next_fetch_offset: int
+    #: the offset after the fetch's last record batch (input topics only)
+    end_offset: int
     _records_iterator: Iterator[Any] | None
 
     def __init__(self, tp: Any, records: Any, aborted_transactions: Any, fetch_offset: int,
@@ -79,7 +81,17 @@ class InputPartitionRecords(_AIOKAFKA_RECORDS):  # type: ignore[misc, valid-type
                        and isolation_level == fetcher.READ_UNCOMMITTED
                        and key_deserializer is None and value_deserializer is None)
         if self._input:
-            self._records_iterator = self._unpack_input()
+            # The batches' headers are read now, their records as they are iterated: the
+            # last batch's end says how many records the fetch holds (`remaining`).
+            batches = []
+            memory_records = self._records
+            try:
+                while memory_records.has_next():
+                    batches.append(memory_records.next_batch())
+            except CorruptRecordException:
+                pass  # raised again, as aiokafka raises it, once the batches before it are read
+            self.end_offset = batches[-1].next_offset if batches else fetch_offset
+            self._records_iterator = self._unpack_input(batches)
 
     def __iter__(self) -> Iterator[Any]:
         # The generator itself: FetchResult.getall's loop then resumes it without a call of
@@ -89,13 +101,19 @@ class InputPartitionRecords(_AIOKAFKA_RECORDS):  # type: ignore[misc, valid-type
             return self._records_iterator
         return self
 
-    def _unpack_input(self) -> Iterator[InputRecord]:
+    def remaining(self) -> int | None:
+        """The records of the fetch not yet read, at most (compaction leaves gaps in the
+        offsets): what the batch consumer sizes its batches by (batch_consumer.py). None for
+        the records of any other topic."""
+        if not self._input:
+            return None
+        return self.end_offset - self.next_fetch_offset
+
+    def _unpack_input(self, batches: list[Any]) -> Iterator[InputRecord]:
         """aiokafka's `_unpack_records` for a consumer that reads uncommitted records."""
         tp = self._tp
         topic, partition = tp.topic, tp.partition
-        batches = self._records
-        while batches.has_next():
-            batch = batches.next_batch()
+        for batch in _scanned_then_rest(batches, self._records):
             if self._check_crcs and not batch.validate_crc():
                 raise CorruptRecordException(f"Invalid CRC - {tp}")
             if not batch.is_control_batch:  # transaction markers: no record of the topic
@@ -108,6 +126,13 @@ class InputPartitionRecords(_AIOKAFKA_RECORDS):  # type: ignore[misc, valid-type
                                       record.value, record.headers or NO_HEADERS)
             # the batch's own end: past records that compaction removed from its tail
             self.next_fetch_offset = batch.next_offset
+
+
+def _scanned_then_rest(scanned: list[Any], memory_records: Any) -> Iterator[Any]:
+    """The batches read ahead, then any the read-ahead stopped before (a corrupt one)."""
+    yield from scanned
+    while memory_records.has_next():
+        yield memory_records.next_batch()
 
 
 def install(topics: Iterable[str]) -> None:

@@ -137,11 +137,13 @@ class Settings:
     web_bind: str = ""
     web_port: int = 6066
     sweep_interval: int = 60
-    #: Records per fetch, at most: one batch of the commit protocol. Most of the cost is per
-    #: lead touched, and each batch waits for two acknowledged flushes, so larger batches go
-    #: faster when the worker is behind; but a batch's decoded states are all held until its
-    #: commit, so peak memory grows with it (README "Sizing" has both measured: smaller batches
-    #: save memory, and cost throughput when the worker is behind on recent leads).
+    #: Records per fetch, at most: one batch of the commit protocol, except that one
+    #: partition's fetched records up to 1.5 times this are handled whole rather than cut
+    #: (adapters/batch_consumer.py, `whole_partitions`). Most of the cost is per lead touched,
+    #: and each batch waits for two acknowledged flushes, so larger batches go faster when the
+    #: worker is behind; but a batch's decoded states are all held until its commit, so peak
+    #: memory grows with it (README "Sizing" has both measured: smaller batches save memory,
+    #: and cost throughput when the worker is behind on recent leads).
     max_poll_records: int = 20_000
     #: How long the broker may hold a fetch that finds no new records. The consumer sends one
     #: fetch at a time to a broker, naming only the partitions with nothing left in its buffer;

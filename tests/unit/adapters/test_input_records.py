@@ -193,3 +193,34 @@ def test_install_makes_aiokafkas_fetcher_unpack_the_topic_with_it(
     input_records.install(["b"])
     assert fetcher.PartitionRecords is input_records.InputPartitionRecords
     assert input_records.InputPartitionRecords.input_topics == {"a", "b"}
+
+
+def test_remaining_counts_the_records_left_from_the_fetch_position(module: ModuleType) -> None:
+    # what the batch consumer sizes its batches by (test_whole_partitions.py)
+    data = _batch(100, 6) + _batch(106, 5) + _batch(111, 4)
+    unpacked = module.InputPartitionRecords(TP, MemoryRecords(data), [], 103, None, None, True,
+                                            fetcher.READ_UNCOMMITTED)
+    assert unpacked.remaining() == 12  # the first batch begins before the fetch offset
+    iterator = iter(unpacked)
+    for _ in range(5):
+        next(iterator)
+    assert unpacked.remaining() == 7
+    assert len(list(iterator)) == 7 and unpacked.remaining() == 0
+    other = module.InputPartitionRecords(TopicPartition("app-leads-changelog", 5),
+                                         MemoryRecords(data), [], 100, None, None, True,
+                                         fetcher.READ_UNCOMMITTED)
+    assert other.remaining() is None
+
+
+def test_a_malformed_batch_is_refused_where_aiokafka_refuses_it(module: ModuleType) -> None:
+    # a batch whose length is under any batch's size: aiokafka raises once the batches before
+    # it are read, and so does this module although it reads the batches' headers ahead
+    data = _batch(0, 3) + struct.pack(">qi", 3, 5) + b"\x00" * 5
+    for records in (_AIOKAFKA(TP, MemoryRecords(data), [], 0, None, None, True,
+                              fetcher.READ_UNCOMMITTED),
+                    module.InputPartitionRecords(TP, MemoryRecords(data), [], 0, None, None,
+                                                 True, fetcher.READ_UNCOMMITTED)):
+        iterator = iter(records)
+        assert [next(iterator).offset for _ in range(3)] == [0, 1, 2]
+        with pytest.raises(CorruptRecordException, match="minimum record overhead"):
+            next(iterator)
