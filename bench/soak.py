@@ -10,8 +10,9 @@ per minute too, the events the worker handled per second (its `leadstage_events_
 every 10 s), how its event-loop thread spent the time (on a core, waiting for one, idle) and
 the cores its other threads, the broker and this load generator took;
 whether the last minute's p99 is within 20% of the first's (issue #18); and whether the worker
-kept up (every minute's p99 within KEPT_UP_P99_MS). Writes bench/soak.json. Measures and
-reports; asserts nothing.
+kept up (every minute's p99 within KEPT_UP_P99_MS). Before and after the run it times the
+worker's pipeline in-process (`machine_speed`), and says whether this machine's speed changed
+meanwhile. Writes bench/soak.json. Measures and reports; asserts nothing.
 
 The measured minutes follow a warm-up at the same rate, reported on its own, and a pause until
 the worker has handled every warm-up event: the broker is started for the run, and its JIT
@@ -43,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from local_kafka import bench_kafka, create_topics  # noqa: E402
 from percentiles import percentile  # noqa: E402
+from pipeline_loop import cpu_us_per_event  # noqa: E402
 from run import (  # noqa: E402
     PARTITIONS,
     WORK,
@@ -76,9 +78,44 @@ def main() -> int:
     # wide enough for the per-minute table when the output goes to a file
     console = Console(width=None if sys.stdout.isatty() else 160)
     rate = float(os.environ.get("SOAK_RATE") or default_rate())
+    with console.status("this machine's speed, before"):
+        before = machine_speed()
     fresh_work()
     with bench_kafka(console.print) as bootstrap:
-        return soak(console, bootstrap, rate)
+        status = soak(console, bootstrap, rate)
+    with console.status("this machine's speed, after"):
+        after = machine_speed()
+    change = after / before - 1
+    console.print(f"this machine's speed: the worker's pipeline in-process took {before:.1f} µs "
+                  f"of CPU per event before the run and {after:.1f} after ({change:+.0%}): "
+                  + ("about the same" if abs(change) <= MACHINE_DRIFT else
+                     "[red]the machine's speed changed[/], so the minutes may differ for "
+                     "that and not for the worker"))
+    results = ROOT / "bench" / "soak.json"
+    report = json.loads(results.read_text())
+    report["machine_pipeline_us_per_event"] = {"before": before, "after": after}
+    results.write_text(json.dumps(report, indent=2) + "\n")
+    return status
+
+
+#: How far the machine's speed may move between before and after the run (machine_speed) for
+#: the run to be read as on one machine: runs of the same code a few minutes apart differ by
+#: up to about this much, while a slow spell took 40% more (bench/README.md, "Soak").
+MACHINE_DRIFT = 0.10
+
+
+def machine_speed() -> float:
+    """CPU µs per event of the worker's pipeline in this process (bench/pipeline_loop.py, the
+    `make bench` events, with the cycle collector off as in the soak's process): this machine's
+    speed for the worker's work moves by up to half within the hour, so a soak is compared with
+    the `make bench` it takes its rate from only when it ran at about the same speed throughout."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return cpu_us_per_event()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def soak(console: Console, bootstrap: str, rate: float) -> int:
