@@ -300,8 +300,8 @@ def let_go_read(fetcher: Any, drained: Mapping[TP, Any]) -> None:
     results = fetcher._records
     for tp in drained:
         result = results.get(tp)
-        records = getattr(result, "_partition_records", None)
-        if records is not None and records.remaining() == 0:
+        remaining = getattr(getattr(result, "_partition_records", None), "remaining", None)
+        if remaining is not None and remaining() == 0:  # None: another topic's, left as is
             result.getall()  # the end of its records, as aiokafka reads it: nothing more
             del results[tp]
             fetcher._notify(fetcher._wait_consume_future)  # as aiokafka: fetch it again

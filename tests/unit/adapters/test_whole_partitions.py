@@ -185,9 +185,12 @@ def test_a_fetch_with_records_left_is_kept() -> None:
 
 
 def test_other_topics_and_fetch_errors_leave_the_batch_size_to_aiokafka() -> None:
-    changelog = Fetched("app-leads-changelog")
+    changelog = Fetched("app-leads-changelog")  # recovered through the same consumer
     changelog.add(0, 0, 22)
     assert whole_partitions(changelog._records, None, MAX) == MAX
+    assert _sizes(changelog.batch(MAX)) == {0: MAX}  # cut, and its rest kept as aiokafka keeps it
+    assert list(changelog._records) == [TopicPartition("app-leads-changelog", 0)]
+    assert _sizes(changelog.batch(MAX)) == {0: 2}
     errors = Fetched()
     errors._records[TopicPartition(TOPIC, 3)] = fetcher.FetchError(error=OSError(), backoff=0)
     errors.add(0, 0, 22)
