@@ -88,7 +88,8 @@ def main() -> int:
     change = after / before - 1
     console.print(f"this machine's speed: the worker's pipeline in-process took {before:.1f} µs "
                   f"of CPU per event before the run and {after:.1f} after ({change:+.0%}): "
-                  + ("about the same" if abs(change) <= MACHINE_DRIFT else
+                  + ("about the same before and after (it can still have moved between)"
+                     if abs(change) <= MACHINE_DRIFT else
                      "[red]the machine's speed changed[/], so the minutes may differ for "
                      "that and not for the worker"))
     results = ROOT / "bench" / "soak.json"
