@@ -82,7 +82,7 @@ def main() -> int:
         before = machine_speed()
     fresh_work()
     with bench_kafka(console.print) as bootstrap:
-        status = soak(console, bootstrap, rate)
+        report = soak(console, bootstrap, rate)
     with console.status("this machine's speed, after"):
         after = machine_speed()
     change = after / before - 1
@@ -92,11 +92,9 @@ def main() -> int:
                      if abs(change) <= MACHINE_DRIFT else
                      "[red]the machine's speed changed[/], so the minutes may differ for "
                      "that and not for the worker"))
-    results = ROOT / "bench" / "soak.json"
-    report = json.loads(results.read_text())
     report["machine_pipeline_us_per_event"] = {"before": before, "after": after}
-    results.write_text(json.dumps(report, indent=2) + "\n")
-    return status
+    (ROOT / "bench" / "soak.json").write_text(json.dumps(report, indent=2) + "\n")
+    return 0
 
 
 #: How far the machine's speed may move between before and after the run (machine_speed) for
@@ -119,7 +117,8 @@ def machine_speed() -> float:
             gc.enable()
 
 
-def soak(console: Console, bootstrap: str, rate: float) -> int:
+def soak(console: Console, bootstrap: str, rate: float) -> dict[str, Any]:
+    """The run itself, its table and verdict printed; returns what bench/soak.json records."""
     # No cycle collection in this process: what it keeps (the latencies seen, the produce times
     # of new leads) is millions of small acyclic objects that every older pass walked again,
     # 1.4 s of CPU per 90 s of a run at 42,592 events/s, on the two cores the worker shares.
@@ -268,12 +267,9 @@ def soak(console: Console, bootstrap: str, rate: float) -> int:
                       f"the worker had every event {lag_s:.1f} s after the last was produced"
                       if lag_s is not None else "the worker did NOT catch up" + (
                           "" if died else " within 300 s")))
-    (ROOT / "bench" / "soak.json").write_text(json.dumps(
-        {"rate": rate, "seconds": SECONDS, "events": n, "warmup": warmup, "minutes": rows,
-         "flat_within_20_percent": flat, "kept_up": kept_up, "caught_up_after_s": lag_s,
-         "worker_exited": died},
-        indent=2) + "\n")
-    return 0
+    return {"rate": rate, "seconds": SECONDS, "events": n, "warmup": warmup, "minutes": rows,
+            "flat_within_20_percent": flat, "kept_up": kept_up, "caught_up_after_s": lag_s,
+            "worker_exited": died}
 
 
 def verdict(p99_ms: list[float]) -> tuple[bool, bool]:
